@@ -1,0 +1,64 @@
+# hookflow: every task of the workspace. `make up` runs the product, `make test` tests it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+LOCAL := deploy/local
+SRC := schemas/src services/gateway/src services/engine/src services/auth/src
+# The environment is rebuilt whenever a pin or a distribution's metadata changes.
+INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml \
+	$(wildcard services/*/pyproject.toml)
+
+.PHONY: help install lock up down test test-unit lint fmt infra-up infra-down infra-status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: $(INSTALL_INPUTS)
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || \
+		{ echo "$(PYTHON) is older than Python 3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/bootstrap.txt
+	$(UV) pip sync --quiet --python $(PY) requirements/lock.txt
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with the pinned dependencies
+
+lock: install ## re-pin requirements/lock.txt from the pyproject files and requirements/dev.in
+	$(UV) pip compile --quiet --python-version 3.11 --no-header requirements/all.in -o requirements/lock.txt
+
+infra-up: ## install (once) and start Kafka and FerretDB
+	$(LOCAL)/infra.sh up
+
+infra-down: ## stop Kafka and FerretDB
+	$(LOCAL)/infra.sh down
+
+infra-status: ## show whether Kafka and FerretDB run
+	$(LOCAL)/infra.sh status
+
+up: install infra-up ## run the product locally
+	@$(LOCAL)/infra.sh env
+
+down: infra-down ## stop everything `make up` started
+
+test: install lint ## lint, then unit and integration tests against real Kafka and FerretDB
+	$(LOCAL)/with-infra.sh $(PY) -m pytest
+
+test-unit: install ## unit tests only: no services needed
+	$(PY) -m pytest -m "not integration"
+
+lint: install ## ruff (lint and format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(SRC) conftest.py
+
+fmt: install ## format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: infra-down ## stop services, remove .venv and .local (installs, data, logs)
+	rm -rf $(VENV) .local

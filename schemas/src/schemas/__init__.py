@@ -1,0 +1,1 @@
+"""Models, topic names and helpers shared by every hookflow service."""

@@ -1,0 +1,40 @@
+"""The error body every service answers with, and its stable codes.
+
+Codes never change meaning once published; docs/errors.md lists them for users.
+"""
+
+from enum import IntEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ErrorCode(IntEnum):
+    """Stable error codes of the public API."""
+
+    AUTH_FAILED = 1000  # fixed by the contract for every callback auth failure
+    MALFORMED_JSON = 2000
+    NOT_AN_OBJECT = 2001
+    INVALID_PARAMETER = 2002
+    INVALID_DEFINITION = 2003
+    INVALID_REQUEST = 2004
+    NOT_FOUND = 4040
+    UNKNOWN_FLOW = 4041
+    UNKNOWN_TRIGGER = 4042
+    UNKNOWN_EXECUTION = 4043
+    UNKNOWN_ACTIVATION = 4044
+    CONFLICT = 4090
+    BODY_TOO_LARGE = 4130
+    UNSUPPORTED_MEDIA_TYPE = 4150
+    RATE_LIMITED = 4290
+    INTERNAL = 5000
+    BROKER_UNAVAILABLE = 5030
+    NOT_READY = 5031
+
+
+class ErrorBody(BaseModel):
+    """`{"code": <int>, "message": <str>}`: the body of every error response."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: int
+    message: str

@@ -1,0 +1,59 @@
+"""Kafka topic names: the one place where they are spelled."""
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "hookflow"
+
+ACTIVATIONS = "activations"
+EXECUTION_STARTS = "execution-starts"
+EXECUTION_EVENTS = "execution-events"
+ACTIVATION_OUTCOMES = "activation-outcomes"
+FLOW_REGISTRY = "flow-registry"
+AUTH_EVENTS = "auth-events"
+
+ALL = (
+    ACTIVATIONS,
+    EXECUTION_STARTS,
+    EXECUTION_EVENTS,
+    ACTIVATION_OUTCOMES,
+    FLOW_REGISTRY,
+    AUTH_EVENTS,
+)
+COMPACTED = frozenset({FLOW_REGISTRY})
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Full topic names under a configurable prefix (one prefix per deployment or test)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def name(self, base: str) -> str:
+        """Return the full name of the topic `base` (one of the constants above)."""
+        if base not in ALL:
+            raise ValueError(f"unknown topic {base!r}")
+        return f"{self.prefix}.{base}" if self.prefix else base
+
+    @property
+    def activations(self) -> str:
+        return self.name(ACTIVATIONS)
+
+    @property
+    def execution_starts(self) -> str:
+        return self.name(EXECUTION_STARTS)
+
+    @property
+    def execution_events(self) -> str:
+        return self.name(EXECUTION_EVENTS)
+
+    @property
+    def activation_outcomes(self) -> str:
+        return self.name(ACTIVATION_OUTCOMES)
+
+    @property
+    def flow_registry(self) -> str:
+        return self.name(FLOW_REGISTRY)
+
+    @property
+    def auth_events(self) -> str:
+        return self.name(AUTH_EVENTS)

@@ -1,0 +1,1 @@
+"""hookflow engine service."""

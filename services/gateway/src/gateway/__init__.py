@@ -1,0 +1,1 @@
+"""hookflow gateway service."""

@@ -1,0 +1,173 @@
+"""Every event and command that crosses Kafka.
+
+Commands are imperative (`StartExecution`, `ActivateTrigger`); events are past tense.
+All are frozen. `export.py` writes their JSON Schemas to `schemas/jsonschema/`.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.users import User
+
+JsonObject = dict[str, Any]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ActivationSource(StrEnum):
+    HTTP = "http"  # came through the gateway, which already applied the auth policy
+    KAFKA = "kafka"  # published straight to Kafka by another service
+
+
+class StartExecution(_Message):
+    """Start a new execution of a flow version with `input`."""
+
+    executionId: str
+    flowId: str
+    input: JsonObject = Field(default_factory=dict)
+    requestedAt: int  # epoch milliseconds
+
+
+class ActivateTrigger(_Message):
+    """Activate an External Callback trigger with posted data.
+
+    `execution` selects which waiting executions may resume: `all` (default), `any`
+    (the oldest whose condition holds) or one execution id. `user` is the user the
+    gateway resolved; a service publishing straight to Kafka may send `userToken`
+    instead, and the engine resolves it.
+    """
+
+    activationId: str
+    flowId: str
+    triggerId: str
+    execution: str = "all"
+    data: JsonObject = Field(default_factory=dict)
+    user: User | None = None
+    userToken: str | None = None
+    idempotencyKey: Annotated[str, Field(max_length=256)] | None = None
+    source: ActivationSource = ActivationSource.KAFKA
+    receivedAt: int  # epoch milliseconds
+
+
+class Outcome(StrEnum):
+    ACTIVATED = "ACTIVATED"
+    FILTERED = "FILTERED"
+    NO_WAITER = "NO_WAITER"
+    DUPLICATE = "DUPLICATE"
+    IGNORED_AUTH = "IGNORED_AUTH"
+    UNKNOWN_TRIGGER = "UNKNOWN_TRIGGER"
+
+
+class ActivationOutcome(_Message):
+    """What became of an activation; also the body of GET /activations/{id}."""
+
+    activationId: str
+    flowId: str
+    triggerId: str
+    outcome: Outcome
+    executionIds: list[str] = Field(default_factory=list)
+    detail: str | None = None
+    decidedAt: int
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class _ExecutionEvent(_Message):
+    executionId: str
+    flowId: str
+    at: int
+
+
+class ExecutionStarted(_ExecutionEvent):
+    kind: Literal["started"] = "started"
+
+
+class ExecutionWaiting(_ExecutionEvent):
+    kind: Literal["waiting"] = "waiting"
+    waitingOn: list[str]
+
+
+class ExecutionResumed(_ExecutionEvent):
+    kind: Literal["resumed"] = "resumed"
+    triggerId: str
+    activationId: str
+
+
+class ExecutionCompleted(_ExecutionEvent):
+    kind: Literal["completed"] = "completed"
+
+
+class ExecutionFailed(_ExecutionEvent):
+    kind: Literal["failed"] = "failed"
+    error: str
+
+
+ExecutionEvent = Annotated[
+    ExecutionStarted | ExecutionWaiting | ExecutionResumed | ExecutionCompleted | ExecutionFailed,
+    Field(discriminator="kind"),
+]
+
+
+class FlowVersionRegistered(_Message):
+    """Flow registry record, key `flowId`: a deployed version and whether it is live."""
+
+    kind: Literal["flow"] = "flow"
+    flowId: str
+    name: str
+    version: int
+    live: bool
+
+
+class TriggerRegistered(_Message):
+    """Flow registry record, key `flowId/triggerId`: what the gateway needs to admit a call."""
+
+    kind: Literal["trigger"] = "trigger"
+    flowId: str
+    triggerId: str
+    name: str
+    authenticationType: AuthenticationType
+    requiredRoles: list[str]
+    onFailPolicy: OnFailPolicy
+    entry: bool
+
+
+RegistryRecord = Annotated[FlowVersionRegistered | TriggerRegistered, Field(discriminator="kind")]
+
+
+class TokenRevoked(_Message):
+    """A user-token died (logout or expiry purge); caches must drop it."""
+
+    kind: Literal["token_revoked"] = "token_revoked"
+    tokenHash: str
+    userId: str
+    at: int
+
+
+class RolesChanged(_Message):
+    """A user's roles changed; cached entries for the user are stale."""
+
+    kind: Literal["roles_changed"] = "roles_changed"
+    userId: str
+    roles: list[str]
+    at: int
+
+
+class UserDisabled(_Message):
+    """A user was disabled; every token of the user is inactive."""
+
+    kind: Literal["user_disabled"] = "user_disabled"
+    userId: str
+    at: int
+
+
+AuthEvent = Annotated[TokenRevoked | RolesChanged | UserDisabled, Field(discriminator="kind")]

@@ -1,0 +1,35 @@
+"""An execution as the management API shows it."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import ExecutionStatus
+
+
+class HistoryEntry(BaseModel):
+    """One step of an execution: a block run, a wait, a resume or an error."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    at: int
+    event: str
+    block: str | None = None
+    detail: str | None = None
+
+
+class ExecutionView(BaseModel):
+    """`GET /api/automation/executions/{executionId}`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    executionId: str
+    flowId: str
+    status: ExecutionStatus
+    waitingOn: list[str] = Field(default_factory=list)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    results: dict[str, Any] = Field(default_factory=dict)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    error: str | None = None
+    created: int
+    updated: int

@@ -1,0 +1,118 @@
+"""The flow definition format (what users deploy) and what a deploy answers."""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BlockName = Annotated[str, Field(min_length=1, max_length=200)]
+Expression = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class AuthenticationType(StrEnum):
+    NONE = "NONE"
+    USER = "USER"
+
+
+class OnFailPolicy(StrEnum):
+    ERROR = "ERROR"
+    IGNORE = "IGNORE"
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: BlockName
+    next: BlockName | None = None
+
+
+class StartBlock(_Block):
+    type: Literal["start"]
+
+
+class EndBlock(_Block):
+    type: Literal["end"]
+
+
+class AssignBlock(_Block):
+    """Set variables: each value is an expression."""
+
+    type: Literal["assign"]
+    assign: dict[str, Expression] = Field(default_factory=dict)
+
+
+class BranchBlock(_Block):
+    """Go to `then` when `if` is true, else to `else` (either may be absent: the path ends)."""
+
+    type: Literal["branch"]
+    if_: Expression = Field(alias="if")
+    then: BlockName | None = None
+    else_: BlockName | None = Field(default=None, alias="else")
+
+
+class ExternalCallbackBlock(_Block):
+    """Pause until the trigger's callback URL is called."""
+
+    type: Literal["external_callback"]
+    authenticationType: AuthenticationType = AuthenticationType.NONE
+    requiredRoles: list[str] = Field(default_factory=list)
+    onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
+    condition: Expression | None = None
+
+
+class HttpRequestBlock(_Block):
+    """Send an HTTP request; its response becomes the block's result.
+
+    `url`, every header value and `body` are expressions.
+    """
+
+    type: Literal["http_request"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    url: Expression
+    headers: dict[str, Expression] = Field(default_factory=dict)
+    body: Expression | None = None
+    timeoutSeconds: float = Field(default=10.0, gt=0, le=300)
+
+
+Block = Annotated[
+    StartBlock | EndBlock | AssignBlock | BranchBlock | ExternalCallbackBlock | HttpRequestBlock,
+    Field(discriminator="type"),
+]
+
+
+class FlowDefinition(BaseModel):
+    """A flow as users write it: a name and its blocks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    blocks: Annotated[list[Block], Field(min_length=1, max_length=1000)]
+
+
+class TriggerInfo(BaseModel):
+    """One External Callback block of a deployed flow version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    triggerId: str
+    name: str
+    callbackUrl: str
+
+
+class DeployedFlow(BaseModel):
+    """The answer to a deploy: the new version and every trigger in it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flowId: str
+    name: str
+    version: int
+    triggers: list[TriggerInfo]
+
+
+class FlowVersion(DeployedFlow):
+    """A deployed flow version with its definition."""
+
+    live: bool
+    created: int
+    definition: FlowDefinition

@@ -1,0 +1,318 @@
+"""Step an execution through its flow: the engine's deterministic heart.
+
+`advance` runs blocks until the execution waits at callback blocks, ends, fails, or
+needs the result of an HTTP request (which the service performs, then hands back
+through `complete_http`). Every function returns a new state and the events to publish.
+"""
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.core.definition import Flow
+from engine.core.expressions import ExpressionError
+from schemas.events import (
+    ExecutionCompleted,
+    ExecutionEvent,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionStatus,
+    ExecutionWaiting,
+)
+from schemas.flows import (
+    AssignBlock,
+    BranchBlock,
+    EndBlock,
+    ExternalCallbackBlock,
+    HttpRequestBlock,
+    StartBlock,
+)
+
+MAX_STEPS = 10_000  # per advance: a flow that loops without waiting fails instead of spinning
+MAX_HISTORY = 1_000  # oldest entries are dropped past this
+MAX_APPLIED = 32  # recent activation ids remembered to recognise a redelivery
+
+
+@dataclass(frozen=True)
+class ExecutionState:
+    """Everything an execution is; persisted as one document."""
+
+    execution_id: str
+    flow_id: str
+    status: ExecutionStatus
+    at: str | None  # the next block to run while running
+    input: dict[str, Any]
+    created: int
+    updated: int
+    waiting_on: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None  # the latest activation's data
+    user: dict[str, Any] | None = None  # the latest activation's user
+    history: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+    rev: int = 0
+    applied: tuple[str, ...] = ()  # activation ids already applied, newest last
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """An HTTP request the service must perform for block `block`."""
+
+    block: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """The result of stepping: the new state, events to publish and maybe an HTTP call."""
+
+    state: ExecutionState
+    events: list[ExecutionEvent]
+    http: HttpCall | None = None
+
+
+class NotWaiting(Exception):
+    """The execution is not waiting at the trigger an activation names."""
+
+
+def context(flow: Flow, state: ExecutionState) -> dict[str, Any]:
+    """The expression context of the contract: input, vars, results, data, user, ..."""
+    return {
+        "input": state.input,
+        "vars": state.vars,
+        "results": state.results,
+        "data": state.data,
+        "user": state.user,
+        "execution": {"id": state.execution_id, "flowId": state.flow_id},
+        "callbackUrls": {
+            name: f"{url}?execution={state.execution_id}"
+            for name, url in flow.callback_urls.items()
+        },
+    }
+
+
+def new_execution(
+    flow: Flow, execution_id: str, input_: dict[str, Any], now: int
+) -> ExecutionState:
+    """A fresh execution at the flow's entry block (not yet advanced)."""
+    return ExecutionState(
+        execution_id=execution_id,
+        flow_id=flow.flow_id,
+        status=ExecutionStatus.RUNNING,
+        at=flow.entry,
+        input=input_,
+        created=now,
+        updated=now,
+    )
+
+
+def start(flow: Flow, state: ExecutionState, now: int) -> Step:
+    """Advance a fresh execution from its entry block, announcing that it started."""
+    started = ExecutionStarted(executionId=state.execution_id, flowId=state.flow_id, at=now)
+    step = advance(flow, _log(state, now, "started"), now)
+    return replace(step, events=[started, *step.events])
+
+
+def start_from_trigger(
+    flow: Flow,
+    execution_id: str,
+    data: dict[str, Any],
+    user: dict[str, Any] | None,
+    activation_id: str,
+    now: int,
+) -> Step:
+    """Start an execution whose entry block is the activated trigger; `data` is its input."""
+    state = new_execution(flow, execution_id, data, now)
+    state = replace(
+        state, status=ExecutionStatus.WAITING, waiting_on=(flow.trigger_ids[flow.entry],)
+    )
+    started = ExecutionStarted(executionId=execution_id, flowId=flow.flow_id, at=now)
+    step = resume(
+        flow,
+        _log(state, now, "started"),
+        flow.trigger_ids[flow.entry],
+        data,
+        user,
+        activation_id,
+        now,
+    )
+    return replace(step, events=[started, *step.events])
+
+
+def resume(
+    flow: Flow,
+    state: ExecutionState,
+    trigger_id: str,
+    data: dict[str, Any],
+    user: dict[str, Any] | None,
+    activation_id: str,
+    now: int,
+) -> Step:
+    """Resume an execution waiting at `trigger_id` with an activation's data and user."""
+    block_name = flow.trigger_blocks.get(trigger_id)
+    if (
+        state.status != ExecutionStatus.WAITING
+        or trigger_id not in state.waiting_on
+        or not block_name
+    ):
+        raise NotWaiting(f"execution {state.execution_id} is not waiting at trigger {trigger_id}")
+    block = flow.blocks[block_name]
+    results = {**state.results, block_name: {"data": data, "user": user}}
+    state = replace(
+        state,
+        status=ExecutionStatus.RUNNING,
+        waiting_on=tuple(t for t in state.waiting_on if t != trigger_id),
+        results=results,
+        data=data,
+        user=user,
+        at=block.next,
+        applied=(*state.applied, activation_id)[-MAX_APPLIED:],
+    )
+    state = _log(state, now, "resumed", block_name, activationId=activation_id)
+    resumed = ExecutionResumed(
+        executionId=state.execution_id,
+        flowId=state.flow_id,
+        at=now,
+        triggerId=trigger_id,
+        activationId=activation_id,
+    )
+    step = advance(flow, state, now)
+    return replace(step, events=[resumed, *step.events])
+
+
+def complete_http(
+    flow: Flow, state: ExecutionState, block_name: str, response: dict[str, Any], now: int
+) -> Step:
+    """Record an HTTP block's response as its result and advance past it."""
+    block = flow.blocks[block_name]
+    state = replace(state, results={**state.results, block_name: response}, at=block.next)
+    return advance(
+        flow, _log(state, now, "http_response", block_name, status=response.get("status")), now
+    )
+
+
+def fail_http(flow: Flow, state: ExecutionState, block_name: str, error: str, now: int) -> Step:
+    """Fail an execution whose HTTP block could not get a response."""
+    return _fail(state, now, block_name, f"block {block_name!r}: {error}")
+
+
+def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
+    """Run blocks from `state.at` until a wait, the end, a failure or an HTTP call."""
+    events: list[ExecutionEvent] = []
+    for _ in range(MAX_STEPS):
+        if state.status != ExecutionStatus.RUNNING:
+            return Step(state, events)
+        if state.at is None:
+            state = _log(
+                replace(state, status=ExecutionStatus.COMPLETED, updated=now), now, "completed"
+            )
+            events.append(
+                ExecutionCompleted(executionId=state.execution_id, flowId=state.flow_id, at=now)
+            )
+            return Step(state, events)
+        name = state.at
+        block = flow.blocks[name]
+        try:
+            if isinstance(block, StartBlock):
+                state = replace(_log(state, now, "block", name), at=block.next)
+            elif isinstance(block, EndBlock):
+                state = replace(_log(state, now, "block", name), at=None)
+            elif isinstance(block, AssignBlock):
+                state = _assign(flow, state, block, now)
+            elif isinstance(block, BranchBlock):
+                state = _branch(flow, state, block, now)
+            elif isinstance(block, ExternalCallbackBlock):
+                trigger_id = flow.trigger_ids[name]
+                state = replace(
+                    _log(state, now, "waiting", name, triggerId=trigger_id),
+                    status=ExecutionStatus.WAITING,
+                    waiting_on=(*state.waiting_on, trigger_id),
+                    at=None,
+                    updated=now,
+                )
+                events.append(
+                    ExecutionWaiting(
+                        executionId=state.execution_id,
+                        flowId=state.flow_id,
+                        at=now,
+                        waitingOn=list(state.waiting_on),
+                    )
+                )
+                return Step(state, events)
+            else:
+                return Step(replace(state, updated=now), events, _http_call(flow, state, block))
+        except ExpressionError as exc:
+            failed = _fail(state, now, name, f"block {name!r}: {exc}")
+            return Step(failed.state, events + failed.events)
+    step = _fail(
+        state, now, state.at, f"more than {MAX_STEPS} blocks ran without waiting (a loop?)"
+    )
+    return Step(step.state, events + step.events)
+
+
+def _assign(flow: Flow, state: ExecutionState, block: AssignBlock, now: int) -> ExecutionState:
+    variables = dict(state.vars)
+    for var in block.assign:
+        ctx = context(flow, replace(state, vars=variables))
+        variables[var] = flow.expression(block.name, f"assign.{var}").evaluate(ctx)
+    state = replace(state, vars=variables, at=block.next)
+    return _log(state, now, "block", block.name)
+
+
+def _branch(flow: Flow, state: ExecutionState, block: BranchBlock, now: int) -> ExecutionState:
+    value = flow.expression(block.name, "if").evaluate(context(flow, state))
+    if not isinstance(value, bool):
+        raise ExpressionError(f"`if` gave {type(value).__name__} {value!r}, not a boolean")
+    target = block.then if value else block.else_
+    return replace(
+        _log(state, now, "block", block.name, taken="then" if value else "else"), at=target
+    )
+
+
+def _http_call(flow: Flow, state: ExecutionState, block: HttpRequestBlock) -> HttpCall:
+    ctx = context(flow, state)
+    url = flow.expression(block.name, "url").evaluate(ctx)
+    if not isinstance(url, str):
+        raise ExpressionError(f"url gave {type(url).__name__}, not a string")
+    headers = {
+        header: str(flow.expression(block.name, f"headers.{header}").evaluate(ctx))
+        for header in block.headers
+    }
+    body = flow.expression(block.name, "body").evaluate(ctx) if block.body is not None else None
+    return HttpCall(block.name, block.method, url, headers, body, block.timeoutSeconds)
+
+
+def _fail(state: ExecutionState, now: int, block: str | None, error: str) -> Step:
+    state = _log(
+        replace(
+            state, status=ExecutionStatus.FAILED, error=error, at=None, waiting_on=(), updated=now
+        ),
+        now,
+        "failed",
+        block,
+        detail=error,
+    )
+    return Step(
+        state,
+        [
+            ExecutionFailed(
+                executionId=state.execution_id, flowId=state.flow_id, at=now, error=error
+            )
+        ],
+    )
+
+
+def _log(
+    state: ExecutionState, now: int, event: str, block: str | None = None, **extra: Any
+) -> ExecutionState:
+    entry: dict[str, Any] = {"at": now, "event": event}
+    if block is not None:
+        entry["block"] = block
+    entry.update(copy.deepcopy(extra))
+    return replace(state, history=(*state.history, entry)[-MAX_HISTORY:], updated=now)

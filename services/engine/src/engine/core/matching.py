@@ -1,0 +1,85 @@
+"""Decide what an activation does: auth re-check, execution selection, conditions."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from engine.core.definition import Flow
+from engine.core.expressions import ExpressionError
+from schemas.events import Outcome
+from schemas.flows import AuthenticationType, ExternalCallbackBlock
+from schemas.users import User, UserStatus
+
+
+class SelectorKind(StrEnum):
+    ALL = "all"
+    ANY = "any"
+    ID = "id"
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which waiting executions an activation may resume."""
+
+    kind: SelectorKind
+    execution_id: str | None = None
+
+    @classmethod
+    def parse(cls, value: str | None) -> "Selector":
+        """Parse the `execution` parameter: all (default), any, or an execution id."""
+        text = (value or "all").strip()
+        if text.lower() in ("all", ""):
+            return cls(SelectorKind.ALL)
+        if text.lower() == "any":
+            return cls(SelectorKind.ANY)
+        return cls(SelectorKind.ID, text.lower())
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    holds: bool
+    error: str | None = None
+
+
+def authorized(trigger: ExternalCallbackBlock, user: User | None) -> bool:
+    """Whether `user` passes the trigger's authentication type and required roles."""
+    if trigger.authenticationType == AuthenticationType.NONE:
+        return True
+    if user is None or user.userStatus != UserStatus.ENABLED:
+        return False
+    return user.has_roles(trigger.requiredRoles)
+
+
+def condition_holds(
+    flow: Flow,
+    block: ExternalCallbackBlock,
+    snapshot: dict[str, Any],
+    data: dict[str, Any],
+    user: dict[str, Any] | None,
+) -> ConditionResult:
+    """Evaluate the block's condition for one waiting execution.
+
+    `snapshot` is the execution's expression context taken when it started waiting;
+    `data` and `user` are bound to the incoming activation. A runtime error counts as
+    FALSE and is reported so that it can be recorded in the execution's history.
+    """
+    if block.condition is None:
+        return ConditionResult(True)
+    try:
+        value = flow.expression(block.name, "condition").evaluate(
+            {**snapshot, "data": data, "user": user}
+        )
+    except ExpressionError as exc:
+        return ConditionResult(False, str(exc))
+    if not isinstance(value, bool):
+        return ConditionResult(
+            False, f"condition gave {type(value).__name__} {value!r}, not a boolean"
+        )
+    return ConditionResult(value)
+
+
+def outcome(candidates: int, activated: int) -> Outcome:
+    """The outcome once every candidate was considered."""
+    if activated:
+        return Outcome.ACTIVATED
+    return Outcome.FILTERED if candidates else Outcome.NO_WAITER

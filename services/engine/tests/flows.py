@@ -1,0 +1,54 @@
+"""Flow definitions the engine tests share."""
+
+import uuid
+from typing import Any
+
+from engine.core.definition import Flow, compile_flow
+from schemas.flows import FlowDefinition
+
+ORDER_FLOW: dict[str, Any] = {
+    "name": "Order fulfilment",
+    "blocks": [
+        {"name": "Order Received", "type": "start", "next": "Process Order Details"},
+        {
+            "name": "Process Order Details",
+            "type": "assign",
+            "assign": {"order": "input.order", "total": "input.order.total"},
+            "next": "Payment Confirmed",
+        },
+        {
+            "name": "Payment Confirmed",
+            "type": "external_callback",
+            "authenticationType": "USER",
+            "requiredRoles": ["PaymentGateway"],
+            "onFailPolicy": "ERROR",
+            "condition": "data.orderId == vars.order.id",
+            "next": "Complete Order",
+        },
+        {
+            "name": "Complete Order",
+            "type": "assign",
+            "assign": {
+                "status": "'paid'",
+                "paidBy": "user.email",
+                "amount": "results['Payment Confirmed'].data.amount",
+            },
+        },
+    ],
+}
+
+ENTRY_TRIGGER_FLOW: dict[str, Any] = {
+    "name": "Inbound webhook",
+    "blocks": [
+        {"name": "Webhook", "type": "external_callback", "next": "Copy"},
+        {"name": "Copy", "type": "assign", "assign": {"seen": "data.event"}},
+    ],
+}
+
+
+def trigger_id_for(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def compiled(definition: dict[str, Any], flow_id: str = "flow-1") -> Flow:
+    return compile_flow(FlowDefinition.model_validate(definition), flow_id, trigger_id_for)

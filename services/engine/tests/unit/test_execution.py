@@ -1,0 +1,217 @@
+from typing import Any
+
+import pytest
+
+from engine.core import execution as ex
+from engine.core.definition import Flow
+from schemas.events import (
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionStatus,
+    ExecutionWaiting,
+)
+
+from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW, compiled, trigger_id_for
+
+PAY = trigger_id_for("Payment Confirmed")
+USER = {"objectId": "u1", "email": "gw@pay.example", "roles": ["PaymentGateway"]}
+
+
+def started(flow: Flow, input_: dict[str, Any], now: int = 1000) -> ex.Step:
+    return ex.start(flow, ex.new_execution(flow, "e1", input_, now), now)
+
+
+def test_order_flow_waits_for_payment_with_its_variables() -> None:
+    flow = compiled(ORDER_FLOW)
+    step = started(flow, {"order": {"id": "o-7", "total": 25}})
+    assert step.state.status == ExecutionStatus.WAITING
+    assert step.state.waiting_on == (PAY,)
+    assert step.state.vars == {"order": {"id": "o-7", "total": 25}, "total": 25}
+    assert [type(e) for e in step.events] == [ExecutionStarted, ExecutionWaiting]
+
+
+def test_resume_makes_data_and_user_available_to_later_blocks() -> None:
+    flow = compiled(ORDER_FLOW)
+    waiting = started(flow, {"order": {"id": "o-7", "total": 25}}).state
+    step = ex.resume(flow, waiting, PAY, {"orderId": "o-7", "amount": 25.5}, USER, "a1", 2000)
+    state = step.state
+    assert state.status == ExecutionStatus.COMPLETED
+    assert state.vars["status"] == "paid"
+    assert state.vars["paidBy"] == "gw@pay.example"
+    assert state.vars["amount"] == 25.5
+    assert state.results["Payment Confirmed"] == {
+        "data": {"orderId": "o-7", "amount": 25.5},
+        "user": USER,
+    }
+    assert state.applied == ("a1",)
+    assert [type(e) for e in step.events] == [ExecutionResumed, ExecutionCompleted]
+
+
+def test_resume_at_a_trigger_it_does_not_wait_on_is_refused() -> None:
+    flow = compiled(ORDER_FLOW)
+    waiting = started(flow, {"order": {"id": "o-7", "total": 1}}).state
+    done = ex.resume(flow, waiting, PAY, {}, None, "a1", 2000).state
+    with pytest.raises(ex.NotWaiting):
+        ex.resume(flow, done, PAY, {}, None, "a2", 3000)
+
+
+def test_an_assign_error_fails_the_execution_with_a_readable_message() -> None:
+    flow = compiled(ORDER_FLOW)
+    step = started(flow, {"customer": "no order here"})
+    assert step.state.status == ExecutionStatus.FAILED
+    assert step.state.error == "block 'Process Order Details': `input.order`: no such field 'order'"
+    assert isinstance(step.events[-1], ExecutionFailed)
+    assert step.state.history[-1]["event"] == "failed"
+
+
+def test_later_assignments_see_earlier_ones() -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [{"name": "a", "type": "assign", "assign": {"x": "2", "y": "vars.x * 21"}}],
+        }
+    )
+    assert started(flow, {}).state.vars == {"x": 2, "y": 42}
+
+
+@pytest.mark.parametrize(("amount", "expected"), [(500, "big"), (5, "small")])
+def test_branch_takes_then_or_else(amount: int, expected: str) -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "b"},
+                {
+                    "name": "b",
+                    "type": "branch",
+                    "if": "input.amount > 100",
+                    "then": "big",
+                    "else": "small",
+                },
+                {"name": "big", "type": "assign", "assign": {"size": "'big'"}, "next": "e"},
+                {"name": "small", "type": "assign", "assign": {"size": "'small'"}, "next": "e"},
+                {"name": "e", "type": "end"},
+            ],
+        }
+    )
+    state = started(flow, {"amount": amount}).state
+    assert state.status == ExecutionStatus.COMPLETED
+    assert state.vars == {"size": expected}
+
+
+def test_a_branch_on_a_non_boolean_fails() -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "b", "type": "branch", "if": "input.amount", "then": "e"},
+                {"name": "e", "type": "end"},
+            ],
+        }
+    )
+    state = started(flow, {"amount": 3}).state
+    assert state.status == ExecutionStatus.FAILED
+    assert state.error is not None and "not a boolean" in state.error
+
+
+def test_a_loop_that_never_waits_fails_instead_of_spinning() -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "b"},
+                {"name": "b", "type": "branch", "if": "true", "then": "b"},
+            ],
+        }
+    )
+    state = started(flow, {}).state
+    assert state.status == ExecutionStatus.FAILED
+    assert "without waiting" in (state.error or "")
+
+
+def test_http_request_is_handed_to_the_service_and_its_response_becomes_the_result() -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "notify"},
+                {
+                    "name": "notify",
+                    "type": "http_request",
+                    "method": "POST",
+                    "url": "'http://hooks.example/' + input.id",
+                    "headers": {"X-Order": "input.id"},
+                    "body": "{'order': input.id, 'callback': callbackUrls['cb']}",
+                    "next": "cb",
+                },
+                {"name": "cb", "type": "external_callback", "next": "after"},
+                {"name": "after", "type": "assign", "assign": {"code": "results.notify.status"}},
+            ],
+        }
+    )
+    flow = Flow(
+        flow.flow_id,
+        flow.definition,
+        flow.blocks,
+        flow.entry,
+        flow.expressions,
+        flow.trigger_ids,
+        {"cb": "http://gw/api/automation/flow/f/trigger/t/activate"},
+    )
+    step = started(flow, {"id": "o1"})
+    assert step.http == ex.HttpCall(
+        "notify",
+        "POST",
+        "http://hooks.example/o1",
+        {"X-Order": "o1"},
+        {
+            "order": "o1",
+            "callback": "http://gw/api/automation/flow/f/trigger/t/activate?execution=e1",
+        },
+        10.0,
+    )
+    step = ex.complete_http(flow, step.state, "notify", {"status": 204, "body": None}, 1500)
+    assert step.state.status == ExecutionStatus.WAITING
+    done = ex.resume(flow, step.state, flow.trigger_ids["cb"], {}, None, "a1", 2000).state
+    assert done.vars == {"code": 204}
+
+
+def test_an_http_failure_fails_the_execution() -> None:
+    flow = compiled(
+        {"name": "f", "blocks": [{"name": "h", "type": "http_request", "url": "'http://x'"}]}
+    )
+    step = started(flow, {})
+    failed = ex.fail_http(flow, step.state, "h", "timed out after 10s", 1200).state
+    assert failed.status == ExecutionStatus.FAILED
+    assert failed.error == "block 'h': timed out after 10s"
+
+
+def test_an_entry_trigger_starts_with_the_data_as_input_and_result() -> None:
+    flow = compiled(ENTRY_TRIGGER_FLOW)
+    step = ex.start_from_trigger(flow, "e9", {"event": "signup"}, None, "a1", 5000)
+    assert step.state.status == ExecutionStatus.COMPLETED
+    assert step.state.input == {"event": "signup"}
+    assert step.state.vars == {"seen": "signup"}
+    assert step.state.results["Webhook"] == {"data": {"event": "signup"}, "user": None}
+    assert [type(e) for e in step.events] == [
+        ExecutionStarted,
+        ExecutionResumed,
+        ExecutionCompleted,
+    ]
+
+
+def test_context_offers_every_name_of_the_contract() -> None:
+    flow = compiled(ORDER_FLOW)
+    state = started(flow, {"order": {"id": "o", "total": 1}}).state
+    assert set(ex.context(flow, state)) == {
+        "input",
+        "vars",
+        "results",
+        "data",
+        "user",
+        "execution",
+        "callbackUrls",
+    }
+    assert ex.context(flow, state)["execution"] == {"id": "e1", "flowId": "flow-1"}

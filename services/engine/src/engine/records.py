@@ -1,0 +1,41 @@
+"""What the engine stores besides executions: deployed flows and waits."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.flows import FlowDefinition
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    """A deployed flow version as stored."""
+
+    flow_id: str
+    name: str
+    version: int
+    created: int
+    definition: FlowDefinition
+    trigger_ids: dict[str, str]  # block name -> trigger id
+    live: bool = True
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One execution waiting at one trigger.
+
+    `snapshot` is the execution's expression context when it began waiting, so that a
+    condition is evaluated from the wait alone. `activation_id` is set once claimed.
+    """
+
+    wait_id: str
+    execution_id: str
+    flow_id: str
+    trigger_id: str
+    created: int
+    snapshot: dict[str, Any]
+    activation_id: str | None = None
+
+    @staticmethod
+    def make_id(execution_id: str, trigger_id: str, rev: int) -> str:
+        """Deterministic id: recreating the waits of one execution revision is idempotent."""
+        return f"{execution_id}:{trigger_id}:{rev}"

@@ -1,0 +1,378 @@
+"""The engine's storage port and its MongoDB adapter (PyMongo's async API).
+
+Designed for MongoDB-wire servers without transactions: every state change is one
+single-document atomic update. User payloads (input, vars, results, history) are
+stored as JSON text through `schemas.opaque`, so any JSON survives any server.
+"""
+
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from engine.core.execution import ExecutionState
+from engine.records import FlowRecord, Wait
+from schemas import opaque
+from schemas.events import ActivationOutcome, ExecutionStatus
+from schemas.flows import FlowDefinition
+
+Page = tuple[list[ExecutionState], str | None]
+
+
+class Store(Protocol):
+    """Everything the engine persists."""
+
+    async def setup(self) -> None:
+        """Create indexes (idempotent)."""
+
+    async def next_version(self, name: str) -> int:
+        """Reserve the next version number of the flow called `name`."""
+
+    async def save_flow(self, record: FlowRecord) -> None:
+        """Store a new flow version and make it the live one of its name."""
+
+    async def get_flow(self, flow_id: str) -> FlowRecord | None: ...
+
+    def flows(self) -> AsyncIterator[FlowRecord]:
+        """Every deployed flow version, oldest first."""
+
+    async def create_execution(self, state: ExecutionState) -> bool:
+        """Insert a new execution; False when one with its id exists already."""
+
+    async def get_execution(self, execution_id: str) -> ExecutionState | None: ...
+
+    async def save_execution(self, state: ExecutionState) -> bool:
+        """Replace the execution if its stored rev is `state.rev - 1` (compare-and-set)."""
+
+    async def list_executions(
+        self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
+    ) -> Page:
+        """A page of a flow's executions in creation order, and the cursor of the next."""
+
+    async def add_waits(self, waits: list[Wait]) -> None:
+        """Record waits; recording one that exists already is a no-op."""
+
+    def candidate_waits(
+        self, flow_id: str, trigger_id: str, activation_id: str, execution_id: str | None
+    ) -> AsyncIterator[Wait]:
+        """Waits at a trigger that are unclaimed or claimed by `activation_id`, oldest first."""
+
+    async def claim(self, wait_id: str, activation_id: str, now: int) -> bool:
+        """Claim a wait for an activation; True when it is (or already was) this one's."""
+
+    async def finish_claims(self, activation_id: str) -> None:
+        """Remove the waits an activation claimed, once its outcome is stored."""
+
+    async def release(self, wait_id: str, activation_id: str) -> None:
+        """Give back a claim that could not be used."""
+
+    async def get_outcome(self, activation_id: str) -> ActivationOutcome | None: ...
+
+    async def save_outcome(self, outcome: ActivationOutcome) -> None: ...
+
+    async def remember_key(
+        self, scope: str, key: str, activation_id: str, now: int, retention_ms: int
+    ) -> str:
+        """Bind an idempotency key to an activation; return the activation that owns it."""
+
+    async def purge(self, now: int, retention_ms: int) -> int:
+        """Delete expired idempotency keys; return how many."""
+
+
+def encode_cursor(created: int, key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created, key]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Decode a page cursor; raise ValueError when it is not one of ours."""
+    try:
+        created, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(created, int) or not isinstance(key, str):
+        raise ValueError("invalid cursor")
+    return created, key
+
+
+_STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "history", "error", "applied")
+
+
+def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
+    body = {name: getattr(state, name) for name in _STATE_FIELDS}
+    return {
+        "_id": state.execution_id,
+        "flowId": state.flow_id,
+        "status": state.status.value,
+        "waitingOn": list(state.waiting_on),
+        "created": state.created,
+        "updated": state.updated,
+        "rev": state.rev,
+        "state": opaque.encode(body),
+    }
+
+
+def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
+    body = opaque.decode(doc["state"])
+    return ExecutionState(
+        execution_id=doc["_id"],
+        flow_id=doc["flowId"],
+        status=ExecutionStatus(doc["status"]),
+        waiting_on=tuple(doc["waitingOn"]),
+        created=doc["created"],
+        updated=doc["updated"],
+        rev=doc["rev"],
+        at=body["at"],
+        input=body["input"],
+        vars=body["vars"],
+        results=body["results"],
+        data=body["data"],
+        user=body["user"],
+        history=tuple(body["history"]),
+        error=body["error"],
+        applied=tuple(body["applied"]),
+    )
+
+
+def _wait_from_doc(doc: dict[str, Any]) -> Wait:
+    return Wait(
+        wait_id=doc["_id"],
+        execution_id=doc["executionId"],
+        flow_id=doc["flowId"],
+        trigger_id=doc["triggerId"],
+        created=doc["created"],
+        snapshot=opaque.decode(doc["snapshot"]),
+        activation_id=doc.get("activationId"),
+    )
+
+
+class MongoStore:
+    """The Store on MongoDB 7 or FerretDB."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], batch_size: int = 200) -> None:
+        self._flows = db["flows"]
+        self._names = db["flow_names"]
+        self._executions = db["executions"]
+        self._waits = db["waits"]
+        self._outcomes = db["activations"]
+        self._keys = db["idempotency_keys"]
+        self._batch = batch_size
+
+    async def setup(self) -> None:
+        await self._flows.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True)
+        await self._executions.create_index(
+            [
+                ("flowId", ASCENDING),
+                ("status", ASCENDING),
+                ("created", ASCENDING),
+                ("_id", ASCENDING),
+            ]
+        )
+        await self._waits.create_index(
+            [
+                ("flowId", ASCENDING),
+                ("triggerId", ASCENDING),
+                ("created", ASCENDING),
+                ("_id", ASCENDING),
+            ]
+        )
+        await self._waits.create_index([("executionId", ASCENDING)])
+        await self._waits.create_index([("activationId", ASCENDING)])
+        await self._keys.create_index([("created", ASCENDING)])
+
+    async def next_version(self, name: str) -> int:
+        doc = await self._names.find_one_and_update(
+            {"_id": name},
+            {"$inc": {"version": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # an upsert always returns the document
+        return int(doc["version"])
+
+    async def save_flow(self, record: FlowRecord) -> None:
+        await self._flows.insert_one(
+            {
+                "_id": record.flow_id,
+                "name": record.name,
+                "version": record.version,
+                "created": record.created,
+                "definition": opaque.encode(
+                    record.definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+                ),
+                # block names are user text: never use them as keys of a stored document
+                "triggers": [{"block": b, "triggerId": t} for b, t in record.trigger_ids.items()],
+            }
+        )
+        # The newest version is live; a slower concurrent deploy of an older one cannot win
+        # (its upsert collides with the existing name document instead).
+        with contextlib.suppress(DuplicateKeyError):
+            await self._names.update_one(
+                {
+                    "_id": record.name,
+                    "$or": [
+                        {"liveVersion": {"$exists": False}},
+                        {"liveVersion": {"$lt": record.version}},
+                    ],
+                },
+                {"$set": {"liveVersion": record.version, "liveFlowId": record.flow_id}},
+                upsert=True,
+            )
+
+    async def get_flow(self, flow_id: str) -> FlowRecord | None:
+        doc = await self._flows.find_one({"_id": flow_id.lower()})
+        if doc is None:
+            return None
+        names = await self._names.find_one({"_id": doc["name"]})
+        return self._flow_from_doc(doc, live_flow_id=(names or {}).get("liveFlowId"))
+
+    async def flows(self) -> AsyncIterator[FlowRecord]:
+        live = {d["_id"]: d.get("liveFlowId") async for d in self._names.find({})}
+        async for doc in self._flows.find({}).sort([("created", ASCENDING), ("_id", ASCENDING)]):
+            yield self._flow_from_doc(doc, live.get(doc["name"]))
+
+    @staticmethod
+    def _flow_from_doc(doc: dict[str, Any], live_flow_id: str | None) -> FlowRecord:
+        return FlowRecord(
+            flow_id=doc["_id"],
+            name=doc["name"],
+            version=doc["version"],
+            created=doc["created"],
+            definition=FlowDefinition.model_validate(opaque.decode(doc["definition"])),
+            trigger_ids={t["block"]: t["triggerId"] for t in doc["triggers"]},
+            live=live_flow_id == doc["_id"],
+        )
+
+    async def create_execution(self, state: ExecutionState) -> bool:
+        try:
+            await self._executions.insert_one(execution_to_doc(state))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get_execution(self, execution_id: str) -> ExecutionState | None:
+        doc = await self._executions.find_one({"_id": execution_id.lower()})
+        return execution_from_doc(doc) if doc else None
+
+    async def save_execution(self, state: ExecutionState) -> bool:
+        result = await self._executions.replace_one(
+            {"_id": state.execution_id, "rev": state.rev - 1}, execution_to_doc(state)
+        )
+        return result.matched_count == 1
+
+    async def list_executions(
+        self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
+    ) -> Page:
+        query: dict[str, Any] = {"flowId": flow_id.lower()}
+        if status is not None:
+            query["status"] = status.value
+        if cursor:
+            created, key = decode_cursor(cursor)
+            query["$or"] = [
+                {"created": {"$gt": created}},
+                {"created": created, "_id": {"$gt": key}},
+            ]
+        found = (
+            self._executions.find(query)
+            .sort([("created", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit + 1)
+        )
+        states = [execution_from_doc(doc) async for doc in found]
+        if len(states) <= limit:
+            return states, None
+        last = states[limit - 1]
+        return states[:limit], encode_cursor(last.created, last.execution_id)
+
+    async def add_waits(self, waits: list[Wait]) -> None:
+        for wait in waits:
+            await self._waits.update_one(
+                {"_id": wait.wait_id},
+                {
+                    "$setOnInsert": {
+                        "executionId": wait.execution_id,
+                        "flowId": wait.flow_id,
+                        "triggerId": wait.trigger_id,
+                        "created": wait.created,
+                        "snapshot": opaque.encode(wait.snapshot),
+                        "activationId": None,
+                    }
+                },
+                upsert=True,
+            )
+
+    async def candidate_waits(
+        self, flow_id: str, trigger_id: str, activation_id: str, execution_id: str | None
+    ) -> AsyncIterator[Wait]:
+        query: dict[str, Any] = {
+            "flowId": flow_id,
+            "triggerId": trigger_id,
+            "activationId": {"$in": [None, activation_id]},
+        }
+        if execution_id is not None:
+            query["executionId"] = execution_id
+        found = self._waits.find(query, batch_size=self._batch).sort(
+            [("created", ASCENDING), ("_id", ASCENDING)]
+        )
+        async for doc in found:
+            yield _wait_from_doc(doc)
+
+    async def claim(self, wait_id: str, activation_id: str, now: int) -> bool:
+        doc = await self._waits.find_one_and_update(
+            {"_id": wait_id, "activationId": {"$in": [None, activation_id]}},
+            {"$set": {"activationId": activation_id, "claimedAt": now}},
+        )
+        return doc is not None
+
+    async def finish_claims(self, activation_id: str) -> None:
+        await self._waits.delete_many({"activationId": activation_id})
+
+    async def release(self, wait_id: str, activation_id: str) -> None:
+        await self._waits.update_one(
+            {"_id": wait_id, "activationId": activation_id}, {"$set": {"activationId": None}}
+        )
+
+    async def get_outcome(self, activation_id: str) -> ActivationOutcome | None:
+        doc = await self._outcomes.find_one({"_id": activation_id})
+        if doc is None:
+            return None
+        doc.pop("_id")
+        return ActivationOutcome.model_validate({"activationId": activation_id, **doc})
+
+    async def save_outcome(self, outcome: ActivationOutcome) -> None:
+        body = outcome.model_dump(mode="json", exclude={"activationId"})
+        await self._outcomes.replace_one({"_id": outcome.activationId}, body, upsert=True)
+
+    async def remember_key(
+        self, scope: str, key: str, activation_id: str, now: int, retention_ms: int
+    ) -> str:
+        key_id = f"{scope}:{key}"
+        for _ in range(3):
+            try:
+                await self._keys.insert_one(
+                    {"_id": key_id, "activationId": activation_id, "created": now}
+                )
+            except DuplicateKeyError:
+                pass
+            else:
+                return activation_id
+            doc = await self._keys.find_one({"_id": key_id})
+            if doc is None:
+                continue  # purged in between: try to insert again
+            if doc["created"] >= now - retention_ms:
+                return str(doc["activationId"])
+            taken = await self._keys.find_one_and_update(
+                {"_id": key_id, "created": doc["created"]},
+                {"$set": {"activationId": activation_id, "created": now}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if taken is not None:
+                return str(taken["activationId"])
+        raise RuntimeError(f"idempotency key {key_id!r} keeps changing")
+
+    async def purge(self, now: int, retention_ms: int) -> int:
+        result = await self._keys.delete_many({"created": {"$lt": now - retention_ms}})
+        return result.deleted_count

@@ -1,0 +1,11 @@
+"""The store contract against the in-memory fake."""
+
+import pytest
+
+from ..fakes import InMemoryStore
+from ..store_contract import *  # noqa: F403  # the contract's tests run here
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    return InMemoryStore()

@@ -143,7 +143,7 @@ async def test_waits_stream_oldest_first_and_skip_others_claims(store: Store) ->
     assert await collect(store) == ["e1", "e3"]
     assert await collect(store, "other") == ["e1", "e2", "e3"]
     assert await collect(store, execution_id="e3") == ["e3"]
-    first = [w async for w in store.candidate_waits("f1", "t-1", "a1", "e1")][0]
+    (first,) = [w async for w in store.candidate_waits("f1", "t-1", "a1", "e1")]
     assert first.snapshot == {"vars": {"order": {"id": "e1"}}, "m": [[1]]}
 
 

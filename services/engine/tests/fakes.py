@@ -1,14 +1,16 @@
 """In-memory stand-ins for the engine's ports, with the same semantics as the real ones."""
 
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from engine.core.execution import ExecutionState
+from engine.core.execution import ExecutionState, HttpCall
+from engine.ports import HttpError
 from engine.records import FlowRecord, Wait
 from engine.store import Page, decode_cursor, encode_cursor
-from schemas.events import ActivationOutcome, ExecutionEvent, ExecutionStatus
+from schemas.events import ActivationOutcome, ExecutionEvent, ExecutionStatus, RegistryRecord
+from schemas.users import User
 
 
 class InMemoryStore:
@@ -146,19 +148,57 @@ class InMemoryStore:
         return len(expired)
 
 
-class RecordingEvents:
-    """The event publisher port, keeping what was published."""
+class RecordingPublisher:
+    """The Publisher port, keeping what was published."""
 
     def __init__(self) -> None:
-        self.execution_events: list[ExecutionEvent] = []
+        self.events: list[ExecutionEvent] = []
         self.outcomes: list[ActivationOutcome] = []
-        self.registry: list[Any] = []
+        self.records: list[RegistryRecord] = []
 
-    async def execution_events_published(self, events: list[ExecutionEvent]) -> None:
-        self.execution_events.extend(events)
+    async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
+        self.events.extend(events)
 
-    async def outcome_published(self, outcome: ActivationOutcome) -> None:
+    async def outcome(self, outcome: ActivationOutcome) -> None:
         self.outcomes.append(outcome)
 
-    async def registry_published(self, records: list[Any]) -> None:
-        self.registry.extend(records)
+    async def registry(self, records: Sequence[RegistryRecord]) -> None:
+        self.records.extend(records)
+
+
+class ScriptedHttp:
+    """The HttpRunner port: answers from a script and records the calls."""
+
+    def __init__(self, response: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self.calls: list[HttpCall] = []
+        self.response = response or {"status": 200, "headers": {}, "body": None}
+        self.error = error
+
+    async def __call__(self, call: HttpCall) -> dict[str, Any]:
+        self.calls.append(call)
+        if self.error:
+            raise HttpError(self.error)
+        return self.response
+
+
+class StaticTokens:
+    """The TokenResolver port over a fixed token -> user table."""
+
+    def __init__(self, users: dict[str, User] | None = None) -> None:
+        self.users = users or {}
+        self.asked: list[str] = []
+
+    async def resolve(self, token: str) -> User | None:
+        self.asked.append(token)
+        return self.users.get(token)
+
+
+class Clock:
+    """A clock the test moves by hand (epoch milliseconds)."""
+
+    def __init__(self, now: int = 1_700_000_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now

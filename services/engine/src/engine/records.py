@@ -36,6 +36,6 @@ class Wait:
     activation_id: str | None = None
 
     @staticmethod
-    def make_id(execution_id: str, trigger_id: str, rev: int) -> str:
-        """Deterministic id: recreating the waits of one execution revision is idempotent."""
-        return f"{execution_id}:{trigger_id}:{rev}"
+    def make_id(execution_id: str, trigger_id: str, wait_seq: int) -> str:
+        """Deterministic id: recording the same wait again is a no-op."""
+        return f"{execution_id}:{trigger_id}:{wait_seq}"

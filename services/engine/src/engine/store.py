@@ -99,7 +99,18 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return created, key
 
 
-_STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "history", "error", "applied")
+_STATE_FIELDS = (
+    "at",
+    "input",
+    "vars",
+    "results",
+    "data",
+    "user",
+    "history",
+    "error",
+    "applied",
+    "wait_seq",
+)
 
 
 def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
@@ -135,6 +146,7 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
         history=tuple(body["history"]),
         error=body["error"],
         applied=tuple(body["applied"]),
+        wait_seq=body["wait_seq"],
     )
 
 

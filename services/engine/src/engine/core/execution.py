@@ -54,6 +54,7 @@ class ExecutionState:
     error: str | None = None
     rev: int = 0
     applied: tuple[str, ...] = ()  # activation ids already applied, newest last
+    wait_seq: int = 0  # how many times the execution began waiting: names its waits
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
                     waiting_on=(*state.waiting_on, trigger_id),
                     at=None,
                     updated=now,
+                    wait_seq=state.wait_seq + 1,
                 )
                 events.append(
                     ExecutionWaiting(

@@ -1,0 +1,325 @@
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from engine.core.definition import DefinitionError
+from engine.service import Engine, EngineConfig
+from schemas.events import (
+    ActivateTrigger,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionResumed,
+    ExecutionStatus,
+    FlowVersionRegistered,
+    Outcome,
+    StartExecution,
+    TriggerRegistered,
+)
+from schemas.flows import FlowDefinition
+from schemas.users import User
+
+from ..fakes import Clock, InMemoryStore, RecordingPublisher, ScriptedHttp, StaticTokens
+from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW
+
+GATEWAY = User(
+    objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
+)
+PAID = {"orderId": "o-1", "amount": 10}
+NOBODY = User(objectId="u2", ownerId="u2", email="x@y", created=1, roles=[])
+
+
+@dataclass
+class World:
+    engine: Engine
+    store: InMemoryStore
+    published: RecordingPublisher
+    http: ScriptedHttp
+    tokens: StaticTokens
+
+    async def deploy(self, definition: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        deployed = await self.engine.deploy(FlowDefinition.model_validate(definition))
+        return deployed.flowId, {t.name: t.triggerId for t in deployed.triggers}
+
+    async def start(self, flow_id: str, input_: dict[str, Any]) -> str:
+        execution_id = str(uuid.uuid4())
+        await self.engine.start(
+            StartExecution(executionId=execution_id, flowId=flow_id, input=input_, requestedAt=1)
+        )
+        return execution_id
+
+    async def activate(
+        self, flow_id: str, trigger_id: str, data: dict[str, Any] | None = None, **extra: Any
+    ) -> Any:
+        extra.setdefault("activationId", str(uuid.uuid4()))
+        command = ActivateTrigger(
+            flowId=flow_id, triggerId=trigger_id, data=data or {}, receivedAt=1, **extra
+        )
+        return await self.engine.activate(command)
+
+    async def status(self, execution_id: str) -> ExecutionStatus:
+        state = await self.store.get_execution(execution_id)
+        assert state is not None
+        return state.status
+
+
+@pytest.fixture
+def world() -> World:
+    store, published, http = InMemoryStore(), RecordingPublisher(), ScriptedHttp()
+    tokens = StaticTokens({"good-token": GATEWAY})
+    engine = Engine(
+        store, published, http, tokens, EngineConfig(public_url="http://gw:8080/"), Clock()
+    )
+    return World(engine, store, published, http, tokens)
+
+
+async def order(world: World, order_id: str = "o-1") -> tuple[str, str, str]:
+    flow_id, triggers = await world.deploy(ORDER_FLOW)
+    execution_id = await world.start(flow_id, {"order": {"id": order_id, "total": 10}})
+    return flow_id, triggers["Payment Confirmed"], execution_id
+
+
+async def test_deploy_names_every_trigger_and_publishes_the_registry(world: World) -> None:
+    deployed = await world.engine.deploy(FlowDefinition.model_validate(ORDER_FLOW))
+    (trigger,) = deployed.triggers
+    assert deployed.version == 1
+    assert trigger.name == "Payment Confirmed"
+    assert trigger.callbackUrl == (
+        f"http://gw:8080/api/automation/flow/{deployed.flowId}/trigger/{trigger.triggerId}/activate"
+    )
+    flow_record, trigger_record = world.published.records
+    assert isinstance(flow_record, FlowVersionRegistered)
+    assert isinstance(trigger_record, TriggerRegistered)
+    assert trigger_record.requiredRoles == ["PaymentGateway"]
+    assert not trigger_record.entry
+    again = await world.engine.deploy(FlowDefinition.model_validate(ORDER_FLOW))
+    assert again.version == 2
+    assert again.flowId != deployed.flowId
+
+
+async def test_an_invalid_definition_is_not_stored(world: World) -> None:
+    with pytest.raises(DefinitionError):
+        await world.deploy({"name": "bad", "blocks": [{"name": "a", "type": "end", "next": "z"}]})
+    assert world.store.flow_records == {}
+
+
+async def test_a_matching_callback_completes_the_order(world: World) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    outcome = await world.activate(
+        flow_id, trigger_id.upper(), {"orderId": "o-1", "amount": 10}, user=GATEWAY
+    )
+    assert outcome.outcome == Outcome.ACTIVATED
+    assert outcome.executionIds == [execution_id]
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.status == ExecutionStatus.COMPLETED
+    assert state.vars["paidBy"] == "gw@pay.example"
+    assert state.vars["amount"] == 10
+    assert world.store.waits == {}
+    assert world.published.outcomes == [outcome]
+
+
+async def test_a_false_condition_leaves_the_execution_waiting(world: World) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    outcome = await world.activate(flow_id, trigger_id, {"orderId": "other"}, user=GATEWAY)
+    assert outcome.outcome == Outcome.FILTERED
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    again = await world.activate(flow_id, trigger_id, {"orderId": "o-1"}, user=GATEWAY)
+    assert again.outcome == Outcome.ACTIVATED
+
+
+async def test_a_condition_error_is_false_and_lands_in_the_history(world: World) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    outcome = await world.activate(flow_id, trigger_id, {"wrong": 1}, user=GATEWAY)
+    assert outcome.outcome == Outcome.FILTERED
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.history[-1]["event"] == "condition_error"
+    assert "no such field 'orderId'" in state.history[-1]["detail"]
+    assert (
+        await world.activate(flow_id, trigger_id, {"orderId": "o-1"}, user=GATEWAY)
+    ).outcome == Outcome.ACTIVATED
+
+
+async def test_nobody_waiting_and_unknown_triggers_are_reported(world: World) -> None:
+    flow_id, triggers = await world.deploy(ORDER_FLOW)
+    pay = triggers["Payment Confirmed"]
+    assert (await world.activate(flow_id, pay, user=GATEWAY)).outcome == Outcome.NO_WAITER
+    assert (await world.activate(flow_id, str(uuid.uuid4()))).outcome == Outcome.UNKNOWN_TRIGGER
+    assert (await world.activate(str(uuid.uuid4()), pay)).outcome == Outcome.UNKNOWN_TRIGGER
+
+
+async def test_user_trigger_rechecks_roles_and_resolves_raw_tokens(world: World) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    data = {"orderId": "o-1"}
+    assert (await world.activate(flow_id, trigger_id, data)).outcome == Outcome.IGNORED_AUTH
+    assert (
+        await world.activate(flow_id, trigger_id, data, user=NOBODY)
+    ).outcome == Outcome.IGNORED_AUTH
+    assert (
+        await world.activate(flow_id, trigger_id, data, userToken="bad-token")
+    ).outcome == Outcome.IGNORED_AUTH
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    outcome = await world.activate(flow_id, trigger_id, data, userToken="good-token")
+    assert outcome.outcome == Outcome.ACTIVATED
+    assert world.tokens.asked == ["bad-token", "good-token"]
+
+
+WAIT_FLOW = {
+    "name": "w",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "cb"},
+        {"name": "cb", "type": "external_callback", "condition": "data.n > input.min", "next": "d"},
+        {"name": "d", "type": "assign", "assign": {"n": "data.n"}},
+    ],
+}
+
+
+async def three_waiting(world: World) -> tuple[str, str, list[str]]:
+    flow_id, triggers = await world.deploy(WAIT_FLOW)
+    executions = [await world.start(flow_id, {"min": m}) for m in (5, 1, 3)]
+    return flow_id, triggers["cb"], executions
+
+
+async def test_all_resumes_every_execution_whose_condition_holds(world: World) -> None:
+    flow_id, trigger_id, (e5, e1, e3) = await three_waiting(world)
+    outcome = await world.activate(flow_id, trigger_id, {"n": 4}, execution="all")
+    assert outcome.outcome == Outcome.ACTIVATED
+    assert outcome.executionIds == [e1, e3]
+    assert await world.status(e5) == ExecutionStatus.WAITING
+
+
+async def test_any_resumes_only_the_oldest_whose_condition_holds(world: World) -> None:
+    flow_id, trigger_id, (e5, e1, e3) = await three_waiting(world)
+    outcome = await world.activate(flow_id, trigger_id, {"n": 4}, execution="any")
+    assert outcome.executionIds == [e1]
+    assert await world.status(e3) == ExecutionStatus.WAITING
+    assert await world.status(e5) == ExecutionStatus.WAITING
+
+
+async def test_an_execution_id_resumes_only_that_execution(world: World) -> None:
+    flow_id, trigger_id, (e5, e1, e3) = await three_waiting(world)
+    outcome = await world.activate(flow_id, trigger_id, {"n": 9}, execution=e3.upper())
+    assert outcome.executionIds == [e3]
+    assert await world.status(e1) == ExecutionStatus.WAITING
+    filtered = await world.activate(flow_id, trigger_id, {"n": 2}, execution=e5)
+    assert filtered.outcome == Outcome.FILTERED
+    gone = await world.activate(flow_id, trigger_id, {"n": 9}, execution=str(uuid.uuid4()))
+    assert gone.outcome == Outcome.NO_WAITER
+
+
+async def test_an_entry_trigger_starts_an_execution_per_activation(world: World) -> None:
+    flow_id, triggers = await world.deploy(ENTRY_TRIGGER_FLOW)
+    first = await world.activate(flow_id, triggers["Webhook"], {"event": "a"})
+    second = await world.activate(flow_id, triggers["Webhook"], {"event": "b"})
+    assert first.outcome == second.outcome == Outcome.ACTIVATED
+    assert first.executionIds != second.executionIds
+    state = await world.store.get_execution(second.executionIds[0])
+    assert state is not None
+    assert state.vars == {"seen": "b"}
+    assert state.status == ExecutionStatus.COMPLETED
+
+
+async def test_a_redelivered_activation_resumes_once(world: World) -> None:
+    flow_id, trigger_id, _execution_id = await order(world)
+    args = {"activationId": "act-1", "user": GATEWAY}
+    first = await world.activate(flow_id, trigger_id, {"orderId": "o-1"}, **args)
+    second = await world.activate(flow_id, trigger_id, {"orderId": "o-1"}, **args)
+    assert first == second
+    resumed = [e for e in world.published.events if isinstance(e, ExecutionResumed)]
+    assert len(resumed) == 1
+
+
+async def test_a_crash_before_the_outcome_is_finished_by_the_redelivery(world: World) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    save_outcome = world.store.save_outcome
+
+    async def crash(_: Any) -> None:
+        raise ConnectionError("engine died")
+
+    world.store.save_outcome = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.activate(flow_id, trigger_id, PAID, activationId="act-1", user=GATEWAY)
+    assert await world.status(execution_id) == ExecutionStatus.COMPLETED
+    world.store.save_outcome = save_outcome  # type: ignore[method-assign]
+    outcome = await world.activate(flow_id, trigger_id, PAID, activationId="act-1", user=GATEWAY)
+    assert outcome.outcome == Outcome.ACTIVATED
+    assert outcome.executionIds == [execution_id]
+    completed = [e for e in world.published.events if isinstance(e, ExecutionCompleted)]
+    assert len(completed) == 1
+
+
+async def test_concurrent_activations_resume_an_execution_once(world: World) -> None:
+    flow_id, trigger_id, _execution_id = await order(world)
+    outcomes = await asyncio.gather(
+        *[world.activate(flow_id, trigger_id, {"orderId": "o-1"}, user=GATEWAY) for _ in range(5)]
+    )
+    assert sorted(o.outcome for o in outcomes) == [Outcome.ACTIVATED] + [Outcome.NO_WAITER] * 4
+
+
+async def test_an_idempotency_key_makes_the_second_call_a_duplicate(world: World) -> None:
+    flow_id, triggers = await world.deploy(ENTRY_TRIGGER_FLOW)
+    webhook = triggers["Webhook"]
+    first = await world.activate(flow_id, webhook, idempotencyKey="k-1")
+    second = await world.activate(flow_id, webhook, idempotencyKey="k-1")
+    other = await world.activate(flow_id, webhook, idempotencyKey="k-2")
+    assert [first.outcome, second.outcome, other.outcome] == [
+        Outcome.ACTIVATED,
+        Outcome.DUPLICATE,
+        Outcome.ACTIVATED,
+    ]
+    assert len({e.executionId for e in world.published.events}) == 2
+
+
+HTTP_FLOW = {
+    "name": "h",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "call"},
+        {
+            "name": "call",
+            "type": "http_request",
+            "method": "POST",
+            "url": "input.url",
+            "body": "{'id': execution.id}",
+            "next": "keep",
+        },
+        {"name": "keep", "type": "assign", "assign": {"answer": "results.call.body.ok"}},
+    ],
+}
+
+
+async def test_http_request_blocks_run_through_the_port(world: World) -> None:
+    world.http.response = {"status": 200, "headers": {}, "body": {"ok": True}}
+    flow_id, _ = await world.deploy(HTTP_FLOW)
+    execution_id = await world.start(flow_id, {"url": "http://stub/notify"})
+    (call,) = world.http.calls
+    assert (call.method, call.url, call.body) == (
+        "POST",
+        "http://stub/notify",
+        {"id": execution_id},
+    )
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.vars == {"answer": True}
+
+
+async def test_an_http_failure_fails_the_execution(world: World) -> None:
+    world.http.error = "timed out after 10.0s"
+    flow_id, _ = await world.deploy(HTTP_FLOW)
+    execution_id = await world.start(flow_id, {"url": "http://stub/notify"})
+    assert await world.status(execution_id) == ExecutionStatus.FAILED
+    assert isinstance(world.published.events[-1], ExecutionFailed)
+
+
+async def test_a_redelivered_start_does_not_start_twice(world: World) -> None:
+    flow_id, _ = await world.deploy(ORDER_FLOW)
+    command = StartExecution(
+        executionId="e-1", flowId=flow_id, input={"order": {"id": "o", "total": 1}}, requestedAt=1
+    )
+    await world.engine.start(command)
+    await world.engine.start(command)
+    assert len(world.store.executions) == 1
+    assert len(world.store.waits) == 1

@@ -25,7 +25,7 @@ HOW_TO_START = (
 
 def _docker_answers() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]  # installed with testcontainers
+        import docker  # installed with testcontainers
 
         client = docker.from_env(timeout=3)
         try:

@@ -269,17 +269,17 @@ class Engine:
         user: dict[str, Any] | None,
     ) -> tuple[Outcome, list[str], str | None]:
         selector = Selector.parse(command.execution)
-        candidates, activated = 0, []
+        filtered, activated = 0, []
         waits = self._store.candidate_waits(
             flow.flow_id, trigger_id, command.activationId, selector.execution_id
         )
         async for wait in waits:
-            candidates += 1
             if wait.activation_id != command.activationId:
                 check = condition_holds(flow, block, wait.snapshot, command.data, user)
                 if check.error:
                     await self._note(flow, wait.execution_id, block.name, check.error)
                 if not check.holds:
+                    filtered += 1
                     continue
                 if not await self._store.claim(wait.wait_id, command.activationId, self._now()):
                     continue  # another activation took it first
@@ -287,7 +287,7 @@ class Engine:
                 activated.append(wait.execution_id)
                 if selector.kind == SelectorKind.ANY:
                     break
-        return outcome(candidates, len(activated)), activated, None
+        return outcome(filtered, len(activated)), activated, None
 
     async def _resume(
         self, flow: Flow, wait: Wait, command: ActivateTrigger, user: dict[str, Any] | None

@@ -84,6 +84,6 @@ def test_auth_recheck_requires_every_role_of_an_enabled_user() -> None:
 
 
 def test_outcome_names_what_happened() -> None:
-    assert outcome(candidates=0, activated=0) == Outcome.NO_WAITER
-    assert outcome(candidates=3, activated=0) == Outcome.FILTERED
-    assert outcome(candidates=3, activated=1) == Outcome.ACTIVATED
+    assert outcome(filtered=0, activated=0) == Outcome.NO_WAITER
+    assert outcome(filtered=3, activated=0) == Outcome.FILTERED
+    assert outcome(filtered=3, activated=1) == Outcome.ACTIVATED

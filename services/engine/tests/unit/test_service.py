@@ -323,3 +323,18 @@ async def test_a_redelivered_start_does_not_start_twice(world: World) -> None:
     await world.engine.start(command)
     assert len(world.store.executions) == 1
     assert len(world.store.waits) == 1
+
+
+async def test_a_wait_claimed_by_another_activation_counts_as_nobody_waiting(
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+
+    async def lost(*_: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(world.store, "claim", lost)
+    outcome = await world.activate(flow_id, trigger_id, PAID, user=GATEWAY)
+    assert outcome.outcome == Outcome.NO_WAITER
+    assert await world.status(execution_id) == ExecutionStatus.WAITING

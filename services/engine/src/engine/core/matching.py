@@ -78,8 +78,12 @@ def condition_holds(
     return ConditionResult(value)
 
 
-def outcome(candidates: int, activated: int) -> Outcome:
-    """The outcome once every candidate was considered."""
+def outcome(filtered: int, activated: int) -> Outcome:
+    """The outcome once every candidate was considered.
+
+    `filtered` counts executions left waiting because their condition was false; one
+    that another activation claimed first, or that no longer waits, counts for nothing.
+    """
     if activated:
         return Outcome.ACTIVATED
-    return Outcome.FILTERED if candidates else Outcome.NO_WAITER
+    return Outcome.FILTERED if filtered else Outcome.NO_WAITER

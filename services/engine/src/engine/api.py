@@ -1,0 +1,180 @@
+"""The engine's management API (Starlette): flows, executions and activation outcomes."""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine._http import ApiError, error_response, json_object
+from engine.core.definition import DefinitionError
+from engine.core.execution import ExecutionState
+from engine.service import Engine
+from engine.store import Store
+from schemas.errors import ErrorCode
+from schemas.events import ExecutionStatus, StartExecution
+from schemas.executions import ExecutionView, HistoryEntry
+from schemas.flows import FlowDefinition, FlowVersion
+
+logger = logging.getLogger(__name__)
+
+BODY_LIMIT = 1024 * 1024
+MAX_PAGE = 500
+
+
+class Api:
+    """Request handlers over the engine, its store and the start-command publisher."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        request_start: Callable[[StartExecution], Awaitable[None]],
+        clock: Callable[[], int],
+        ready: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._request_start = request_start
+        self._now = clock
+        self._ready = ready
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/automation/flows", self._guard(self.deploy), methods=["POST"]),
+            Route("/api/automation/flows/{flowId}", self._guard(self.get_flow)),
+            Route(
+                "/api/automation/flow/{flowId}/execute", self._guard(self.execute), methods=["POST"]
+            ),
+            Route("/api/automation/flow/{flowId}/executions", self._guard(self.executions)),
+            Route("/api/automation/executions/{executionId}", self._guard(self.get_execution)),
+            Route("/api/automation/activations/{activationId}", self._guard(self.get_activation)),
+            Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
+        ]
+
+    @staticmethod
+    def _guard(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return error_response(exc.status, exc.code, exc.message)
+
+        return guarded
+
+    async def deploy(self, request: Request) -> Response:
+        body = await json_object(request, BODY_LIMIT)
+        try:
+            definition = FlowDefinition.model_validate(body)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            raise ApiError(
+                400, ErrorCode.INVALID_DEFINITION, "invalid flow definition: " + "; ".join(problems)
+            ) from exc
+        try:
+            deployed = await self._engine.deploy(definition)
+        except DefinitionError as exc:
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_DEFINITION,
+                "invalid flow definition: " + "; ".join(exc.problems),
+            ) from exc
+        return JSONResponse(deployed.model_dump(), status_code=201)
+
+    async def get_flow(self, request: Request) -> Response:
+        found = await self._engine.flow(request.path_params["flowId"])
+        if found is None:
+            raise ApiError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+        record, flow = found
+        deployed = self._engine.describe(record, flow)
+        view = FlowVersion(
+            **deployed.model_dump(),
+            live=record.live,
+            created=record.created,
+            definition=record.definition,
+        )
+        return JSONResponse(view.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    async def execute(self, request: Request) -> Response:
+        body = await json_object(request, BODY_LIMIT)
+        found = await self._engine.flow(request.path_params["flowId"])
+        if found is None:
+            raise ApiError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+        execution_id = str(uuid.uuid4())
+        await self._request_start(
+            StartExecution(
+                executionId=execution_id,
+                flowId=found[0].flow_id,
+                input=body,
+                requestedAt=self._now(),
+            )
+        )
+        return JSONResponse({"executionId": execution_id}, status_code=202)
+
+    async def executions(self, request: Request) -> Response:
+        status_text = request.query_params.get("status")
+        try:
+            status = ExecutionStatus(status_text.lower()) if status_text else None
+            limit = int(request.query_params.get("limit", "100"))
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_PARAMETER,
+                "status must be running, waiting, completed or failed; limit a number",
+            ) from exc
+        if not 1 <= limit <= MAX_PAGE:
+            raise ApiError(400, ErrorCode.INVALID_PARAMETER, f"limit must be 1..{MAX_PAGE}")
+        try:
+            page, cursor = await self._store.list_executions(
+                request.path_params["flowId"], status, request.query_params.get("cursor"), limit
+            )
+        except ValueError as exc:
+            raise ApiError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
+        return JSONResponse({"executions": [view(s) for s in page], "next": cursor})
+
+    async def get_execution(self, request: Request) -> Response:
+        state = await self._store.get_execution(request.path_params["executionId"])
+        if state is None:
+            raise ApiError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
+        return JSONResponse(view(state))
+
+    async def get_activation(self, request: Request) -> Response:
+        outcome = await self._store.get_outcome(request.path_params["activationId"].lower())
+        if outcome is None:
+            raise ApiError(
+                404,
+                ErrorCode.UNKNOWN_ACTIVATION,
+                "no outcome for this activation (unknown, or not processed yet)",
+            )
+        return JSONResponse(outcome.model_dump(mode="json"))
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if await self._ready():
+            return JSONResponse({"status": "ready"})
+        return error_response(503, ErrorCode.NOT_READY, "not ready")
+
+
+def view(state: ExecutionState) -> dict[str, Any]:
+    """The management API's JSON of an execution."""
+    return ExecutionView(
+        executionId=state.execution_id,
+        flowId=state.flow_id,
+        status=state.status,
+        waitingOn=list(state.waiting_on),
+        vars=state.vars,
+        results=state.results,
+        history=[HistoryEntry.model_validate(entry) for entry in state.history],
+        error=state.error,
+        created=state.created,
+        updated=state.updated,
+    ).model_dump(mode="json")

@@ -1,0 +1,161 @@
+"""The engine's composition root: wires adapters, owns the lifespan, configures logging."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+
+from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
+from engine.api import Api
+from engine.handlers import register
+from engine.service import Engine, EngineConfig
+from engine.settings import Settings
+from engine.store import MongoStore, Store
+from schemas import logs, topics
+from schemas.events import StartExecution
+from schemas.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 3600
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    broker: KafkaBroker | None = None,
+    configure_logging: bool = True,
+) -> Starlette:
+    """Build the engine: Kafka consumers, the management API and their shared adapters."""
+    settings = settings or Settings()
+    if configure_logging:
+        logs.configure("engine", settings.log_level, settings.log_format)
+    names = Topics(settings.topic_prefix)
+    broker = broker or KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id="hookflow-engine",
+        log_level=logging.DEBUG,
+    )
+    mongo: AsyncMongoClient[dict[str, Any]] | None = None
+    if store is None:
+        mongo = AsyncMongoClient(
+            settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=10_000
+        )
+        store = MongoStore(mongo[settings.database])
+    client = httpx.AsyncClient(follow_redirects=False)
+    config = EngineConfig(
+        public_url=settings.public_url,
+        idempotency_retention_ms=int(settings.idempotency_retention_hours * 3600 * 1000),
+    )
+    engine = Engine(
+        store,
+        KafkaPublisher(broker, names),
+        HttpxRunner(client, settings.http_max_response_bytes),
+        AuthServiceTokens(client, settings.auth_url),
+        config,
+        now_ms,
+    )
+    register(
+        broker,
+        engine,
+        names,
+        settings.consumer_group,
+        settings.consumer_workers,
+        settings.retry_backoff_seconds,
+    )
+    state = {"ready": False}
+
+    async def request_start(command: StartExecution) -> None:
+        await broker.publish(
+            command.model_dump(mode="json"),
+            names.execution_starts,
+            key=command.executionId.encode(),
+        )
+
+    async def ready() -> bool:
+        if not state["ready"]:
+            return False
+        if mongo is not None:
+            try:
+                await mongo.admin.command("ping")
+            except Exception:
+                return False
+        return True
+
+    api = Api(engine, store, request_start, now_ms, ready)
+
+    async def purge_forever() -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+            try:
+                purged = await store.purge(now_ms(), config.idempotency_retention_ms)
+                logger.info("idempotency keys purged", extra={"count": purged})
+            except Exception:
+                logger.exception("purge failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.setup()
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            names,
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+        )
+        await broker.start()
+        count = await engine.republish_registry()
+        state["ready"] = True
+        logger.info("engine ready", extra={"flows": count, "port": settings.port})
+        purger = asyncio.create_task(purge_forever())
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            purger.cancel()
+            await broker.stop()
+            await client.aclose()
+            if mongo is not None:
+                await mongo.close()
+
+    return Starlette(routes=api.routes(), lifespan=lifespan)
+
+
+async def ensure_topics(
+    bootstrap: str, names: Topics, partitions: int, replication_factor: int
+) -> None:
+    """Create the product's topics when missing: the flow registry compacted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="hookflow-engine-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                names.name(base),
+                num_partitions=1 if base in topics.COMPACTED else partitions,
+                replication_factor=replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if base in topics.COMPACTED else {},
+            )
+            for base in topics.ALL
+            if names.name(base) not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()

@@ -1,0 +1,39 @@
+"""Engine settings, from HOOKFLOW_ENGINE_* environment variables."""
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the engine can be configured with; built once in `app.py`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKFLOW_ENGINE_", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices(
+            "HOOKFLOW_ENGINE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    mongodb_url: SecretStr = Field(
+        default=SecretStr("mongodb://127.0.0.1:27217/"),
+        validation_alias=AliasChoices("HOOKFLOW_ENGINE_MONGODB_URL", "MONGODB_URL"),
+    )
+    database: str = "hookflow_engine"
+    topic_prefix: str = "hookflow"
+    consumer_group: str = "engine"
+    consumer_workers: int = Field(default=1, ge=1, le=64)
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
+    public_url: str = "http://127.0.0.1:8080"  # the gateway, as callers reach it
+    auth_url: str = "http://127.0.0.1:8082"
+    auth_timeout_seconds: float = 5.0
+    http_max_response_bytes: int = 1024 * 1024
+    idempotency_retention_hours: float = 24.0
+    retry_backoff_seconds: float = 1.0
+    log_format: str = "text"  # or "json"
+    log_level: str = "INFO"

@@ -1,0 +1,178 @@
+"""The engine against the real broker and MongoDB-wire server, driven over Kafka and HTTP."""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+
+from engine.app import create_app
+from engine.settings import Settings
+from schemas.events import ActivateTrigger, StartExecution
+from schemas.topics import Topics
+from schemas.users import User
+
+from ..flows import ORDER_FLOW
+
+GATEWAY = User(
+    objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
+)
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        mongodb_url=mongodb_url,
+        database=unique_name,
+        topic_prefix=unique_name,
+        consumer_group=unique_name,
+        topic_partitions=3,
+        retry_backoff_seconds=0.2,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_engine(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, configure_logging=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+            yield client
+
+
+@pytest.fixture
+async def publisher(
+    settings: Settings,
+) -> AsyncIterator[Callable[[str, Any, str], Awaitable[None]]]:
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True)
+    await broker.connect()
+
+    async def publish(topic: str, message: Any, key: str) -> None:
+        await broker.publish(message.model_dump(mode="json"), topic, key=key.encode())
+
+    yield publish
+    await broker.stop()
+
+
+@pytest.fixture
+async def drop_database(settings: Settings) -> AsyncIterator[None]:
+    yield
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
+    await client.drop_database(settings.database)
+    await client.close()
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await probe()
+        if value or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+async def execution_in(client: httpx.AsyncClient, execution_id: str, status: str) -> Any:
+    async def probe() -> Any:
+        response = await client.get(f"/api/automation/executions/{execution_id}")
+        body = response.json() if response.status_code == 200 else None
+        return body if body and body["status"] == status else None
+
+    return await eventually(probe)
+
+
+async def outcome_of(client: httpx.AsyncClient, activation_id: str) -> Any:
+    async def probe() -> Any:
+        response = await client.get(f"/api/automation/activations/{activation_id}")
+        return response.json() if response.status_code == 200 else None
+
+    return await eventually(probe)
+
+
+def activation(flow_id: str, trigger_id: str, order_id: str, **extra: Any) -> ActivateTrigger:
+    return ActivateTrigger(
+        activationId=extra.pop("activationId", str(uuid.uuid4())),
+        flowId=flow_id,
+        triggerId=trigger_id,
+        data={"orderId": order_id, "amount": 12.5},
+        user=GATEWAY,
+        receivedAt=1,
+        **extra,
+    )
+
+
+@pytest.mark.usefixtures("drop_database")
+async def test_a_started_execution_completes_after_its_callback(
+    settings: Settings,
+    publisher: Callable[[str, Any, str], Awaitable[None]],
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    async with running_engine(settings) as engine:
+        deployed = (await engine.post("/api/automation/flows", json=ORDER_FLOW)).json()
+        flow_id, trigger_id = deployed["flowId"], deployed["triggers"][0]["triggerId"]
+        started = await engine.post(
+            f"/api/automation/flow/{flow_id}/execute", json={"order": {"id": "o-1", "total": 12.5}}
+        )
+        assert started.status_code == 202
+        execution_id = started.json()["executionId"]
+        assert await execution_in(engine, execution_id, "waiting")
+
+        miss = activation(flow_id, trigger_id, "other-order")
+        await publisher(topics.activations, miss, trigger_id)
+        assert (await outcome_of(engine, miss.activationId))["outcome"] == "FILTERED"
+
+        hit = activation(flow_id, trigger_id, "o-1")
+        await publisher(topics.activations, hit, trigger_id)
+        outcome = await outcome_of(engine, hit.activationId)
+        assert outcome["outcome"] == "ACTIVATED"
+        assert outcome["executionIds"] == [execution_id]
+        done = await execution_in(engine, execution_id, "completed")
+        assert done["vars"]["paidBy"] == "gw@pay.example"
+        assert done["vars"]["amount"] == 12.5
+
+
+@pytest.mark.usefixtures("drop_database")
+async def test_redelivered_and_concurrent_activations_resume_each_execution_once(
+    settings: Settings,
+    publisher: Callable[[str, Any, str], Awaitable[None]],
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    async with running_engine(settings) as first, running_engine(settings) as second:
+        deployed = (await first.post("/api/automation/flows", json=ORDER_FLOW)).json()
+        flow_id, trigger_id = deployed["flowId"], deployed["triggers"][0]["triggerId"]
+        executions = [str(uuid.uuid4()) for _ in range(12)]
+        for i, execution_id in enumerate(executions):
+            command = StartExecution(
+                executionId=execution_id,
+                flowId=flow_id,
+                input={"order": {"id": f"o-{i}", "total": 1}},
+                requestedAt=1,
+            )
+            await publisher(topics.execution_starts, command, execution_id)
+        for execution_id in executions:
+            assert await execution_in(second, execution_id, "waiting")
+
+        activations = []
+        for i, execution_id in enumerate(executions):
+            # the same activation twice (a producer retry), plus a second one for the same
+            # execution with another id, keyed differently so both engines see some of them
+            again = activation(flow_id, trigger_id, f"o-{i}", execution=execution_id)
+            rival = activation(flow_id, trigger_id, f"o-{i}", execution=execution_id)
+            await publisher(topics.activations, again, execution_id)
+            await publisher(topics.activations, again, execution_id)
+            await publisher(topics.activations, rival, trigger_id)
+            activations.append((execution_id, again.activationId, rival.activationId))
+
+        for execution_id, again_id, rival_id in activations:
+            done = await execution_in(first, execution_id, "completed")
+            assert [h["event"] for h in done["history"]].count("resumed") == 1
+            outcomes = {
+                (await outcome_of(first, again_id))["outcome"],
+                (await outcome_of(first, rival_id))["outcome"],
+            }
+            assert outcomes == {"ACTIVATED", "NO_WAITER"}

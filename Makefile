@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down test test-unit lint fmt infra-up infra-down infra-status clean
+.PHONY: help install lock up down test test-unit lint fmt schemas infra-up infra-down infra-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(SRC) conftest.py
+
+schemas: install ## export the JSON Schemas of every Kafka message into schemas/jsonschema
+	$(PY) -m schemas.export
 
 fmt: install ## format and fix what ruff can
 	$(VENV)/bin/ruff format .

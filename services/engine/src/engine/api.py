@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine._http import ApiError, error_response, json_object
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
 from engine.service import Engine
@@ -19,6 +18,7 @@ from schemas.errors import ErrorCode
 from schemas.events import ExecutionStatus, StartExecution
 from schemas.executions import ExecutionView, HistoryEntry
 from schemas.flows import FlowDefinition, FlowVersion
+from schemas.requests import RequestError, json_object
 
 logger = logging.getLogger(__name__)
 
@@ -64,24 +64,24 @@ class Api:
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ApiError as exc:
-                return error_response(exc.status, exc.code, exc.message)
+            except RequestError as exc:
+                return JSONResponse(exc.body(), status_code=exc.status)
 
         return guarded
 
     async def deploy(self, request: Request) -> Response:
-        body = await json_object(request, BODY_LIMIT)
+        body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)
         try:
             definition = FlowDefinition.model_validate(body)
         except ValidationError as exc:
             problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            raise ApiError(
+            raise RequestError(
                 400, ErrorCode.INVALID_DEFINITION, "invalid flow definition: " + "; ".join(problems)
             ) from exc
         try:
             deployed = await self._engine.deploy(definition)
         except DefinitionError as exc:
-            raise ApiError(
+            raise RequestError(
                 400,
                 ErrorCode.INVALID_DEFINITION,
                 "invalid flow definition: " + "; ".join(exc.problems),
@@ -91,7 +91,7 @@ class Api:
     async def get_flow(self, request: Request) -> Response:
         found = await self._engine.flow(request.path_params["flowId"])
         if found is None:
-            raise ApiError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+            raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         record, flow = found
         deployed = self._engine.describe(record, flow)
         view = FlowVersion(
@@ -103,10 +103,10 @@ class Api:
         return JSONResponse(view.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     async def execute(self, request: Request) -> Response:
-        body = await json_object(request, BODY_LIMIT)
+        body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)
         found = await self._engine.flow(request.path_params["flowId"])
         if found is None:
-            raise ApiError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+            raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         execution_id = str(uuid.uuid4())
         await self._request_start(
             StartExecution(
@@ -124,31 +124,31 @@ class Api:
             status = ExecutionStatus(status_text.lower()) if status_text else None
             limit = int(request.query_params.get("limit", "100"))
         except ValueError as exc:
-            raise ApiError(
+            raise RequestError(
                 400,
                 ErrorCode.INVALID_PARAMETER,
                 "status must be running, waiting, completed or failed; limit a number",
             ) from exc
         if not 1 <= limit <= MAX_PAGE:
-            raise ApiError(400, ErrorCode.INVALID_PARAMETER, f"limit must be 1..{MAX_PAGE}")
+            raise RequestError(400, ErrorCode.INVALID_PARAMETER, f"limit must be 1..{MAX_PAGE}")
         try:
             page, cursor = await self._store.list_executions(
                 request.path_params["flowId"], status, request.query_params.get("cursor"), limit
             )
         except ValueError as exc:
-            raise ApiError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
+            raise RequestError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
         return JSONResponse({"executions": [view(s) for s in page], "next": cursor})
 
     async def get_execution(self, request: Request) -> Response:
         state = await self._store.get_execution(request.path_params["executionId"])
         if state is None:
-            raise ApiError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
+            raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
         return JSONResponse(view(state))
 
     async def get_activation(self, request: Request) -> Response:
         outcome = await self._store.get_outcome(request.path_params["activationId"].lower())
         if outcome is None:
-            raise ApiError(
+            raise RequestError(
                 404,
                 ErrorCode.UNKNOWN_ACTIVATION,
                 "no outcome for this activation (unknown, or not processed yet)",
@@ -161,7 +161,9 @@ class Api:
     async def readyz(self, request: Request) -> Response:
         if await self._ready():
             return JSONResponse({"status": "ready"})
-        return error_response(503, ErrorCode.NOT_READY, "not ready")
+        return JSONResponse(
+            RequestError(503, ErrorCode.NOT_READY, "not ready").body(), status_code=503
+        )
 
 
 def view(state: ExecutionState) -> dict[str, Any]:

@@ -45,6 +45,7 @@ def create_app(
     if configure_logging:
         logs.configure("engine", settings.log_level, settings.log_format)
     names = Topics(settings.topic_prefix)
+    manage_topics = broker is None  # an injected (test) broker has no real cluster behind it
     broker = broker or KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
@@ -112,12 +113,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.setup()
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            names,
-            settings.topic_partitions,
-            settings.topic_replication_factor,
-        )
+        if manage_topics:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                names,
+                settings.topic_partitions,
+                settings.topic_replication_factor,
+            )
         await broker.start()
         count = await engine.republish_registry()
         state["ready"] = True

@@ -1,0 +1,129 @@
+"""The management API over the in-memory store and FastStream's test broker."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from engine.app import create_app
+from engine.settings import Settings
+from schemas.topics import Topics
+
+from ..fakes import InMemoryStore
+from ..flows import ORDER_FLOW
+
+SETTINGS = Settings(topic_prefix="unit", public_url="https://hooks.example")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[tuple[httpx.AsyncClient, list[Any]]]:
+    broker = KafkaBroker()
+    starts: list[Any] = []
+
+    @broker.subscriber(Topics("unit").execution_starts)
+    async def capture(body: dict[str, Any]) -> None:
+        starts.append(body)
+
+    app = create_app(SETTINGS, store=InMemoryStore(), broker=broker, configure_logging=False)
+    async with TestKafkaBroker(broker), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+            yield http, starts
+
+
+async def test_deploy_answers_the_version_and_callback_urls(client: Any) -> None:
+    http, _ = client
+    response = await http.post("/api/automation/flows", json=ORDER_FLOW)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "Order fulfilment"
+    assert body["version"] == 1
+    (trigger,) = body["triggers"]
+    assert trigger["callbackUrl"] == (
+        f"https://hooks.example/api/automation/flow/"
+        f"{body['flowId']}/trigger/{trigger['triggerId']}/activate"
+    )
+    shown = (await http.get(f"/api/automation/flows/{body['flowId'].upper()}")).json()
+    assert shown["live"] is True
+    assert shown["definition"]["blocks"][2]["condition"] == "data.orderId == vars.order.id"
+
+
+async def test_an_invalid_definition_lists_every_problem(client: Any) -> None:
+    http, _ = client
+    response = await http.post(
+        "/api/automation/flows",
+        json={
+            "name": "x",
+            "blocks": [
+                {"name": "a", "type": "start", "next": "ghost"},
+                {"name": "b", "type": "assign", "assign": {"v": "1 +"}},
+            ],
+        },
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == 2003
+    assert "unknown block 'ghost'" in body["message"]
+    assert "block 'b', assign.v: syntax error" in body["message"]
+    wrong_shape = await http.post(
+        "/api/automation/flows", json={"name": "x", "blocks": [{"name": "a", "type": "warp"}]}
+    )
+    assert wrong_shape.status_code == 400
+    assert wrong_shape.json()["code"] == 2003
+
+
+async def test_execute_publishes_a_start_request(client: Any) -> None:
+    http, starts = client
+    flow_id = (await http.post("/api/automation/flows", json=ORDER_FLOW)).json()["flowId"]
+    response = await http.post(f"/api/automation/flow/{flow_id}/execute", json={"order": {}})
+    assert response.status_code == 202
+    assert starts[0]["executionId"] == response.json()["executionId"]
+    assert starts[0]["input"] == {"order": {}}
+    missing = await http.post("/api/automation/flow/no-such-flow/execute", json={})
+    assert (missing.status_code, missing.json()["code"]) == (404, 4041)
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/api/automation/flows/nope", 4041),
+        ("/api/automation/executions/nope", 4043),
+        ("/api/automation/activations/nope", 4044),
+    ],
+)
+async def test_unknown_things_are_404_with_their_code(client: Any, path: str, code: int) -> None:
+    http, _ = client
+    response = await http.get(path)
+    assert (response.status_code, response.json()["code"]) == (404, code)
+
+
+async def test_bad_bodies_are_answered_in_the_contract_format(client: Any) -> None:
+    http, _ = client
+    cases = [
+        (b"{oops", "application/json", 400, 2000),
+        (b"[1]", "application/json", 400, 2001),
+        (b"{}", "text/plain", 415, 4150),
+        (b"{" + b" " * (1024 * 1024) + b"}", "application/json", 413, 4130),
+    ]
+    for content, content_type, status, code in cases:
+        response = await http.post(
+            "/api/automation/flows", content=content, headers={"content-type": content_type}
+        )
+        assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+async def test_execution_listing_validates_its_parameters(client: Any) -> None:
+    http, _ = client
+    for query in ("status=sleeping", "limit=0", "limit=many", "cursor=garbage"):
+        response = await http.get(f"/api/automation/flow/f/executions?{query}")
+        assert (response.status_code, response.json()["code"]) == (400, 2002), query
+    empty = await http.get("/api/automation/flow/f/executions?status=WAITING")
+    assert empty.json() == {"executions": [], "next": None}
+
+
+async def test_health_and_readiness(client: Any) -> None:
+    http, _ = client
+    assert (await http.get("/healthz")).status_code == 200
+    assert (await http.get("/readyz")).json() == {"status": "ready"}

@@ -1,0 +1,119 @@
+"""The auth service's composition root: adapters, lifespan, logging."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+
+from auth.accounts import Accounts, Limits
+from auth.core import RateLimiter
+from auth.handlers import Handlers
+from auth.passwords import Passwords
+from auth.settings import Settings
+from auth.store import MongoUserStore, UserStore
+from schemas import logs
+from schemas.events import AuthEvent
+from schemas.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class KafkaAuthEvents:
+    """Publishes auth events keyed by user, acknowledged by the broker (acks=all)."""
+
+    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+        self._broker = broker
+        self._topic = topic
+
+    async def publish(self, event: AuthEvent) -> None:
+        await self._broker.publish(
+            event.model_dump(mode="json"), self._topic, key=event.userId.encode()
+        )
+
+
+def build_accounts(settings: Settings, store: UserStore, broker: KafkaBroker) -> Accounts:
+    window_ms = int(settings.login_window_seconds * 1000)
+    limits = Limits(
+        token_ttl_ms=int(settings.token_ttl_days * 86_400_000),
+        per_login=RateLimiter(settings.login_limit_per_login, window_ms),
+        per_address=RateLimiter(settings.login_limit_per_address, window_ms),
+    )
+    events = KafkaAuthEvents(broker, Topics(settings.topic_prefix).auth_events)
+    return Accounts(store, Passwords(), events, limits, now_ms)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: UserStore | None = None,
+    broker: KafkaBroker | None = None,
+    configure_logging: bool = True,
+) -> Starlette:
+    """Build the auth service."""
+    settings = settings or Settings()
+    if configure_logging:
+        logs.configure("auth", settings.log_level, settings.log_format)
+    broker = broker or KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id="hookflow-auth",
+    )
+    mongo: AsyncMongoClient[dict[str, Any]] | None = None
+    if store is None:
+        mongo = AsyncMongoClient(
+            settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=10_000
+        )
+        store = MongoUserStore(mongo[settings.database])
+    accounts = build_accounts(settings, store, broker)
+    state = {"ready": False}
+
+    async def ready() -> bool:
+        if not state["ready"]:
+            return False
+        try:
+            if mongo is not None:
+                await mongo.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    handlers = Handlers(
+        accounts, settings.admin_key, settings.body_limit_bytes, settings.trust_forwarded_for, ready
+    )
+
+    async def purge_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.purge_interval_seconds)
+            try:
+                logger.info("expired tokens purged", extra={"count": await accounts.purge()})
+            except Exception:
+                logger.exception("token purge failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.setup()
+        await broker.connect()
+        state["ready"] = True
+        purger = asyncio.create_task(purge_forever())
+        logger.info("auth ready", extra={"port": settings.port})
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            purger.cancel()
+            await broker.stop()
+            if mongo is not None:
+                await mongo.close()
+
+    return Starlette(routes=handlers.routes(), lifespan=lifespan)

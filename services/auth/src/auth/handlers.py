@@ -1,0 +1,128 @@
+"""HTTP endpoints of the auth service: decode, call the accounts, answer."""
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from auth.accounts import Accounts, RateLimited
+from auth.core import check_roles
+from schemas.errors import ErrorCode
+from schemas.requests import RequestError, json_object
+from schemas.users import UserStatus
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Handlers:
+    def __init__(
+        self,
+        accounts: Accounts,
+        admin_key: SecretStr | None,
+        body_limit: int,
+        trust_forwarded_for: bool,
+        ready: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self._accounts = accounts
+        self._admin_key = admin_key
+        self._limit = body_limit
+        self._forwarded = trust_forwarded_for
+        self._ready = ready
+
+    def routes(self) -> list[Route]:
+        guard = self._guard
+        return [
+            Route("/api/users/register", guard(self.register), methods=["POST"]),
+            Route("/api/users/login", guard(self.login), methods=["POST"]),
+            Route("/api/users/logout", guard(self.logout), methods=["GET", "POST"]),
+            Route("/api/users/isvalidusertoken/{token}", guard(self.is_valid)),
+            Route("/api/users/{objectId}/roles", guard(self.set_roles), methods=["PUT"]),
+            Route("/api/users/{objectId}/status", guard(self.set_status), methods=["PUT"]),
+            Route("/internal/tokens/introspect", guard(self.introspect), methods=["POST"]),
+            Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
+        ]
+
+    @staticmethod
+    def _guard(handler: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RateLimited as exc:
+                return JSONResponse(
+                    exc.body(),
+                    status_code=exc.status,
+                    headers={"Retry-After": str(exc.retry_after)},
+                )
+            except RequestError as exc:
+                return JSONResponse(exc.body(), status_code=exc.status)
+
+        return guarded
+
+    async def _body(self, request: Request) -> dict[str, object]:
+        return await json_object(request.headers.get("content-type"), request.stream(), self._limit)
+
+    def _address(self, request: Request) -> str:
+        forwarded = request.headers.get("x-forwarded-for") if self._forwarded else None
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+        return request.client.host if request.client else "unknown"
+
+    def _require_admin(self, request: Request) -> None:
+        given = request.headers.get("x-admin-key", "")
+        expected = self._admin_key.get_secret_value() if self._admin_key else ""
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise RequestError(403, ErrorCode.ADMIN_KEY_REQUIRED, "a valid X-Admin-Key is required")
+
+    async def register(self, request: Request) -> Response:
+        user = await self._accounts.register(await self._body(request))
+        return JSONResponse(user.as_context(), status_code=201)
+
+    async def login(self, request: Request) -> Response:
+        answer = await self._accounts.login(await self._body(request), self._address(request))
+        return JSONResponse(answer)
+
+    async def logout(self, request: Request) -> Response:
+        await self._accounts.logout(request.headers.get("user-token"))
+        return Response(status_code=200)
+
+    async def is_valid(self, request: Request) -> Response:
+        answer = await self._accounts.introspect(request.path_params["token"])
+        return JSONResponse(answer.active)
+
+    async def introspect(self, request: Request) -> Response:
+        token = (await self._body(request)).get("token")
+        if not isinstance(token, str):
+            raise RequestError(400, ErrorCode.INVALID_REQUEST, "token must be a string")
+        answer = await self._accounts.introspect(token)
+        return JSONResponse(answer.model_dump(mode="json", exclude_none=True))
+
+    async def set_roles(self, request: Request) -> Response:
+        self._require_admin(request)
+        roles = check_roles(await self._body(request))
+        user = await self._accounts.set_roles(request.path_params["objectId"], roles)
+        return JSONResponse(user.as_context())
+
+    async def set_status(self, request: Request) -> Response:
+        self._require_admin(request)
+        status = (await self._body(request)).get("userStatus")
+        if status not in (UserStatus.ENABLED, UserStatus.DISABLED):
+            raise RequestError(
+                400, ErrorCode.INVALID_REQUEST, "userStatus must be ENABLED or DISABLED"
+            )
+        user = await self._accounts.set_status(
+            request.path_params["objectId"], UserStatus(str(status))
+        )
+        return JSONResponse(user.as_context())
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if await self._ready():
+            return JSONResponse({"status": "ready"})
+        error = RequestError(503, ErrorCode.NOT_READY, "not ready")
+        return JSONResponse(error.body(), status_code=503)

@@ -1,0 +1,37 @@
+"""Auth settings, from HOOKFLOW_AUTH_* environment variables."""
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the auth service can be configured with; built once in `app.py`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKFLOW_AUTH_", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8082
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices(
+            "HOOKFLOW_AUTH_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    mongodb_url: SecretStr = Field(
+        default=SecretStr("mongodb://127.0.0.1:27217/"),
+        validation_alias=AliasChoices("HOOKFLOW_AUTH_MONGODB_URL", "MONGODB_URL"),
+    )
+    database: str = "hookflow_auth"
+    topic_prefix: str = "hookflow"
+    admin_key: SecretStr | None = None  # unset: the admin endpoints answer 403
+    token_ttl_days: float = 30.0
+    purge_interval_seconds: float = 3600.0
+    login_limit_per_login: int = 10
+    login_limit_per_address: int = 100
+    login_window_seconds: float = 60.0
+    trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For
+    body_limit_bytes: int = 64 * 1024
+    log_format: str = "text"
+    log_level: str = "INFO"

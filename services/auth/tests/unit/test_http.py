@@ -1,0 +1,209 @@
+"""The auth service over HTTP, with the in-memory store and FastStream's test broker."""
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from auth.app import create_app
+from auth.settings import Settings
+from schemas.topics import Topics
+
+from ..fakes import InMemoryUserStore
+
+ADMIN = "admin-secret-key"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryUserStore, list[Any]]]:
+    broker, store, events = KafkaBroker(), InMemoryUserStore(), []
+
+    @broker.subscriber(Topics("unit").auth_events)
+    async def capture(body: dict[str, Any]) -> None:
+        events.append(body)
+
+    settings = Settings(topic_prefix="unit", admin_key=ADMIN, login_limit_per_login=3)
+    app = create_app(settings, store=store, broker=broker, configure_logging=False)
+    async with TestKafkaBroker(broker), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as http:
+            yield http, store, events
+
+
+async def register(http: httpx.AsyncClient, email: str = "bond@mi6.uk") -> dict[str, Any]:
+    response = await http.post(
+        "/api/users/register",
+        json={"email": email, "password": PASSWORD, "firstName": "James", "age": 45},
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def login(
+    http: httpx.AsyncClient, login: str = "bond@mi6.uk", password: str = PASSWORD
+) -> httpx.Response:
+    return await http.post("/api/users/login", json={"login": login, "password": password})
+
+
+async def introspect(http: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    return dict((await http.post("/internal/tokens/introspect", json={"token": token})).json())
+
+
+async def test_register_answers_the_user_object(service: Any) -> None:
+    http, _, _ = service
+    user = await register(http)
+    assert set(user) == {
+        "objectId",
+        "ownerId",
+        "email",
+        "created",
+        "updated",
+        "lastLogin",
+        "userStatus",
+        "roles",
+        "firstName",
+        "age",
+    }
+    assert user["userStatus"] == "ENABLED"
+    assert user["ownerId"] == user["objectId"]
+    duplicate = await http.post(
+        "/api/users/register", json={"email": "BOND@mi6.uk", "password": PASSWORD}
+    )
+    assert (duplicate.status_code, duplicate.json()["code"]) == (409, 4090)
+
+
+async def test_login_gives_a_token_that_introspects_to_the_user(service: Any) -> None:
+    http, _, _ = service
+    user = await register(http)
+    response = await login(http, "Bond@MI6.uk")
+    assert response.status_code == 200
+    body = response.json()
+    token = body.pop("user-token")
+    assert len(token) >= 43  # 256 bits, base64url
+    assert body["objectId"] == user["objectId"]
+    assert body["lastLogin"] is not None
+    answer = await introspect(http, token)
+    assert answer["active"] is True
+    assert answer["user"]["email"] == "bond@mi6.uk"
+    assert (await http.get(f"/api/users/isvalidusertoken/{token}")).json() is True
+
+
+async def test_a_failed_login_does_not_say_whether_the_email_exists(service: Any) -> None:
+    http, _, _ = service
+    await register(http)
+    wrong_password = await login(http, password="wrong password!")
+    unknown_email = await login(http, login="nobody@mi6.uk")
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    assert wrong_password.json() == unknown_email.json()
+
+
+async def test_logout_kills_the_token_and_announces_it(service: Any) -> None:
+    http, _, events = service
+    await register(http)
+    token = (await login(http)).json()["user-token"]
+    assert (await http.get("/api/users/logout", headers={"user-token": token})).status_code == 200
+    assert (await introspect(http, token)) == {"active": False}
+    assert (await http.get(f"/api/users/isvalidusertoken/{token}")).json() is False
+    assert events[-1]["kind"] == "token_revoked"
+    again = await http.get("/api/users/logout", headers={"user-token": token})
+    assert (again.status_code, again.json()["code"]) == (401, 3001)
+
+
+async def test_roles_need_the_admin_key_and_are_announced(service: Any) -> None:
+    http, _, events = service
+    user = await register(http)
+    path = f"/api/users/{user['objectId']}/roles"
+    refused = await http.put(path, json={"roles": ["PaymentGateway"]})
+    assert (refused.status_code, refused.json()["code"]) == (403, 3002)
+    wrong = await http.put(path, json={"roles": ["X"]}, headers={"x-admin-key": "guess"})
+    assert wrong.status_code == 403
+    done = await http.put(path, json={"roles": ["PaymentGateway"]}, headers={"x-admin-key": ADMIN})
+    assert done.json()["roles"] == ["PaymentGateway"]
+    assert events[-1] == {
+        "kind": "roles_changed",
+        "userId": user["objectId"],
+        "roles": ["PaymentGateway"],
+        "at": events[-1]["at"],
+    }
+    token = (await login(http)).json()["user-token"]
+    assert (await introspect(http, token))["user"]["roles"] == ["PaymentGateway"]
+    missing = await http.put(
+        "/api/users/NOPE/roles", json={"roles": []}, headers={"x-admin-key": ADMIN}
+    )
+    assert (missing.status_code, missing.json()["code"]) == (404, 4045)
+
+
+async def test_a_disabled_users_tokens_are_inactive(service: Any) -> None:
+    http, _, events = service
+    user = await register(http)
+    token = (await login(http)).json()["user-token"]
+    response = await http.put(
+        f"/api/users/{user['objectId']}/status",
+        json={"userStatus": "DISABLED"},
+        headers={"x-admin-key": ADMIN},
+    )
+    assert response.status_code == 200
+    assert events[-1]["kind"] == "user_disabled"
+    assert (await introspect(http, token)) == {"active": False}
+    refused = await login(http)
+    assert (refused.status_code, refused.json()["code"]) == (403, 3003)
+
+
+async def test_an_expired_token_is_inactive(service: Any) -> None:
+    http, store, _ = service
+    await register(http)
+    token = (await login(http)).json()["user-token"]
+    for stored in store.tokens.values():
+        store.tokens[stored.token_hash] = type(stored)(
+            stored.token_hash, stored.user_id, stored.created, stored.created
+        )
+    assert (await introspect(http, token)) == {"active": False}
+    assert (await introspect(http, "never-issued")) == {"active": False}
+
+
+async def test_login_attempts_are_rate_limited_with_retry_after(service: Any) -> None:
+    http, _, _ = service
+    await register(http)
+    for _ in range(3):
+        assert (await login(http, password="wrong password!")).status_code == 401
+    limited = await login(http)
+    assert limited.status_code == 429
+    assert limited.json()["code"] == 4290
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+
+async def test_bad_bodies_get_the_contract_error(service: Any) -> None:
+    http, _, _ = service
+    cases = [
+        (b"{", "application/json", 400, 2000),
+        (b"[]", "application/json", 400, 2001),
+        (b"email=a", "application/x-www-form-urlencoded", 415, 4150),
+        (b'{"x": "' + b"a" * 70_000 + b'"}', "application/json", 413, 4130),
+    ]
+    for content, content_type, status, code in cases:
+        response = await http.post(
+            "/api/users/register", content=content, headers={"content-type": content_type}
+        )
+        assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+async def test_secrets_never_appear_in_answers_logs_or_storage(
+    service: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    http, store, _ = service
+    caplog.set_level(logging.DEBUG)
+    user = await register(http)
+    token = (await login(http)).json()["user-token"]
+    await introspect(http, token)
+    await http.get("/api/users/logout", headers={"user-token": token})
+    assert PASSWORD not in str(user)
+    assert PASSWORD not in caplog.text
+    assert token not in caplog.text
+    stored = str(store.users) + str(store.tokens)
+    assert PASSWORD not in stored
+    assert token not in stored

@@ -56,8 +56,9 @@ lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(SRC) conftest.py
 
-schemas: install ## export the JSON Schemas of every Kafka message into schemas/jsonschema
+schemas: install ## export the JSON Schemas of Kafka messages and the gateway OpenAPI document
 	$(PY) -m schemas.export
+	$(PY) -m gateway.openapi
 
 fmt: install ## format and fix what ruff can
 	$(VENV)/bin/ruff format .

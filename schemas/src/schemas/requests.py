@@ -74,3 +74,9 @@ async def json_object(
     """Check the content type, read at most `limit` bytes and parse a JSON object."""
     require_json(content_type)
     return parse_object(await read_limited(chunks, limit))
+
+
+def routing_error(status: int, detail: str) -> dict[str, Any]:
+    """The error body for an unknown path (404) or a wrong method (405)."""
+    code = ErrorCode.NOT_FOUND if status == 404 else ErrorCode.INVALID_REQUEST
+    return ErrorBody(code=code, message=detail).model_dump()

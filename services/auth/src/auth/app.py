@@ -10,6 +10,9 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from auth.accounts import Accounts, Limits
 from auth.core import RateLimiter
@@ -19,6 +22,7 @@ from auth.settings import Settings
 from auth.store import MongoUserStore, UserStore
 from schemas import logs
 from schemas.events import AuthEvent
+from schemas.requests import routing_error
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -116,4 +120,14 @@ def create_app(
             if mongo is not None:
                 await mongo.close()
 
-    return Starlette(routes=handlers.routes(), lifespan=lifespan)
+    return Starlette(
+        routes=handlers.routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) in the contract's error body."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )

@@ -13,6 +13,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
 from engine.api import Api
@@ -22,6 +25,7 @@ from engine.settings import Settings
 from engine.store import MongoStore, Store
 from schemas import logs, topics
 from schemas.events import StartExecution
+from schemas.requests import routing_error
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -135,7 +139,9 @@ def create_app(
             if mongo is not None:
                 await mongo.close()
 
-    return Starlette(routes=api.routes(), lifespan=lifespan)
+    return Starlette(
+        routes=api.routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
 
 
 async def ensure_topics(
@@ -161,3 +167,11 @@ async def ensure_topics(
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) in the contract's error body."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )

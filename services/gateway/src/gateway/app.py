@@ -1,0 +1,192 @@
+"""The gateway's composition root: Kafka, the registry, the token cache, the routes."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.handlers import Gateway, Limits
+from gateway.limits import TokenBuckets
+from gateway.metrics import Metrics
+from gateway.openapi import document
+from gateway.registry import Registry
+from gateway.settings import Settings
+from gateway.tokens import AuthClient, TokenCache
+from schemas import logs
+from schemas.events import AuthEvent, RolesChanged, TokenRevoked
+from schemas.requests import routing_error
+from schemas.topics import Topics
+from schemas.users import TokenIntrospection
+
+logger = logging.getLogger(__name__)
+
+_AUTH_EVENT: TypeAdapter[AuthEvent] = TypeAdapter(AuthEvent)
+EndOffsets = Callable[[str], Awaitable[dict[int, int]]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    broker: KafkaBroker | None = None,
+    introspect: Callable[[str], Awaitable[TokenIntrospection]] | None = None,
+    end_offsets: EndOffsets | None = None,
+    configure_logging: bool = True,
+) -> Starlette:
+    """Build the gateway; tests inject a test broker, an introspection function and offsets."""
+    settings = settings or Settings()
+    if configure_logging:
+        logs.configure("gateway", settings.log_level, settings.log_format)
+    topics = Topics(settings.topic_prefix)
+    broker = broker or KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        allow_auto_create_topics=False,
+        client_id="hookflow-gateway",
+        log_level=logging.DEBUG,
+    )
+    client = httpx.AsyncClient()
+    introspect = introspect or AuthClient(client, settings.auth_url, settings.auth_timeout_seconds)
+    tokens = TokenCache(
+        introspect,
+        settings.token_cache_size,
+        settings.token_cache_ttl_seconds,
+        settings.token_cache_negative_ttl_seconds,
+    )
+    registry = Registry()
+    metrics = Metrics()
+    state = {"ready": False}
+
+    @broker.subscriber(topics.flow_registry, auto_offset_reset="earliest")
+    async def on_registry(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple)
+        registry.apply(record.key, record.value, record.partition, record.offset)
+
+    @broker.subscriber(topics.auth_events, auto_offset_reset="latest")
+    async def on_auth_event(message: KafkaMessage) -> None:
+        try:
+            event = _AUTH_EVENT.validate_json(message.body)
+        except ValidationError:
+            logger.warning("unreadable auth event skipped")
+            return
+        if isinstance(event, TokenRevoked):
+            tokens.drop_token(event.tokenHash)
+        elif isinstance(event, RolesChanged):
+            tokens.drop_user(event.userId)
+        else:
+            tokens.drop_user(event.userId)
+
+    async def publish(topic: str, body: dict[str, Any], key: bytes) -> None:
+        async with asyncio.timeout(settings.publish_timeout_seconds):
+            await broker.publish(body, topic, key=key)
+
+    buckets = (
+        TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        if settings.rate_limit_per_second > 0
+        else None
+    )
+    gateway = Gateway(
+        registry,
+        tokens,
+        publish,
+        topics,
+        metrics,
+        Limits(
+            settings.body_limit_bytes, settings.body_timeout_seconds, settings.trust_forwarded_for
+        ),
+        buckets,
+        now_ms,
+        lambda: state["ready"],
+    )
+    offsets = end_offsets or (
+        lambda topic: kafka_end_offsets(settings.kafka_bootstrap_servers, topic)
+    )
+
+    async def catch_up() -> None:
+        target = await offsets(topics.flow_registry)
+        deadline = time.monotonic() + settings.registry_timeout_seconds
+        while not registry.caught_up(target):
+            if time.monotonic() > deadline:
+                logger.error("flow registry not loaded in time", extra={"target": target})
+                return
+            await asyncio.sleep(0.05)
+        state["ready"] = True
+        logger.info("gateway ready", extra={"flows": len(registry), "port": settings.port})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await broker.start()
+        loader = asyncio.create_task(catch_up())
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            loader.cancel()
+            await broker.stop()
+            await client.aclose()
+
+    base = "/api/automation/flow/{flowId}"
+    routes = [
+        Route(base + "/trigger/{triggerId}/activate", gateway.activate, methods=["POST"]),
+        Route(base + "/execute", gateway.execute, methods=["POST"]),
+        Route("/healthz", gateway.healthz),
+        Route("/readyz", gateway.readyz),
+        Route("/metrics", gateway.metrics),
+        Route("/openapi.json", _openapi),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
+    app.state.registry = registry
+    app.state.tokens = tokens
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) in the contract's error body."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(document())
+
+
+async def kafka_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of every partition of `topic` (empty when it does not exist yet)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():  # also refreshes the metadata
+            return {}
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+def app_from_env() -> Starlette:
+    """The ASGI app factory uvicorn calls in each worker."""
+    return create_app(Settings())

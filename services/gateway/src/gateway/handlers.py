@@ -1,0 +1,244 @@
+"""The gateway's endpoints: admit a callback or a start request, publish it, answer.
+
+A callback costs one dictionary lookup in the registry, at most one auth round trip per
+token-cache miss, and one Kafka produce that must be acknowledged before the answer.
+"""
+
+import asyncio
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.limits import TokenBuckets
+from gateway.metrics import Metrics
+from gateway.registry import Registry
+from gateway.tokens import AuthUnavailable, TokenCache
+from schemas.errors import ErrorCode
+from schemas.events import ActivateTrigger, ActivationSource, StartExecution
+from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.requests import RequestError, json_object
+from schemas.topics import Topics
+from schemas.users import User, UserStatus
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any], bytes], Awaitable[None]]
+
+AUTH_MESSAGE = "Unable to execute the callback. User is missing required security role(s)"
+_EXECUTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_KEY = 256
+
+
+class BrokerUnavailable(Exception):
+    """Kafka did not acknowledge the event in time; nothing was accepted."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    body_bytes: int
+    body_seconds: float
+    trust_forwarded_for: bool
+
+
+class Gateway:
+    def __init__(
+        self,
+        registry: Registry,
+        tokens: TokenCache,
+        publish: Publish,
+        topics: Topics,
+        metrics: Metrics,
+        limits: Limits,
+        buckets: TokenBuckets | None,
+        clock: Callable[[], int],
+        ready: Callable[[], bool],
+    ) -> None:
+        self._registry = registry
+        self._tokens = tokens
+        self._publish = publish
+        self._topics = topics
+        self._metrics = metrics
+        self._limits = limits
+        self._buckets = buckets
+        self._now = clock
+        self._ready = ready
+
+    async def activate(self, request: Request) -> Response:
+        return await self._measured("activate", request, self._activate)
+
+    async def execute(self, request: Request) -> Response:
+        return await self._measured("execute", request, self._execute)
+
+    async def _measured(
+        self, route: str, request: Request, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        try:
+            self._rate_limit(request)
+            response = await handler(request)
+            outcome = str(response.status_code)
+        except RequestError as exc:
+            response, outcome = JSONResponse(exc.body(), status_code=exc.status), str(exc.status)
+            if exc.code == ErrorCode.RATE_LIMITED:
+                response.headers["Retry-After"] = request.state.retry_after
+        self._metrics.requests.labels(route, outcome).inc()
+        self._metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    def _rate_limit(self, request: Request) -> None:
+        if self._buckets is None:
+            return
+        wait = self._buckets.take(self._address(request), time.monotonic())
+        if wait:
+            request.state.retry_after = str(max(1, math.ceil(wait)))
+            raise RequestError(429, ErrorCode.RATE_LIMITED, "too many requests; retry later")
+
+    def _address(self, request: Request) -> str:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded and self._limits.trust_forwarded_for:
+            return forwarded.split(",")[0].strip()
+        return request.client.host if request.client else "unknown"
+
+    async def _activate(self, request: Request) -> Response:
+        flow_id = request.path_params["flowId"].lower()
+        trigger_id = request.path_params["triggerId"].lower()
+        if self._registry.flow(flow_id) is None:
+            raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+        trigger = self._registry.trigger(flow_id, trigger_id)
+        if trigger is None:
+            raise RequestError(404, ErrorCode.UNKNOWN_TRIGGER, "no such trigger in this flow")
+        execution = _execution(request.query_params.get("execution"))
+        key = _idempotency_key(request)
+        data = await self._body(request)
+
+        token = request.headers.get("user-token")
+        user = await self._user(token) if token else None
+        activation_id = str(uuid.uuid4())
+        if trigger.authenticationType == AuthenticationType.USER:
+            failure = _auth_failure(user, trigger.requiredRoles)
+            if failure is not None:
+                if trigger.onFailPolicy == OnFailPolicy.IGNORE:
+                    logger.info(
+                        "callback ignored by its auth policy",
+                        extra={"flow_id": flow_id, "trigger_id": trigger_id},
+                    )
+                    return Response(status_code=200, headers={"X-Activation-Id": activation_id})
+                raise failure
+
+        event = ActivateTrigger(
+            activationId=activation_id,
+            flowId=flow_id,
+            triggerId=trigger_id,
+            execution=execution,
+            data=data,
+            user=user,
+            idempotencyKey=key,
+            source=ActivationSource.HTTP,
+            receivedAt=self._now(),
+        )
+        partition_key = execution if execution not in ("all", "any") else trigger_id
+        await self._send(
+            self._topics.activations, event.model_dump(mode="json"), partition_key.encode()
+        )
+        return Response(status_code=200, headers={"X-Activation-Id": activation_id})
+
+    async def _execute(self, request: Request) -> Response:
+        flow_id = request.path_params["flowId"].lower()
+        if self._registry.flow(flow_id) is None:
+            raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+        data = await self._body(request)
+        execution_id = str(uuid.uuid4())
+        command = StartExecution(
+            executionId=execution_id, flowId=flow_id, input=data, requestedAt=self._now()
+        )
+        await self._send(
+            self._topics.execution_starts, command.model_dump(mode="json"), execution_id.encode()
+        )
+        return JSONResponse({"executionId": execution_id}, status_code=202)
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self._limits.body_seconds):
+                return await json_object(
+                    request.headers.get("content-type"), request.stream(), self._limits.body_bytes
+                )
+        except TimeoutError as exc:
+            raise RequestError(
+                408, ErrorCode.REQUEST_TIMEOUT, "the body did not arrive in time"
+            ) from exc
+
+    async def _user(self, token: str) -> User | None:
+        try:
+            return await self._tokens.user(token)
+        except AuthUnavailable as exc:
+            logger.warning("auth service unavailable", extra={"error": str(exc)})
+            raise RequestError(
+                503,
+                ErrorCode.AUTH_UNAVAILABLE,
+                "the user-token cannot be checked right now; retry later",
+            ) from exc
+
+    async def _send(self, topic: str, body: dict[str, Any], key: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            await self._publish(topic, body, key)
+        except Exception as exc:
+            logger.warning("publish failed", extra={"topic": topic, "error": repr(exc)})
+            raise RequestError(
+                503,
+                ErrorCode.BROKER_UNAVAILABLE,
+                "the request was not accepted: the broker is unavailable; "
+                "retry later (with the same Idempotency-Key)",
+            ) from exc
+        self._metrics.publish_latency.labels(topic).observe(time.perf_counter() - started)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        if self._ready():
+            return JSONResponse({"status": "ready", "flows": len(self._registry)})
+        return JSONResponse(
+            RequestError(503, ErrorCode.NOT_READY, "not ready").body(), status_code=503
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self._metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def _execution(value: str | None) -> str:
+    if value is None or value.lower() in ("", "all"):
+        return "all"
+    if value.lower() == "any":
+        return "any"
+    if not _EXECUTION.match(value):
+        raise RequestError(
+            400, ErrorCode.INVALID_PARAMETER, "execution must be all, any or an execution id"
+        )
+    return value.lower()
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key") or request.headers.get("x-idempotency-key")
+    if key is not None and not 0 < len(key) <= _MAX_KEY:
+        raise RequestError(
+            400, ErrorCode.INVALID_PARAMETER, f"Idempotency-Key must be 1 to {_MAX_KEY} characters"
+        )
+    return key
+
+
+def _auth_failure(user: User | None, required: list[str]) -> RequestError | None:
+    """The error a USER trigger answers under ERROR, or None when the user passes."""
+    if user is None or user.userStatus != UserStatus.ENABLED:
+        return RequestError(401, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
+    if not user.has_roles(required):
+        return RequestError(403, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
+    return None

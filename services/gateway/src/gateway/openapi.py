@@ -1,0 +1,141 @@
+"""The gateway's OpenAPI document (public endpoints), also committed under docs/openapi/."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import ErrorBody, ErrorCode
+
+_ERROR = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def _error(description: str, *codes: ErrorCode) -> dict[str, Any]:
+    listed = ", ".join(f"{c.value} ({c.name})" for c in codes)
+    return {
+        "description": f"{description}. Codes: {listed}",
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+
+
+_COMMON_ERRORS = {
+    "400": _error(
+        "Malformed JSON, a body that is not an object, or a bad parameter",
+        ErrorCode.MALFORMED_JSON,
+        ErrorCode.NOT_AN_OBJECT,
+        ErrorCode.INVALID_PARAMETER,
+    ),
+    "404": _error("Unknown flow or trigger", ErrorCode.UNKNOWN_FLOW, ErrorCode.UNKNOWN_TRIGGER),
+    "408": _error("The body did not arrive in time", ErrorCode.REQUEST_TIMEOUT),
+    "413": _error("The body is over the limit (1 MiB by default)", ErrorCode.BODY_TOO_LARGE),
+    "415": _error("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+    "429": _error("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
+    "503": _error(
+        "Nothing was accepted: the broker or the auth service is unavailable",
+        ErrorCode.BROKER_UNAVAILABLE,
+        ErrorCode.AUTH_UNAVAILABLE,
+    ),
+}
+
+_ANY_OBJECT = {"type": "object", "additionalProperties": True}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway's public endpoints."""
+    uuid_param = {"in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hookflow gateway",
+            "version": "1.0.0",
+            "description": "External Callback activations and execution starts.",
+        },
+        "paths": {
+            "/api/automation/flow/{flowId}/trigger/{triggerId}/activate": {
+                "post": {
+                    "operationId": "activateTrigger",
+                    "summary": "Activate an External Callback trigger",
+                    "parameters": [
+                        {"name": "flowId", **uuid_param},
+                        {"name": "triggerId", **uuid_param},
+                        {
+                            "name": "execution",
+                            "in": "query",
+                            "required": False,
+                            "description": "all (default), any, or an execution id",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "user-token",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 256},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ANY_OBJECT}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Accepted (acknowledged by Kafka), or ignored "
+                            "by an IGNORE policy; empty body",
+                            "headers": {"X-Activation-Id": {"schema": {"type": "string"}}},
+                        },
+                        "401": _error(
+                            "No valid user for a USER trigger (policy ERROR)", ErrorCode.AUTH_FAILED
+                        ),
+                        "403": _error(
+                            "The user lacks a required role (policy ERROR)", ErrorCode.AUTH_FAILED
+                        ),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/api/automation/flow/{flowId}/execute": {
+                "post": {
+                    "operationId": "startExecution",
+                    "summary": "Start an execution of a flow version",
+                    "parameters": [{"name": "flowId", **uuid_param}],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ANY_OBJECT}},
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Start requested",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["executionId"],
+                                        "properties": {"executionId": {"type": "string"}},
+                                    }
+                                }
+                            },
+                        },
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+        },
+        "components": {"schemas": {"ErrorBody": ErrorBody.model_json_schema()}},
+    }
+
+
+COMMITTED = Path(__file__).resolve().parents[4] / "docs" / "openapi" / "gateway.json"
+
+
+def rendered() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    COMMITTED.parent.mkdir(parents=True, exist_ok=True)
+    COMMITTED.write_text(rendered())
+    print(f"wrote {COMMITTED}")

@@ -1,0 +1,38 @@
+"""Gateway settings, from HOOKFLOW_GATEWAY_* environment variables."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be configured with; built once in `app.py`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKFLOW_GATEWAY_", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = Field(default=1, ge=1)
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices(
+            "HOOKFLOW_GATEWAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    topic_prefix: str = "hookflow"
+    auth_url: str = "http://127.0.0.1:8082"
+    auth_timeout_seconds: float = 3.0
+    token_cache_size: int = Field(default=10_000, ge=1)
+    token_cache_ttl_seconds: float = 60.0
+    token_cache_negative_ttl_seconds: float = 5.0
+    body_limit_bytes: int = Field(default=1024 * 1024, ge=1)
+    body_timeout_seconds: float = 10.0
+    publish_timeout_seconds: float = 5.0
+    linger_ms: int = 1
+    rate_limit_per_second: float = 0.0  # per client address; 0 turns the limit off
+    rate_limit_burst: int = 100
+    trust_forwarded_for: bool = False
+    registry_timeout_seconds: float = 60.0
+    log_format: str = "text"
+    log_level: str = "INFO"

@@ -1,0 +1,130 @@
+"""User-token resolution: the auth service's introspection behind a bounded TTL cache.
+
+Entries are keyed by the token's SHA-256 (the raw token is never kept), so the auth
+service's TokenRevoked events, which carry that hash, drop them at once; RolesChanged
+and UserDisabled drop every entry of the user. Concurrent misses for one token share
+one round trip.
+"""
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+from pydantic import ValidationError
+
+from schemas.users import TokenIntrospection, User
+
+
+class AuthUnavailable(Exception):
+    """The auth service did not answer; nothing can be said about the token."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    user: User | None
+    expires: float
+
+
+class TokenCache:
+    def __init__(
+        self,
+        introspect: Callable[[str], Awaitable[TokenIntrospection]],
+        size: int,
+        ttl: float,
+        negative_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._introspect = introspect
+        self._size = size
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._by_user: dict[str, set[str]] = {}
+        self._pending: dict[str, asyncio.Future[User | None]] = {}
+        self.misses = 0
+
+    async def user(self, token: str) -> User | None:
+        """The active token's user, or None when the token is not active."""
+        key = token_hash(token)
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > self._clock():
+            self._entries.move_to_end(key)
+            return entry.user
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[User | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            self.misses += 1
+            answer = await self._introspect(token)
+            user = answer.user if answer.active else None
+            self._store(key, user)
+            future.set_result(user)
+            return user
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future logs nothing
+            raise
+        finally:
+            del self._pending[key]
+
+    def _store(self, key: str, user: User | None) -> None:
+        ttl = self._ttl if user is not None else self._negative_ttl
+        self._entries[key] = _Entry(user, self._clock() + ttl)
+        self._entries.move_to_end(key)
+        if user is not None:
+            self._by_user.setdefault(user.objectId, set()).add(key)
+        while len(self._entries) > self._size:
+            old_key, old = self._entries.popitem(last=False)
+            self._unindex(old_key, old)
+
+    def _unindex(self, key: str, entry: _Entry) -> None:
+        if entry.user is not None:
+            keys = self._by_user.get(entry.user.objectId)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_user[entry.user.objectId]
+
+    def drop_token(self, hashed: str) -> None:
+        entry = self._entries.pop(hashed, None)
+        if entry is not None:
+            self._unindex(hashed, entry)
+
+    def drop_user(self, user_id: str) -> None:
+        for key in self._by_user.pop(user_id, set()):
+            self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class AuthClient:
+    """Calls the auth service's introspection endpoint."""
+
+    PATH = "/internal/tokens/introspect"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + self.PATH
+        self._timeout = timeout
+
+    async def __call__(self, token: str) -> TokenIntrospection:
+        try:
+            response = await self._client.post(
+                self._url, json={"token": token}, timeout=self._timeout
+            )
+            response.raise_for_status()
+            return TokenIntrospection.model_validate_json(response.content)
+        except (httpx.HTTPError, ValidationError) as exc:
+            raise AuthUnavailable(str(exc)) from exc

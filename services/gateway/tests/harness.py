@@ -1,0 +1,121 @@
+"""A gateway on FastStream's test broker with a registry and users of our choosing."""
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.tokens import AuthUnavailable
+from schemas.events import FlowVersionRegistered, TriggerRegistered
+from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.topics import Topics
+from schemas.users import TokenIntrospection, User
+
+TOPICS = Topics("unit")
+FLOW = str(uuid.uuid4())
+OPEN = str(uuid.uuid4())  # NONE trigger
+PAY = str(uuid.uuid4())  # USER trigger, role PaymentGateway, ERROR
+QUIET = str(uuid.uuid4())  # USER trigger, role PaymentGateway, IGNORE
+
+PAYER = User(
+    objectId="U1",
+    ownerId="U1",
+    email="pay@gw.example",
+    created=1,
+    roles=["PaymentGateway"],
+    firstName="Pay",
+)  # type: ignore[call-arg]
+CLERK = User(objectId="U2", ownerId="U2", email="clerk@shop.example", created=1, roles=["Clerk"])
+USERS = {"payer-token": PAYER, "clerk-token": CLERK}
+
+
+def trigger(
+    trigger_id: str, name: str, auth: AuthenticationType, policy: OnFailPolicy, roles: list[str]
+) -> TriggerRegistered:
+    return TriggerRegistered(
+        flowId=FLOW,
+        triggerId=trigger_id,
+        name=name,
+        authenticationType=auth,
+        requiredRoles=roles,
+        onFailPolicy=policy,
+        entry=False,
+    )
+
+
+REGISTRY = [
+    FlowVersionRegistered(flowId=FLOW, name="Orders", version=1, live=True),
+    trigger(OPEN, "Open", AuthenticationType.NONE, OnFailPolicy.ERROR, []),
+    trigger(PAY, "Pay", AuthenticationType.USER, OnFailPolicy.ERROR, ["PaymentGateway"]),
+    trigger(QUIET, "Quiet", AuthenticationType.USER, OnFailPolicy.IGNORE, ["PaymentGateway"]),
+]
+
+
+@dataclass
+class Harness:
+    http: httpx.AsyncClient
+    broker: KafkaBroker
+    activations: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    starts: list[dict[str, Any]] = field(default_factory=list)
+    introspections: list[str] = field(default_factory=list)
+    auth_down: bool = False
+
+    def url(self, trigger_id: str, flow_id: str = FLOW, query: str = "") -> str:
+        return f"/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate{query}"
+
+
+@contextlib.asynccontextmanager
+async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
+    broker = KafkaBroker()
+    harness = Harness(http=None, broker=broker)  # type: ignore[arg-type]
+
+    @broker.subscriber(TOPICS.activations)
+    async def on_activation(message: KafkaMessage) -> None:
+        harness.activations.append(json.loads(message.body))
+        harness.keys.append(message.raw_message.key)  # type: ignore[union-attr]
+
+    @broker.subscriber(TOPICS.execution_starts)
+    async def on_start(body: dict[str, Any]) -> None:
+        harness.starts.append(body)
+
+    async def introspect(token: str) -> TokenIntrospection:
+        harness.introspections.append(token)
+        if harness.auth_down:
+            raise AuthUnavailable("connection refused")
+        user = USERS.get(token)
+        return TokenIntrospection(active=user is not None, user=user)
+
+    async def no_offsets(topic: str) -> dict[int, int]:
+        return {}
+
+    settings = Settings(topic_prefix="unit", **overrides)
+    app = create_app(
+        settings,
+        broker=broker,
+        introspect=introspect,
+        end_offsets=no_offsets,
+        configure_logging=False,
+    )
+    async with TestKafkaBroker(broker) as test_broker, app.router.lifespan_context(app):
+        for record in REGISTRY:
+            key = (
+                f"{record.flowId}/{record.triggerId}"
+                if isinstance(record, TriggerRegistered)
+                else record.flowId
+            )
+            await test_broker.publish(
+                record.model_dump(mode="json"), TOPICS.flow_registry, key=key.encode()
+            )
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            harness.http = http
+            yield harness

@@ -1,0 +1,220 @@
+"""Every rule of the contract's callback section, over HTTP with the test broker."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.tokens import token_hash
+from schemas.events import RolesChanged, TokenRevoked, UserDisabled
+
+from ..harness import FLOW, OPEN, PAY, QUIET, TOPICS, Harness, gateway
+
+AUTH_BODY = {
+    "code": 1000,
+    "message": "Unable to execute the callback. User is missing required security role(s)",
+}
+
+
+@pytest.fixture
+async def gw() -> AsyncIterator[Harness]:
+    async with gateway() as harness:
+        yield harness
+
+
+async def test_success_is_200_with_an_empty_body_after_the_event(gw: Harness) -> None:
+    response = await gw.http.post(gw.url(OPEN), json={"orderId": "o-1", "items": [[1, 2]]})
+    assert response.status_code == 200
+    assert response.content == b""
+    (event,) = gw.activations
+    assert event["activationId"] == response.headers["x-activation-id"]
+    assert event["data"] == {"orderId": "o-1", "items": [[1, 2]]}
+    assert (event["flowId"], event["triggerId"]) == (FLOW, OPEN)
+    assert event["execution"] == "all"
+    assert event["user"] is None
+    assert event["source"] == "http"
+    assert gw.keys == [OPEN.encode()]
+
+
+async def test_ids_match_case_insensitively_and_an_empty_body_is_an_empty_object(
+    gw: Harness,
+) -> None:
+    response = await gw.http.post(gw.url(OPEN.upper(), FLOW.upper()), content=b"")
+    assert response.status_code == 200
+    assert gw.activations[0]["data"] == {}
+
+
+@pytest.mark.parametrize(
+    ("flow", "trigger", "code"),
+    [("00000000-0000-0000-0000-000000000000", OPEN, 4041), (FLOW, "not-a-trigger", 4042)],
+)
+async def test_unknown_flow_or_trigger_is_404(
+    gw: Harness, flow: str, trigger: str, code: int
+) -> None:
+    response = await gw.http.post(gw.url(trigger, flow), json={})
+    assert (response.status_code, response.json()["code"]) == (404, code)
+    assert gw.activations == []
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "code"),
+    [
+        (b'{"a": ', "application/json", 400, 2000),
+        (b"[1, 2]", "application/json", 400, 2001),
+        (b"42", "application/json", 400, 2001),
+        (b"a=1", "application/x-www-form-urlencoded", 415, 4150),
+        (b'{"a": "' + b"x" * (1024 * 1024) + b'"}', "application/json", 413, 4130),
+    ],
+)
+async def test_bad_bodies_are_refused_and_publish_nothing(
+    gw: Harness,
+    content: bytes,
+    content_type: str,
+    status: int,
+    code: int,
+) -> None:
+    response = await gw.http.post(
+        gw.url(OPEN), content=content, headers={"content-type": content_type}
+    )
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert set(response.json()) == {"code", "message"}
+    assert gw.activations == []
+
+
+async def test_execution_selects_and_keys_the_event(gw: Harness) -> None:
+    await gw.http.post(gw.url(OPEN, query="?execution=any"), json={})
+    await gw.http.post(gw.url(OPEN, query="?execution=5F2C-AB12"), json={})
+    assert [e["execution"] for e in gw.activations] == ["any", "5f2c-ab12"]
+    assert gw.keys == [OPEN.encode(), b"5f2c-ab12"]
+    bad = await gw.http.post(gw.url(OPEN, query="?execution=not%20an%20id"), json={})
+    assert (bad.status_code, bad.json()["code"]) == (400, 2002)
+
+
+async def test_the_idempotency_key_travels_on_the_event(gw: Harness) -> None:
+    await gw.http.post(gw.url(OPEN), json={}, headers={"Idempotency-Key": "pay-1"})
+    await gw.http.post(gw.url(OPEN), json={}, headers={"X-Idempotency-Key": "pay-2"})
+    await gw.http.post(gw.url(OPEN), json={})
+    assert [e["idempotencyKey"] for e in gw.activations] == ["pay-1", "pay-2", None]
+    too_long = await gw.http.post(gw.url(OPEN), json={}, headers={"Idempotency-Key": "k" * 257})
+    assert too_long.status_code == 400
+
+
+async def test_user_trigger_without_a_valid_user_is_401_under_error(gw: Harness) -> None:
+    for headers in ({}, {"user-token": "forged"}):
+        response = await gw.http.post(gw.url(PAY), json={}, headers=headers)
+        assert response.status_code == 401
+        assert response.json() == AUTH_BODY
+    assert gw.activations == []
+
+
+async def test_user_trigger_with_a_missing_role_is_403_under_error(gw: Harness) -> None:
+    response = await gw.http.post(gw.url(PAY), json={}, headers={"user-token": "clerk-token"})
+    assert response.status_code == 403
+    assert response.json() == AUTH_BODY
+    assert gw.activations == []
+
+
+async def test_ignore_policy_answers_200_and_activates_nothing(gw: Harness) -> None:
+    for headers in ({}, {"user-token": "clerk-token"}):
+        response = await gw.http.post(gw.url(QUIET), json={}, headers=headers)
+        assert response.status_code == 200
+        assert response.content == b""
+    assert gw.activations == []
+
+
+async def test_the_resolved_user_travels_on_the_event(gw: Harness) -> None:
+    response = await gw.http.post(
+        gw.url(PAY), json={"orderId": "o-9"}, headers={"user-token": "payer-token"}
+    )
+    assert response.status_code == 200
+    user = gw.activations[0]["user"]
+    assert user["email"] == "pay@gw.example"
+    assert user["firstName"] == "Pay"
+    assert user["roles"] == ["PaymentGateway"]
+
+
+async def test_none_trigger_with_a_bad_token_carries_no_user(gw: Harness) -> None:
+    await gw.http.post(gw.url(OPEN), json={}, headers={"user-token": "forged"})
+    await gw.http.post(gw.url(OPEN), json={}, headers={"user-token": "clerk-token"})
+    assert [e["user"] and e["user"]["objectId"] for e in gw.activations] == [None, "U2"]
+
+
+async def test_auth_service_down_is_503_and_nothing_is_published(gw: Harness) -> None:
+    gw.auth_down = True
+    response = await gw.http.post(gw.url(PAY), json={}, headers={"user-token": "payer-token"})
+    assert (response.status_code, response.json()["code"]) == (503, 5032)
+    assert gw.activations == []
+
+
+async def test_broker_down_is_503_and_never_a_2xx(
+    gw: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Kafka unreachable")
+
+    monkeypatch.setattr(gw.broker, "publish", refused)
+    response = await gw.http.post(gw.url(OPEN), json={})
+    assert (response.status_code, response.json()["code"]) == (503, 5030)
+    started = await gw.http.post(f"/api/automation/flow/{FLOW}/execute", json={})
+    assert started.status_code == 503
+
+
+async def test_tokens_are_cached_and_concurrent_misses_share_one_lookup(gw: Harness) -> None:
+    headers = {"user-token": "payer-token"}
+    answers = await asyncio.gather(
+        *[gw.http.post(gw.url(PAY), json={}, headers=headers) for _ in range(10)]
+    )
+    assert {a.status_code for a in answers} == {200}
+    await gw.http.post(gw.url(PAY), json={}, headers=headers)
+    assert gw.introspections == ["payer-token"]
+
+
+async def test_auth_events_drop_cached_tokens(gw: Harness) -> None:
+    headers = {"user-token": "payer-token"}
+    await gw.http.post(gw.url(PAY), json={}, headers=headers)
+    for event in (
+        TokenRevoked(tokenHash=token_hash("payer-token"), userId="U1", at=1),
+        RolesChanged(userId="U1", roles=[], at=2),
+        UserDisabled(userId="U1", at=3),
+    ):
+        await gw.broker.publish(event.model_dump(mode="json"), TOPICS.auth_events)
+        await gw.http.post(gw.url(PAY), json={}, headers=headers)
+    assert gw.introspections == ["payer-token"] * 4
+
+
+async def test_execute_publishes_a_start_and_answers_202(gw: Harness) -> None:
+    response = await gw.http.post(
+        f"/api/automation/flow/{FLOW.upper()}/execute", json={"order": {"id": 1}}
+    )
+    assert response.status_code == 202
+    assert gw.starts == [
+        {
+            "executionId": response.json()["executionId"],
+            "flowId": FLOW,
+            "input": {"order": {"id": 1}},
+            "requestedAt": gw.starts[0]["requestedAt"],
+        }
+    ]
+    missing = await gw.http.post("/api/automation/flow/nope/execute", json={})
+    assert (missing.status_code, missing.json()["code"]) == (404, 4041)
+
+
+async def test_rate_limit_answers_429_with_retry_after() -> None:
+    async with gateway(rate_limit_per_second=1, rate_limit_burst=2) as gw:
+        codes = [(await gw.http.post(gw.url(OPEN), json={})).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        limited = await gw.http.post(gw.url(OPEN), json={})
+        assert limited.json()["code"] == 4290
+        assert int(limited.headers["retry-after"]) >= 1
+        assert len(gw.activations) == 2
+
+
+async def test_health_readiness_and_metrics(gw: Harness) -> None:
+    assert (await gw.http.get("/healthz")).status_code == 200
+    assert (await gw.http.get("/readyz")).json() == {"status": "ready", "flows": 1}
+    await gw.http.post(gw.url(OPEN), json={})
+    text = (await gw.http.get("/metrics")).text
+    assert 'hookflow_gateway_requests_total{outcome="200",route="activate"} 1.0' in text
+    assert "hookflow_gateway_kafka_publish_seconds_count" in text

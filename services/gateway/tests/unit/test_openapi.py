@@ -1,0 +1,27 @@
+from gateway import openapi
+
+from ..harness import gateway
+
+
+def test_the_committed_document_is_current() -> None:
+    assert openapi.COMMITTED.read_text() == openapi.rendered(), (
+        "docs/openapi/gateway.json is stale: run `make schemas` and commit it"
+    )
+
+
+async def test_the_gateway_serves_its_document() -> None:
+    async with gateway() as gw:
+        served = (await gw.http.get("/openapi.json")).json()
+    assert served == openapi.document()
+    assert set(served["paths"]) == {
+        "/api/automation/flow/{flowId}/trigger/{triggerId}/activate",
+        "/api/automation/flow/{flowId}/execute",
+    }
+
+
+async def test_unknown_paths_and_methods_answer_in_the_contract_format() -> None:
+    async with gateway() as gw:
+        missing = await gw.http.get("/nowhere")
+        wrong = await gw.http.get("/api/automation/flow/f/trigger/t/activate")
+    assert (missing.status_code, missing.json()["code"]) == (404, 4040)
+    assert (wrong.status_code, wrong.json()["code"]) == (405, 2004)

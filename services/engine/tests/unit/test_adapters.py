@@ -1,0 +1,82 @@
+"""The engine's HTTP adapters against small in-process servers."""
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from engine.adapters import AuthServiceTokens, HttpxRunner
+from engine.core.execution import HttpCall
+from engine.ports import HttpError
+from schemas.users import TokenIntrospection, User
+
+
+async def echo(request: Request) -> Response:
+    return JSONResponse(
+        {
+            "method": request.method,
+            "body": await request.json(),
+            "header": request.headers.get("x-order"),
+        },
+        status_code=201,
+    )
+
+
+async def big(request: Request) -> Response:
+    return PlainTextResponse("x" * 5000)
+
+
+async def introspect(request: Request) -> Response:
+    token = (await request.json())["token"]
+    user = User(objectId="U", ownerId="U", email="u@x.example", created=1)
+    answer = TokenIntrospection(active=token == "good", user=user if token == "good" else None)
+    return JSONResponse(answer.model_dump(mode="json"))
+
+
+STUB = Starlette(
+    routes=[
+        Route("/echo", echo, methods=["POST"]),
+        Route("/big", big),
+        Route("/internal/tokens/introspect", introspect, methods=["POST"]),
+    ]
+)
+
+
+def client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=STUB))
+
+
+async def test_a_json_response_becomes_the_blocks_result() -> None:
+    async with client() as http:
+        runner = HttpxRunner(http, max_bytes=1000)
+        result = await runner(
+            HttpCall("b", "POST", "http://stub/echo", {"X-Order": "o-1"}, {"a": [1]}, 5.0)
+        )
+    assert result["status"] == 201
+    assert result["body"] == {"method": "POST", "body": {"a": [1]}, "header": "o-1"}
+    assert result["headers"]["content-type"] == "application/json"
+
+
+async def test_an_oversized_response_is_an_error() -> None:
+    async with client() as http:
+        runner = HttpxRunner(http, max_bytes=1000)
+        with pytest.raises(HttpError, match="larger than 1000 bytes"):
+            await runner(HttpCall("b", "GET", "http://stub/big", {}, None, 5.0))
+
+
+async def test_an_unreachable_host_is_an_error() -> None:
+    async with httpx.AsyncClient() as http:
+        runner = HttpxRunner(http, max_bytes=1000)
+        with pytest.raises(HttpError, match="failed"):
+            await runner(HttpCall("b", "GET", "http://127.0.0.1:9/", {}, None, 2.0))
+
+
+async def test_raw_tokens_resolve_through_the_auth_service() -> None:
+    async with client() as http:
+        tokens = AuthServiceTokens(http, "http://stub")
+        user = await tokens.resolve("good")
+        assert user is not None
+        assert user.email == "u@x.example"
+        assert await tokens.resolve("bad") is None

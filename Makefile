@@ -7,12 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 LOCAL := deploy/local
-SRC := schemas/src services/gateway/src services/engine/src services/auth/src
+SRC := schemas/src services/gateway/src services/engine/src services/auth/src cli/src
 # The environment is rebuilt whenever a pin or a distribution's metadata changes.
-INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml \
+INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down test test-unit lint fmt schemas infra-up infra-down infra-status clean
+.PHONY: help install lock up down status logs user test test-unit lint fmt schemas infra-up infra-down infra-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,10 +40,23 @@ infra-down: ## stop Kafka and FerretDB
 infra-status: ## show whether Kafka and FerretDB run
 	$(LOCAL)/infra.sh status
 
-up: install infra-up ## run the product locally
-	@$(LOCAL)/infra.sh env
+up: install ## run the product: Kafka, FerretDB, the services, the example flow
+	@$(LOCAL)/up.sh
 
-down: infra-down ## stop everything `make up` started
+down: ## stop everything `make up` started
+	$(LOCAL)/services.sh stop
+	$(LOCAL)/infra.sh down
+
+status: ## show what runs
+	-$(LOCAL)/infra.sh status
+	-$(LOCAL)/services.sh status
+
+logs: ## follow every process's log
+	tail -n 20 -F .local/logs/*.log .local/kafka/logs/server.log .local/ferretdb/logs/ferretdb.log
+
+user: install ## create a user with roles: make user EMAIL=... PASSWORD=... ROLES="A B"
+	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make user EMAIL=... PASSWORD=... ROLES=\"A B\""; exit 2; }
+	$(LOCAL)/with-infra.sh $(PY) -m auth.cli create-user --email "$(EMAIL)" --password "$(PASSWORD)" $(foreach r,$(ROLES),--role $(r))
 
 test: install lint ## lint, then unit and integration tests against real Kafka and FerretDB
 	$(LOCAL)/with-infra.sh $(PY) -m pytest
@@ -64,5 +77,5 @@ fmt: install ## format and fix what ruff can
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-clean: infra-down ## stop services, remove .venv and .local (installs, data, logs)
+clean: down ## stop everything, remove .venv and .local (installs, data, logs)
 	rm -rf $(VENV) .local

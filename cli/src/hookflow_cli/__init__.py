@@ -1,0 +1,1 @@
+"""The hookflow command line."""

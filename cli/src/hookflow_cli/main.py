@@ -1,0 +1,186 @@
+"""`hookflow`: everyday work with a running hookflow from the terminal.
+
+Service URLs come from flags or HOOKFLOW_GATEWAY_URL, HOOKFLOW_ENGINE_URL, HOOKFLOW_AUTH_URL.
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Deploy flows, start and inspect executions, activate triggers.", no_args_is_help=True
+)
+users = typer.Typer(help="Users of the auth service.", no_args_is_help=True)
+app.add_typer(users, name="user")
+console = Console()
+err = Console(stderr=True)
+
+GatewayUrl = Annotated[str, typer.Option("--gateway", envvar="HOOKFLOW_GATEWAY_URL")]
+EngineUrl = Annotated[str, typer.Option("--engine", envvar="HOOKFLOW_ENGINE_URL")]
+AuthUrl = Annotated[str, typer.Option("--auth", envvar="HOOKFLOW_AUTH_URL")]
+GATEWAY = "http://127.0.0.1:8080"
+ENGINE = "http://127.0.0.1:8081"
+AUTH = "http://127.0.0.1:8082"
+
+
+def _request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        response = httpx.request(method, url, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach {url}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+            err.print(f"[red]{response.status_code} (code {body['code']}): {body['message']}[/red]")
+        except (ValueError, KeyError, TypeError):
+            err.print(f"[red]{response.status_code}: {response.text}[/red]")
+        raise typer.Exit(1)
+    return response
+
+
+def _json_object(text: str | None, what: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        err.print(f"[red]{what} is not JSON: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    if not isinstance(value, dict):
+        err.print(f"[red]{what} must be a JSON object[/red]")
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def deploy(file: Path, engine: EngineUrl = ENGINE) -> None:
+    """Deploy a flow definition from a JSON or YAML file."""
+    text = file.read_text()
+    definition = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
+    body = _request("POST", f"{engine}/api/automation/flows", json=definition).json()
+    console.print(f"[bold]{body['name']}[/bold] version {body['version']}: flow {body['flowId']}")
+    table = Table("trigger", "triggerId", "callback URL")
+    for trigger in body["triggers"]:
+        table.add_row(trigger["name"], trigger["triggerId"], trigger["callbackUrl"])
+    console.print(table)
+
+
+@app.command()
+def start(
+    flow_id: str,
+    input_json: Annotated[str | None, typer.Option("--input", help="input JSON object")] = None,
+    gateway: GatewayUrl = GATEWAY,
+) -> None:
+    """Start an execution of a flow version."""
+    body = _json_object(input_json, "--input")
+    answer = _request("POST", f"{gateway}/api/automation/flow/{flow_id}/execute", json=body)
+    console.print(answer.json()["executionId"])
+
+
+@app.command()
+def show(execution_id: str, engine: EngineUrl = ENGINE) -> None:
+    """Show an execution: status, what it waits on, variables and history."""
+    ex = _request("GET", f"{engine}/api/automation/executions/{execution_id}").json()
+    console.print(
+        f"[bold]{ex['executionId']}[/bold] of flow {ex['flowId']}: [cyan]{ex['status']}[/cyan]"
+    )
+    if ex["waitingOn"]:
+        console.print(f"waiting on: {', '.join(ex['waitingOn'])}")
+    if ex.get("error"):
+        console.print(f"[red]error: {ex['error']}[/red]")
+    variables = Table("variable", "value")
+    for name, value in ex["vars"].items():
+        variables.add_row(name, json.dumps(value))
+    console.print(variables)
+    history = Table("at", "event", "block", "detail")
+    for entry in ex["history"]:
+        at = time.strftime("%H:%M:%S", time.localtime(entry["at"] / 1000))
+        history.add_row(at, entry["event"], entry.get("block") or "", entry.get("detail") or "")
+    console.print(history)
+
+
+@app.command()
+def activate(
+    flow_id: str,
+    trigger_id: str,
+    data: Annotated[str | None, typer.Option(help="JSON object to post")] = None,
+    token: Annotated[str | None, typer.Option(help="user-token header")] = None,
+    execution: Annotated[str | None, typer.Option(help="all, any or an execution id")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency-Key header")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the outcome")] = False,
+    gateway: GatewayUrl = GATEWAY,
+    engine: EngineUrl = ENGINE,
+) -> None:
+    """Call a trigger's callback URL, as an external system would."""
+    headers = {k: v for k, v in (("user-token", token), ("Idempotency-Key", key)) if v}
+    params = {"execution": execution} if execution else {}
+    answer = _request(
+        "POST",
+        f"{gateway}/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate",
+        json=_json_object(data, "--data"),
+        headers=headers,
+        params=params,
+    )
+    activation_id = answer.headers.get("x-activation-id", "")
+    console.print(f"accepted: activation {activation_id}")
+    if wait:
+        outcome(activation_id, engine=engine)
+
+
+@app.command()
+def outcome(activation_id: str, engine: EngineUrl = ENGINE, within: float = 30.0) -> None:
+    """Show what became of an activation (waits until it is decided)."""
+    deadline = time.monotonic() + within
+    while True:
+        response = httpx.get(f"{engine}/api/automation/activations/{activation_id}", timeout=10)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if response.status_code != 200:
+        err.print("[yellow]no outcome yet[/yellow]")
+        raise typer.Exit(1)
+    body = response.json()
+    console.print(f"{body['outcome']} {' '.join(body['executionIds'])}")
+
+
+@users.command("create")
+def create_user(
+    email: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    role: Annotated[list[str] | None, typer.Option(help="repeat for several roles")] = None,
+    admin_key: Annotated[str, typer.Option(envvar="HOOKFLOW_ADMIN_KEY")] = "",
+    auth: AuthUrl = AUTH,
+) -> None:
+    """Register a user and give it roles (roles need the admin key)."""
+    user = _request(
+        "POST", f"{auth}/api/users/register", json={"email": email, "password": password}
+    ).json()
+    if role:
+        user = _request(
+            "PUT",
+            f"{auth}/api/users/{user['objectId']}/roles",
+            json={"roles": role},
+            headers={"X-Admin-Key": admin_key},
+        ).json()
+    console.print(f"user {user['objectId']} ({user['email']}) roles: {', '.join(user['roles'])}")
+
+
+@app.command()
+def login(
+    email: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    auth: AuthUrl = AUTH,
+) -> None:
+    """Log in and print the user-token."""
+    body = _request(
+        "POST", f"{auth}/api/users/login", json={"login": email, "password": password}
+    ).json()
+    console.print(body["user-token"])

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The product's processes on one machine: start | stop | status.
+# engine (8081), auth (8082), gateway (8080) and the example's notification stub (8089),
+# each a separate process logging to .local/logs/<name>.log. Needs Kafka and FerretDB.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PY=$HOOKFLOW_ROOT/.venv/bin/python
+LOG_DIR=$LOCAL_DIR/logs
+RUN_DIR=$LOCAL_DIR/run
+ADMIN_KEY_FILE=$LOCAL_DIR/admin-key
+
+ENGINE_PORT=${HOOKFLOW_ENGINE_PORT:-8081}
+AUTH_PORT=${HOOKFLOW_AUTH_PORT:-8082}
+GATEWAY_PORT=${HOOKFLOW_GATEWAY_PORT:-8080}
+STUB_PORT=${HOOKFLOW_STUB_PORT:-8089}
+SERVICES=(engine auth gateway stub)
+
+port_of() {
+  case $1 in
+    engine) echo "$ENGINE_PORT" ;; auth) echo "$AUTH_PORT" ;;
+    gateway) echo "$GATEWAY_PORT" ;; stub) echo "$STUB_PORT" ;;
+  esac
+}
+
+admin_key() {
+  [ -s "$ADMIN_KEY_FILE" ] || python3 -c 'import secrets;print(secrets.token_urlsafe(24))' >"$ADMIN_KEY_FILE"
+  chmod 600 "$ADMIN_KEY_FILE"
+  cat "$ADMIN_KEY_FILE"
+}
+
+export_settings() {
+  export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_HOST:$KAFKA_PORT}
+  export MONGODB_URL=${MONGODB_URL:-mongodb://$MONGO_HOST:$MONGO_PORT/}
+  export HOOKFLOW_ENGINE_PORT=$ENGINE_PORT HOOKFLOW_AUTH_PORT=$AUTH_PORT
+  export HOOKFLOW_GATEWAY_PORT=$GATEWAY_PORT
+  export HOOKFLOW_ENGINE_PUBLIC_URL=${HOOKFLOW_ENGINE_PUBLIC_URL:-http://127.0.0.1:$GATEWAY_PORT}
+  export HOOKFLOW_ENGINE_AUTH_URL=http://127.0.0.1:$AUTH_PORT
+  export HOOKFLOW_GATEWAY_AUTH_URL=http://127.0.0.1:$AUTH_PORT
+  HOOKFLOW_AUTH_ADMIN_KEY=$(admin_key)
+  export HOOKFLOW_AUTH_ADMIN_KEY
+}
+
+command_of() {
+  case $1 in
+    engine) echo "$PY -m engine" ;;
+    auth) echo "$PY -m auth" ;;
+    gateway) echo "$PY -m gateway" ;;
+    stub) echo "$PY $HOOKFLOW_ROOT/examples/stub.py --port $STUB_PORT" ;;
+  esac
+}
+
+ready_path() { [ "$1" = stub ] && echo /healthz || echo /readyz; }
+
+is_ready() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+start_one() {
+  local name=$1 port pidfile url started=$SECONDS
+  port=$(port_of "$name")
+  pidfile=$RUN_DIR/$name.pid
+  url=http://127.0.0.1:$port$(ready_path "$name")
+  if pid_alive "$pidfile"; then
+    log "$name is already running (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  port_open 127.0.0.1 "$port" && die "port $port for $name is taken; set HOOKFLOW_${name^^}_PORT"
+  # shellcheck disable=SC2046
+  nohup $(command_of "$name") >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 600); do
+    pid_alive "$pidfile" || die "$name exited during start; see $LOG_DIR/$name.log"
+    if is_ready "$url"; then
+      log "$name is ready on port $port after $((SECONDS - started))s"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "$name did not become ready within 60s; see $LOG_DIR/$name.log"
+}
+
+start() {
+  [ -x "$PY" ] || die "the virtual environment is missing; run 'make install'"
+  mkdir -p "$LOG_DIR" "$RUN_DIR"
+  export_settings
+  # the engine first: it creates the topics and publishes the flow registry
+  for name in "${SERVICES[@]}"; do start_one "$name"; done
+}
+
+stop() {
+  local i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    stop_pid "$RUN_DIR/${SERVICES[$i]}.pid" "${SERVICES[$i]}" 20
+  done
+}
+
+status() {
+  local name rc=0
+  for name in "${SERVICES[@]}"; do
+    if pid_alive "$RUN_DIR/$name.pid"; then
+      echo "$name: running (pid $(cat "$RUN_DIR/$name.pid")) on port $(port_of "$name")"
+    else
+      echo "$name: stopped"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+case "${1:-}" in
+  start | stop | status) "$1" ;;
+  admin-key) admin_key ;;
+  *) echo "usage: $0 start|stop|status|admin-key" >&2; exit 2 ;;
+esac

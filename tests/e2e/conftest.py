@@ -1,0 +1,138 @@
+"""The product as separate processes: engine, auth, gateway and the example's stub.
+
+Each test session starts its own set on free ports, with its own topic prefix and
+databases, against the real Kafka and MongoDB-wire server the other tests use. Set
+HOOKFLOW_E2E_GATEWAY_URL, HOOKFLOW_E2E_ENGINE_URL, HOOKFLOW_E2E_AUTH_URL,
+HOOKFLOW_E2E_STUB_URL and HOOKFLOW_E2E_ADMIN_KEY to drive a product already running
+(for example the one `make up` starts) instead.
+"""
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Product:
+    gateway: str
+    engine: str
+    auth: str
+    stub: str
+    admin_key: str
+    kafka: str
+    topic_prefix: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # loopback
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def product(
+    kafka_bootstrap: str, mongodb_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Product]:
+    given = {
+        name: os.environ.get(f"HOOKFLOW_E2E_{name.upper()}_URL")
+        for name in ("gateway", "engine", "auth", "stub")
+    }
+    if all(given.values()):
+        yield Product(
+            given["gateway"],
+            given["engine"],
+            given["auth"],
+            given["stub"],  # type: ignore[arg-type]
+            os.environ.get("HOOKFLOW_E2E_ADMIN_KEY", ""),
+            kafka_bootstrap,
+            os.environ.get("HOOKFLOW_E2E_TOPIC_PREFIX", "hookflow"),
+        )
+        return
+    run = f"e2e_{uuid.uuid4().hex[:8]}"
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    ports = {name: _free_port() for name in ("engine", "auth", "gateway", "stub")}
+    admin_key = secrets.token_urlsafe(16)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "MONGODB_URL": mongodb_url,
+        "HOOKFLOW_ENGINE_PORT": str(ports["engine"]),
+        "HOOKFLOW_ENGINE_TOPIC_PREFIX": run,
+        "HOOKFLOW_ENGINE_CONSUMER_GROUP": run,
+        "HOOKFLOW_ENGINE_DATABASE": f"{run}_engine",
+        "HOOKFLOW_ENGINE_PUBLIC_URL": f"http://127.0.0.1:{ports['gateway']}",
+        "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
+        "HOOKFLOW_ENGINE_TOPIC_PARTITIONS": "3",
+        "HOOKFLOW_AUTH_PORT": str(ports["auth"]),
+        "HOOKFLOW_AUTH_TOPIC_PREFIX": run,
+        "HOOKFLOW_AUTH_DATABASE": f"{run}_auth",
+        "HOOKFLOW_AUTH_ADMIN_KEY": admin_key,
+        "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
+        "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
+        "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
+    }
+    commands = {
+        "engine": [sys.executable, "-m", "engine"],
+        "auth": [sys.executable, "-m", "auth"],
+        "gateway": [sys.executable, "-m", "gateway"],
+        "stub": [sys.executable, str(ROOT / "examples" / "stub.py"), "--port", str(ports["stub"])],
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    with contextlib.ExitStack() as stack:
+        for name, command in commands.items():  # the engine first: it creates the topics
+            log = stack.enter_context((logs / f"{name}.log").open("wb"))
+            processes[name] = subprocess.Popen(  # noqa: S603  # our own commands
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            path = "/healthz" if name == "stub" else "/readyz"
+            deadline = time.monotonic() + 60
+            while not _ready(f"http://127.0.0.1:{ports[name]}{path}"):
+                if processes[name].poll() is not None or time.monotonic() > deadline:
+                    for process in processes.values():
+                        process.terminate()
+                    text = (logs / f"{name}.log").read_text()[-3000:]
+                    pytest.fail(f"{name} did not start:\n{text}")
+                time.sleep(0.1)
+        try:
+            yield Product(
+                *(f"http://127.0.0.1:{ports[n]}" for n in ("gateway", "engine", "auth", "stub")),
+                admin_key,
+                kafka_bootstrap,
+                run,
+            )
+        finally:
+            for process in reversed(list(processes.values())):
+                process.terminate()
+            for process in processes.values():
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            with MongoClient(mongodb_url) as mongo:
+                mongo.drop_database(f"{run}_engine")
+                mongo.drop_database(f"{run}_auth")

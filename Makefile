@@ -72,6 +72,7 @@ lint: install ## ruff (lint and format check) and mypy --strict
 schemas: install ## export the JSON Schemas of Kafka messages and the gateway OpenAPI document
 	$(PY) -m schemas.export
 	$(PY) -m gateway.openapi
+	$(PY) docs/asyncapi/generate.py
 
 fmt: install ## format and fix what ruff can
 	$(VENV)/bin/ruff format .

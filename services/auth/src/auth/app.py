@@ -36,13 +36,15 @@ class KafkaAuthEvents:
     """Publishes auth events keyed by user, acknowledged by the broker (acks=all)."""
 
     def __init__(self, broker: KafkaBroker, topic: str) -> None:
-        self._broker = broker
-        self._topic = topic
+        self._publisher = broker.publisher(
+            topic,
+            title="auth:auth-events",
+            schema=AuthEvent,
+            description="Token revoked, roles changed, user disabled; key: the user id.",
+        )
 
     async def publish(self, event: AuthEvent) -> None:
-        await self._broker.publish(
-            event.model_dump(mode="json"), self._topic, key=event.userId.encode()
-        )
+        await self._publisher.publish(event.model_dump(mode="json"), key=event.userId.encode())
 
 
 def build_accounts(settings: Settings, store: UserStore, broker: KafkaBroker) -> Accounts:
@@ -120,9 +122,11 @@ def create_app(
             if mongo is not None:
                 await mongo.close()
 
-    return Starlette(
+    app = Starlette(
         routes=handlers.routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    app.state.broker = broker
+    return app
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

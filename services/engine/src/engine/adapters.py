@@ -18,22 +18,36 @@ class KafkaPublisher:
     """Publishes engine events; each waits for the broker's acknowledgement (acks=all)."""
 
     def __init__(self, broker: KafkaBroker, topics: Topics) -> None:
-        self._broker = broker
-        self._topics = topics
+        self._events = broker.publisher(
+            topics.execution_events,
+            title="engine:execution-events",
+            schema=ExecutionEvent,
+            description="Executions started, waiting, resumed, completed and failed; "
+            "key: execution id.",
+        )
+        self._outcomes = broker.publisher(
+            topics.activation_outcomes,
+            title="engine:activation-outcomes",
+            schema=ActivationOutcome,
+            description="What became of each activation; key: activation id.",
+        )
+        self._registry = broker.publisher(
+            topics.flow_registry,
+            title="engine:flow-registry",
+            schema=RegistryRecord,
+            description="Compacted: one record per flow version (key flowId) and per trigger "
+            "(key flowId/triggerId); re-published at every engine start.",
+        )
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
         for event in events:
-            await self._broker.publish(
-                event.model_dump(mode="json"),
-                self._topics.execution_events,
-                key=event.executionId.encode(),
+            await self._events.publish(
+                event.model_dump(mode="json"), key=event.executionId.encode()
             )
 
     async def outcome(self, outcome: ActivationOutcome) -> None:
-        await self._broker.publish(
-            outcome.model_dump(mode="json"),
-            self._topics.activation_outcomes,
-            key=outcome.activationId.encode(),
+        await self._outcomes.publish(
+            outcome.model_dump(mode="json"), key=outcome.activationId.encode()
         )
 
     async def registry(self, records: Sequence[RegistryRecord]) -> None:
@@ -43,9 +57,7 @@ class KafkaPublisher:
                 if isinstance(record, TriggerRegistered)
                 else record.flowId
             )
-            await self._broker.publish(
-                record.model_dump(mode="json"), self._topics.flow_registry, key=key.encode()
-            )
+            await self._registry.publish(record.model_dump(mode="json"), key=key.encode())
 
 
 class HttpxRunner:

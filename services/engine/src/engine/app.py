@@ -86,12 +86,15 @@ def create_app(
     )
     state = {"ready": False}
 
+    starts = broker.publisher(
+        names.execution_starts,
+        title="engine:execution-starts",
+        schema=StartExecution,
+        include_in_schema=False,
+    )
+
     async def request_start(command: StartExecution) -> None:
-        await broker.publish(
-            command.model_dump(mode="json"),
-            names.execution_starts,
-            key=command.executionId.encode(),
-        )
+        await starts.publish(command.model_dump(mode="json"), key=command.executionId.encode())
 
     async def ready() -> bool:
         if not state["ready"]:
@@ -139,9 +142,11 @@ def create_app(
             if mongo is not None:
                 await mongo.close()
 
-    return Starlette(
+    app = Starlette(
         routes=api.routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    app.state.broker = broker
+    return app
 
 
 async def ensure_topics(

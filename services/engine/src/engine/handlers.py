@@ -1,19 +1,20 @@
-"""Kafka consumers: decode a command, hand it to the engine, commit only once it is done.
+"""Kafka consumers: hand each command to the engine, commit only once it is done.
 
 Offsets are committed after the outcome is persisted (`NACK_ON_ERROR`: a failure seeks
 back and the message is delivered again). A message that is not a valid command can
-never succeed, so it is logged and skipped instead of blocking its partition.
+never succeed, so `SkipInvalid` logs and acknowledges it instead of blocking its partition.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any
 
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel, ValidationError
+from fast_depends.exceptions import ValidationError as ArgumentsError
+from faststream import AckPolicy, BaseMiddleware
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.message import StreamMessage
+from pydantic import ValidationError
 
 from engine.service import Engine
 from schemas.events import ActivateTrigger, StartExecution
@@ -21,7 +22,25 @@ from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
+
+class SkipInvalid(BaseMiddleware):
+    """Acknowledge and log a message whose body is not the command its topic carries."""
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        try:
+            return await call_next(msg)
+        except (ValidationError, ArgumentsError) as exc:
+            logger.error(
+                "invalid message skipped",
+                extra={
+                    "topic": getattr(msg.raw_message, "topic", None),
+                    "offset": getattr(msg.raw_message, "offset", None),
+                    "error": str(exc)[:500],
+                },
+            )
+            return None
 
 
 def register(
@@ -32,46 +51,41 @@ def register(
     workers: int,
     backoff_seconds: float,
 ) -> None:
-    """Subscribe the engine to execution starts and activations."""
+    """Subscribe the engine to execution starts and activations.
 
-    # max_workers > 1 handles partitions concurrently, each one still in order
-    @broker.subscriber(
+    `workers` > 1 handles partitions concurrently, each partition still in order.
+    """
+    router = KafkaRouter(middlewares=[SkipInvalid])
+
+    @router.subscriber(
         topics.execution_starts,
+        title="engine:execution-starts",
+        description="Start requests from the gateway or any service; one execution each.",
         group_id=group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=workers,
     )
-    async def on_start(message: KafkaMessage) -> None:
-        command = _decode(StartExecution, message.body)
-        if command is not None:
-            await _retrying(
-                lambda: engine.start(command), backoff_seconds, execution_id=command.executionId
-            )
+    async def on_start(command: StartExecution) -> None:
+        await _retrying(
+            lambda: engine.start(command), backoff_seconds, execution_id=command.executionId
+        )
 
-    @broker.subscriber(
+    @router.subscriber(
         topics.activations,
+        title="engine:activations",
+        description="Trigger activations: from the gateway, or published straight to Kafka.",
         group_id=group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=workers,
     )
-    async def on_activation(message: KafkaMessage) -> None:
-        command = _decode(ActivateTrigger, message.body)
-        if command is not None:
-            await _retrying(
-                lambda: engine.activate(command),
-                backoff_seconds,
-                activation_id=command.activationId,
-            )
+    async def on_activation(command: ActivateTrigger) -> None:
+        await _retrying(
+            lambda: engine.activate(command), backoff_seconds, activation_id=command.activationId
+        )
 
-
-def _decode(model: type[M], body: bytes) -> M | None:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        logger.error("invalid %s skipped: %s", model.__name__, exc.errors(include_url=False))
-        return None
+    broker.include_router(router)
 
 
 async def _retrying(work: Callable[[], Awaitable[object]], backoff: float, **context: str) -> None:

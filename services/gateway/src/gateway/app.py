@@ -26,7 +26,7 @@ from gateway.registry import Registry
 from gateway.settings import Settings
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
-from schemas.events import AuthEvent, RolesChanged, TokenRevoked
+from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
 from schemas.requests import routing_error
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection
@@ -75,13 +75,24 @@ def create_app(
     metrics = Metrics()
     state = {"ready": False}
 
-    @broker.subscriber(topics.flow_registry, auto_offset_reset="earliest")
+    @broker.subscriber(
+        topics.flow_registry,
+        auto_offset_reset="earliest",
+        title="gateway:flow-registry",
+        description="Read from the beginning by every gateway instance: "
+        "FlowVersionRegistered and TriggerRegistered records.",
+    )
     async def on_registry(message: KafkaMessage) -> None:
         record = message.raw_message
         assert not isinstance(record, tuple)
         registry.apply(record.key, record.value, record.partition, record.offset)
 
-    @broker.subscriber(topics.auth_events, auto_offset_reset="latest")
+    @broker.subscriber(
+        topics.auth_events,
+        auto_offset_reset="latest",
+        title="gateway:auth-events",
+        description="Drops cached tokens of revoked tokens and changed users.",
+    )
     async def on_auth_event(message: KafkaMessage) -> None:
         try:
             event = _AUTH_EVENT.validate_json(message.body)
@@ -95,9 +106,25 @@ def create_app(
         else:
             tokens.drop_user(event.userId)
 
+    publishers = {
+        topics.activations: broker.publisher(
+            topics.activations,
+            title="gateway:activations",
+            schema=ActivateTrigger,
+            description="Accepted callbacks; key: the execution id for execution=<id>, "
+            "else the trigger id.",
+        ),
+        topics.execution_starts: broker.publisher(
+            topics.execution_starts,
+            title="gateway:execution-starts",
+            schema=StartExecution,
+            description="Start requests; key: the execution id.",
+        ),
+    }
+
     async def publish(topic: str, body: dict[str, Any], key: bytes) -> None:
         async with asyncio.timeout(settings.publish_timeout_seconds):
-            await broker.publish(body, topic, key=key)
+            await publishers[topic].publish(body, key=key)
 
     buckets = (
         TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -156,6 +183,7 @@ def create_app(
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
     )
+    app.state.broker = broker
     app.state.registry = registry
     app.state.tokens = tokens
     return app

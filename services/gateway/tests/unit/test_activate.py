@@ -154,7 +154,8 @@ async def test_broker_down_is_503_and_never_a_2xx(
     async def refused(*args: object, **kwargs: object) -> None:
         raise ConnectionError("Kafka unreachable")
 
-    monkeypatch.setattr(gw.broker, "publish", refused)
+    for publisher in gw.broker.publishers:
+        monkeypatch.setattr(publisher, "publish", refused)
     response = await gw.http.post(gw.url(OPEN), json={})
     assert (response.status_code, response.json()["code"]) == (503, 5030)
     started = await gw.http.post(f"/api/automation/flow/{FLOW}/execute", json={})

@@ -80,3 +80,10 @@ def routing_error(status: int, detail: str) -> dict[str, Any]:
     """The error body for an unknown path (404) or a wrong method (405)."""
     code = ErrorCode.NOT_FOUND if status == 404 else ErrorCode.INVALID_REQUEST
     return ErrorBody(code=code, message=detail).model_dump()
+
+
+def internal_error_body() -> dict[str, Any]:
+    """The error body for a failure the client did not cause: no internals in it."""
+    return ErrorBody(
+        code=ErrorCode.INTERNAL, message="internal error; it has been logged"
+    ).model_dump()

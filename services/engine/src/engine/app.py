@@ -25,7 +25,7 @@ from engine.settings import Settings
 from engine.store import MongoStore, Store
 from schemas import logs, topics
 from schemas.events import StartExecution
-from schemas.requests import routing_error
+from schemas.requests import internal_error_body, routing_error
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,9 @@ def create_app(
                 await mongo.close()
 
     app = Starlette(
-        routes=api.routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=api.routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
     app.state.broker = broker
     return app
@@ -180,3 +182,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
     )
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """An unexpected failure: logged with its context, answered without internals."""
+    logger.error("request failed", exc_info=exc, extra={"path": request.url.path})
+    return JSONResponse(internal_error_body(), status_code=500)

@@ -127,3 +127,19 @@ async def test_health_and_readiness(client: Any) -> None:
     http, _ = client
     assert (await http.get("/healthz")).status_code == 200
     assert (await http.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_an_unexpected_failure_is_a_500_without_internals() -> None:
+    store = InMemoryStore()
+
+    async def broken(execution_id: str) -> None:
+        raise RuntimeError("database password is hunter2")
+
+    store.get_execution = broken  # type: ignore[assignment, method-assign]
+    app = create_app(SETTINGS, store=store, broker=KafkaBroker(), configure_logging=False)
+    async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+            response = await http.get("/api/automation/executions/e1")
+    assert response.status_code == 500
+    assert response.json() == {"code": 5000, "message": "internal error; it has been logged"}

@@ -27,7 +27,7 @@ from gateway.settings import Settings
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
 from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
-from schemas.requests import routing_error
+from schemas.requests import internal_error_body, routing_error
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection
 
@@ -181,7 +181,9 @@ def create_app(
         Route("/openapi.json", _openapi),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.broker = broker
     app.state.registry = registry
@@ -218,3 +220,9 @@ async def kafka_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def app_from_env() -> Starlette:
     """The ASGI app factory uvicorn calls in each worker."""
     return create_app(Settings())
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """An unexpected failure: logged with its context, answered without internals."""
+    logger.error("request failed", exc_info=exc, extra={"path": request.url.path})
+    return JSONResponse(internal_error_body(), status_code=500)

@@ -55,4 +55,5 @@ def configure(service: str, level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("pymongo").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("faststream.access").setLevel(logging.WARNING)
     logging.getLogger(service).debug("logging configured")

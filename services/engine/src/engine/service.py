@@ -237,7 +237,9 @@ class Engine:
             if owner != command.activationId:
                 return Outcome.DUPLICATE, [], f"idempotency key already used by activation {owner}"
         user_json = user.as_context() if user else None
-        if flow.entry == block.name:
+        if flow.entry == block.name and Selector.parse(command.execution).kind != SelectorKind.ID:
+            # an entry trigger starts an execution per activation; one naming an execution
+            # resumes that one instead (an execution started through the API waits there)
             execution_id = await self._start_from_trigger(flow, command, user_json)
             return Outcome.ACTIVATED, [execution_id], None
         return await self._resume_waiting(flow, block, trigger_id, command, user_json)

@@ -338,3 +338,16 @@ async def test_a_wait_claimed_by_another_activation_counts_as_nobody_waiting(
     outcome = await world.activate(flow_id, trigger_id, PAID, user=GATEWAY)
     assert outcome.outcome == Outcome.NO_WAITER
     assert await world.status(execution_id) == ExecutionStatus.WAITING
+
+
+async def test_an_execution_started_through_the_api_waits_at_its_entry_trigger(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(ENTRY_TRIGGER_FLOW)
+    execution_id = await world.start(flow_id, {})
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    outcome = await world.activate(
+        flow_id, triggers["Webhook"], {"event": "e"}, execution=execution_id
+    )
+    assert outcome.executionIds == [execution_id]
+    assert await world.status(execution_id) == ExecutionStatus.COMPLETED

@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src cl
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down status logs user test test-unit lint fmt schemas infra-up infra-down infra-status clean
+.PHONY: help install lock up down status logs user bench bench-smoke test test-unit lint fmt schemas infra-up infra-down infra-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,8 +58,14 @@ user: install ## create a user with roles: make user EMAIL=... PASSWORD=... ROLE
 	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make user EMAIL=... PASSWORD=... ROLES=\"A B\""; exit 2; }
 	$(LOCAL)/with-infra.sh $(PY) -m auth.cli create-user --email "$(EMAIL)" --password "$(PASSWORD)" $(foreach r,$(ROLES),--role $(r))
 
-test: install lint ## lint, then unit and integration tests against real Kafka and FerretDB
-	$(LOCAL)/with-infra.sh $(PY) -m pytest
+test: install lint ## lint, unit, integration and e2e tests against real Kafka and FerretDB, a bench smoke run
+	$(LOCAL)/with-infra.sh sh -c '$(PY) -m pytest && $(PY) bench/run.py --smoke --out .local/bench-smoke'
+
+bench: install ## the benchmark suite: bench/results/report.md, latest.json and plots
+	$(LOCAL)/with-infra.sh $(PY) bench/run.py --out bench/results
+
+bench-smoke: install ## every benchmark for a moment, to show that it still runs
+	$(LOCAL)/with-infra.sh $(PY) bench/run.py --smoke --out .local/bench-smoke
 
 test-unit: install ## unit tests only: no services needed
 	$(PY) -m pytest -m "not integration"

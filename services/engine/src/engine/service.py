@@ -1,5 +1,6 @@
 """The engine's use cases: deploy, start, activate. I/O through ports; decisions in core."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -201,9 +202,7 @@ class Engine:
             detail=detail,
             decidedAt=self._now(),
         )
-        await self._store.save_outcome(decision)
-        await self._store.finish_claims(activation_id)
-        await self._publish.outcome(decision)
+        await asyncio.gather(self._persist_outcome(decision), self._publish.outcome(decision))
         logger.info(
             "activation decided",
             extra={
@@ -214,6 +213,11 @@ class Engine:
             },
         )
         return decision
+
+    async def _persist_outcome(self, decision: ActivationOutcome) -> None:
+        # the outcome first: a redelivery that finds it does not look for claims again
+        await self._store.save_outcome(decision)
+        await self._store.finish_claims(decision.activationId)
 
     async def _decide(self, command: ActivateTrigger) -> tuple[Outcome, list[str], str | None]:
         flow = await self._compiled(command.flowId)
@@ -311,8 +315,10 @@ class Engine:
             step = await self._run_http(flow, step)
             saved = replace(step.state, rev=state.rev + 1)
             if await self._store.save_execution(saved):
-                await self._store.add_waits(self._waits(flow, saved))
-                await self._publish.execution_events(step.events)
+                await asyncio.gather(
+                    self._store.add_waits(self._waits(flow, saved)),
+                    self._publish.execution_events(step.events),
+                )
                 return True
         raise RuntimeError(
             f"execution {wait.execution_id} keeps changing under activation {command.activationId}"

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     database: str = "hookflow_engine"
     topic_prefix: str = "hookflow"
     consumer_group: str = "engine"
-    consumer_workers: int = Field(default=1, ge=1, le=64)
+    consumer_workers: int = Field(default=4, ge=1, le=64)  # partitions handled at once
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
     public_url: str = "http://127.0.0.1:8080"  # the gateway, as callers reach it

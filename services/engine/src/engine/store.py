@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -300,21 +300,28 @@ class MongoStore:
         return states[:limit], encode_cursor(last.created, last.execution_id)
 
     async def add_waits(self, waits: list[Wait]) -> None:
-        for wait in waits:
-            await self._waits.update_one(
-                {"_id": wait.wait_id},
-                {
-                    "$setOnInsert": {
-                        "executionId": wait.execution_id,
-                        "flowId": wait.flow_id,
-                        "triggerId": wait.trigger_id,
-                        "created": wait.created,
-                        "snapshot": opaque.encode(wait.snapshot),
-                        "activationId": None,
-                    }
-                },
-                upsert=True,
-            )
+        if not waits:
+            return
+        await self._waits.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": wait.wait_id},
+                    {
+                        "$setOnInsert": {
+                            "executionId": wait.execution_id,
+                            "flowId": wait.flow_id,
+                            "triggerId": wait.trigger_id,
+                            "created": wait.created,
+                            "snapshot": opaque.encode(wait.snapshot),
+                            "activationId": None,
+                        }
+                    },
+                    upsert=True,
+                )
+                for wait in waits
+            ],
+            ordered=False,
+        )
 
     async def candidate_waits(
         self, flow_id: str, trigger_id: str, activation_id: str, execution_id: str | None

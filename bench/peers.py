@@ -1,0 +1,236 @@
+"""The raw peers the benchmarks compare hookflow with, each run as its own process.
+
+    python bench/peers.py http --port P                  bare Starlette: parse JSON, answer 200
+    python bench/peers.py produce --bootstrap B --topic T --seconds S --concurrency C
+    python bench/peers.py consume-raw --bootstrap B --topic T --count N
+    python bench/peers.py consume-faststream --bootstrap B --topic T --count N
+    python bench/peers.py claim --mongodb URL --database D --count N
+
+Each measuring command prints one JSON object.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+import uvloop
+
+from schemas.events import ActivateTrigger
+
+PAYLOAD = (
+    ActivateTrigger(
+        activationId=str(uuid.uuid4()),
+        flowId=str(uuid.uuid4()),
+        triggerId=str(uuid.uuid4()),
+        data={"orderId": "o-1", "amount": 25.5},
+        receivedAt=1,
+    )
+    .model_dump_json()
+    .encode()
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def http_peer(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def accept(request: Request) -> Response:
+        await request.json()
+        return Response(status_code=200)
+
+    async def healthz(request: Request) -> Response:
+        return Response(status_code=200)
+
+    app = Starlette(
+        routes=[Route("/healthz", healthz), Route("/{path:path}", accept, methods=["POST"])]
+    )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+async def produce(args: argparse.Namespace) -> dict[str, Any]:
+    """The Kafka ceiling: send_and_wait with the gateway's producer settings."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=args.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=args.linger_ms,
+    )
+    await producer.start()
+    latencies: list[float] = []
+    end = time.perf_counter() + args.seconds
+
+    async def loop(worker: int) -> None:
+        i = 0
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            await producer.send_and_wait(args.topic, PAYLOAD, key=f"{worker}-{i}".encode())
+            latencies.append(time.perf_counter() - started)
+            i += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(w) for w in range(args.concurrency)))
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    return {
+        "throughput": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "messages": len(latencies),
+    }
+
+
+async def fill(args: argparse.Namespace) -> dict[str, Any]:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    for i in range(args.count):
+        await producer.send(args.topic, PAYLOAD, key=str(i).encode())
+    await producer.flush()
+    await producer.stop()
+    return {"filled": args.count}
+
+
+def work(body: ActivateTrigger) -> None:
+    """The handler work both consumers do: the model is decoded and checked."""
+    assert body.activationId
+
+
+async def consume_raw(args: argparse.Namespace) -> dict[str, Any]:
+    """A raw aiokafka consumer that commits after each message, as the engine does."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, started = 0, None
+    async for record in consumer:
+        started = started or time.perf_counter()
+        work(ActivateTrigger.model_validate_json(record.value))
+        await consumer.commit()
+        seen += 1
+        if seen == args.count:
+            break
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    await consumer.stop()
+    return {"throughput": seen / elapsed, "messages": seen}
+
+
+async def consume_faststream(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's way: a FastStream subscriber, typed body, commit after handling."""
+    from faststream import AckPolicy
+    from faststream.kafka import KafkaBroker
+
+    broker = KafkaBroker(args.bootstrap, logger=None)
+    done = asyncio.Event()
+    state = {"seen": 0, "started": 0.0}
+
+    @broker.subscriber(
+        args.topic,
+        group_id=f"fs-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def handle(body: ActivateTrigger) -> None:
+        state["started"] = state["started"] or time.perf_counter()
+        work(body)
+        state["seen"] += 1
+        if state["seen"] == args.count:
+            done.set()
+
+    await broker.start()
+    await done.wait()
+    elapsed = time.perf_counter() - state["started"]
+    await broker.stop()
+    return {"throughput": state["seen"] / elapsed, "messages": state["seen"]}
+
+
+async def claim(args: argparse.Namespace) -> dict[str, Any]:
+    """The MongoDB ceiling of a resume: the compare-and-set claim of one wait, in a loop."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(args.mongodb)
+    waits = client[args.database]["peer_waits"]
+    await waits.drop()
+    total = args.count + args.background  # the same number of waits as the engine has
+    for start in range(0, total, 5000):
+        await waits.insert_many(
+            [{"_id": f"w{i}", "activationId": None} for i in range(start, min(total, start + 5000))]
+        )
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(args.count):
+        t = time.perf_counter()
+        await waits.find_one_and_update(
+            {"_id": f"w{i}", "activationId": {"$in": [None, "a"]}},
+            {"$set": {"activationId": f"a{i}"}},
+        )
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    await waits.drop()
+    await client.close()
+    return {
+        "throughput": args.count / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "command", choices=["http", "produce", "fill", "consume-raw", "consume-faststream", "claim"]
+    )
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--topic", default="bench.peer")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--linger-ms", type=int, default=1)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--background", type=int, default=0)
+    parser.add_argument("--mongodb", default="mongodb://127.0.0.1:27217/")
+    parser.add_argument("--database", default="bench_peer")
+    args = parser.parse_args()
+    if args.command == "http":
+        http_peer(args.port)
+        return
+    runner = {
+        "produce": produce,
+        "fill": fill,
+        "consume-raw": consume_raw,
+        "consume-faststream": consume_faststream,
+        "claim": claim,
+    }[args.command]
+    json.dump(uvloop.run(runner(args)), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Write the benchmark results: latest.json, report.md and PNG plots."""
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the headless backend
+
+
+def _met(figure: dict[str, Any], figures: dict[str, dict[str, Any]]) -> str:
+    value, ratio, name = figure["value"], figure["ratio"], figure["name"]
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not measured"
+    if name.startswith("gateway max throughput"):
+        return _verdict(ratio >= 0.7, f"{ratio:.0%} of the lower ceiling (goal 70%)")
+    if name.startswith("gateway p99"):
+        return _verdict(value < 50, f"{value:.1f} ms (goal < 50 ms)")
+    if name.startswith("resume throughput"):
+        return _verdict(ratio >= 0.5, f"{ratio:.0%} of the raw claim loop (goal 50%)")
+    if name.startswith("consumer throughput"):
+        return _verdict(ratio >= 0.8, f"{ratio:.0%} of raw aiokafka (goal 80%)")
+    if name == "peak RSS, gateway":
+        return _verdict(value < 150, f"{value:.0f} MB (goal < 150 MB)")
+    if (
+        name.startswith("resume latency p99")
+        and "waiting" in name
+        and not name.endswith(" 1 waiting")
+    ):
+        base = figures.get("resume latency p99 at 50% load, 1 waiting")
+        if base and base["value"]:
+            growth = value / base["value"]
+            return _verdict(growth < 1.5, f"{growth:.2f}x the 1-waiting p99 (goal < 1.5x)")
+    return ""
+
+
+def _verdict(ok: bool, text: str) -> str:
+    return ("met: " if ok else "MISSED: ") + text
+
+
+def _plot_bars(
+    path: Path,
+    title: str,
+    rows: list[tuple[str, float, float | None]],
+    unit: str,
+    log: bool = False,
+) -> None:
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.5))
+    labels = [r[0] for r in rows]
+    ax.barh(labels, [r[1] for r in rows], color="#3b7dd8", label="hookflow")
+    peers = [(i, r[2]) for i, r in enumerate(rows) if r[2]]
+    if peers:
+        ax.scatter(
+            [p for _, p in peers],
+            [i for i, _ in peers],
+            color="#d8573b",
+            zorder=3,
+            label="raw peer / ceiling",
+        )
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(unit + (" (log scale)" if log else ""))
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(
+    out: Path,
+    figures: list[dict[str, Any]],
+    machine: dict[str, Any],
+    notes: list[str],
+    meta: dict[str, Any],
+) -> None:
+    by_name = {f["name"]: f for f in figures}
+    for figure in figures:
+        figure["verdict"] = _met(figure, by_name)
+    (out / "latest.json").write_text(
+        json.dumps({"machine": machine, "meta": meta, "figures": figures}, indent=2) + "\n"
+    )
+
+    throughput = [
+        (f["name"], f["value"], f["peer_value"])
+        for f in figures
+        if f["unit"] in ("callbacks/s", "resumes/s", "messages/s", "requests/s")
+    ]
+    latency = [(f["name"], f["value"], None) for f in figures if f["unit"] == "ms"]
+    memory = [(f["name"], f["value"], None) for f in figures if f["unit"] == "MB"]
+    _plot_bars(
+        out / "throughput.png", "Throughput (median of runs)", throughput, "per second", log=True
+    )
+    _plot_bars(out / "latency.png", "Latency (median of runs)", latency, "ms")
+    _plot_bars(out / "memory.png", "Peak RSS", memory, "MB")
+
+    lines = [
+        "# hookflow benchmarks",
+        "",
+        f"Command: `{meta['command']}` ({meta['runs']} run(s) per figure, "
+        f"{meta['seconds']} s per load step, {meta['wall_seconds']} s in all).",
+        f"Machine: {machine['cores']} cores, {machine['memory_mb']} MiB, "
+        f"{machine['platform']}, Python {machine['python']}; {machine['kafka']}; "
+        f"{machine['mongodb']}.",
+        "Packages: " + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
+        "Load generator, peers and services are separate processes on the same machine, so "
+        "they share its cores: every figure is a figure of the whole machine.",
+        "",
+        "| figure | median | min | max | runs | peer | ratio | goal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        peer = "" if f["peer_value"] is None else f"{f['peer_value']:.1f}"
+        ratio = "" if f["ratio"] is None else f"{f['ratio']:.2f}"
+        lines.append(
+            f"| {f['name']} | {f['value']:.1f} {f['unit']} | {f['min']:.1f} | "
+            f"{f['max']:.1f} | {f['runs']} | {peer} | {ratio} | {f['verdict']} |"
+        )
+    lines += [
+        "",
+        "![throughput](throughput.png)",
+        "",
+        "![latency](latency.png)",
+        "",
+        "![memory](memory.png)",
+        "",
+    ]
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    (out / "report.md").write_text("\n".join(lines))

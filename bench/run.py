@@ -1,0 +1,648 @@
+"""The benchmark suite: `make bench` (full) or `make bench-smoke` (a few seconds each).
+
+Starts the services as processes against the Kafka and MongoDB-wire server named by
+KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL, runs every figure several times with its raw
+peer interleaved, and writes bench/results/latest.json, bench/results/report.md and
+PNG plots. The load generator and the peers are separate processes. Nothing here
+asserts a time: the report states each goal and whether it was met.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+OUT = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # loopback
+        text = response.read()
+        return json.loads(text) if text else None
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready:\n{log.read_text()[-2000:]}")
+
+
+def rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Services:
+    """The product's processes for one benchmark run."""
+
+    prefix: str
+    kafka: str
+    mongodb: str
+    logs: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    admin_key: str = "bench-admin-key"
+
+    def env(self) -> dict[str, str]:
+        p = self.ports
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "MONGODB_URL": self.mongodb,
+            "HOOKFLOW_ENGINE_PORT": str(p["engine"]),
+            "HOOKFLOW_AUTH_PORT": str(p["auth"]),
+            "HOOKFLOW_GATEWAY_PORT": str(p["gateway"]),
+            "HOOKFLOW_ENGINE_TOPIC_PREFIX": self.prefix,
+            "HOOKFLOW_AUTH_TOPIC_PREFIX": self.prefix,
+            "HOOKFLOW_GATEWAY_TOPIC_PREFIX": self.prefix,
+            "HOOKFLOW_ENGINE_CONSUMER_GROUP": self.prefix,
+            "HOOKFLOW_ENGINE_DATABASE": f"{self.prefix}_engine",
+            "HOOKFLOW_AUTH_DATABASE": f"{self.prefix}_auth",
+            "HOOKFLOW_ENGINE_PUBLIC_URL": f"http://127.0.0.1:{p['gateway']}",
+            "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
+            "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
+            "HOOKFLOW_AUTH_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_ENGINE_LOG_LEVEL": "WARNING",
+            "HOOKFLOW_AUTH_LOG_LEVEL": "WARNING",
+            "HOOKFLOW_GATEWAY_LOG_LEVEL": "WARNING",
+            "HOOKFLOW_AUTH_LOGIN_LIMIT_PER_ADDRESS": "100000",
+        }
+
+    def start(self, name: str, command: list[str], ready: str) -> None:
+        self.ports.setdefault(name, free_port())
+        log = self.logs / f"{name}.log"
+        self.processes[name] = subprocess.Popen(  # our own commands
+            command, env=self.env(), stdout=log.open("ab"), stderr=subprocess.STDOUT
+        )
+        wait_ready(f"http://127.0.0.1:{self.ports[name]}{ready}", self.processes[name], log)
+
+    def start_product(self) -> None:
+        for name in ("engine", "auth", "gateway"):
+            self.ports.setdefault(name, free_port())
+        for name in ("engine", "auth", "gateway"):  # the engine first: it creates the topics
+            self.start(name, [PY, "-m", name], "/readyz")
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+
+def tool(args: list[str]) -> dict[str, Any]:
+    """Run a load generator or peer process and return the JSON it prints."""
+    done = subprocess.run([PY, *args], capture_output=True, check=True, timeout=1800)
+    return dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
+
+
+def loadgen(urls: list[str], *extra: str) -> dict[str, Any]:
+    args = [str(ROOT / "bench" / "loadgen.py")]
+    for url in urls:
+        args += ["--url", url]
+    return tool(args + list(extra))
+
+
+def peer(*extra: str) -> dict[str, Any]:
+    return tool([str(ROOT / "bench" / "peers.py"), *extra])
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    peer: list[float] = field(default_factory=list)
+    goal: str = ""
+    better: str = "higher"  # or "lower"
+
+    def summary(self) -> dict[str, Any]:
+        value = statistics.median(self.values) if self.values else float("nan")
+        peer = statistics.median(self.peer) if self.peer else None
+        return {
+            "name": self.name,
+            "value": round(value, 3),
+            "unit": self.unit,
+            "min": round(min(self.values), 3) if self.values else None,
+            "max": round(max(self.values), 3) if self.values else None,
+            "runs": len(self.values),
+            "peer_value": round(peer, 3) if peer is not None else None,
+            "ratio": round(value / peer, 3) if peer else None,
+            "goal": self.goal,
+        }
+
+
+class Suite:
+    def __init__(self, services: Services, runs: int, seconds: float, smoke: bool) -> None:
+        self.s = services
+        self.runs = runs
+        self.seconds = seconds
+        self.smoke = smoke
+        self.figures: dict[str, Figure] = {}
+        self.notes: list[str] = []
+
+    def fig(self, name: str, unit: str, goal: str = "", better: str = "higher") -> Figure:
+        return self.figures.setdefault(name, Figure(name, unit, goal=goal, better=better))
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def deploy(self) -> None:
+        engine = self.s.url("engine")
+        self.open_flow = http(
+            "POST",
+            f"{engine}/api/automation/flows",
+            {
+                "name": "bench-open",
+                "blocks": [
+                    {"name": "Go", "type": "start", "next": "Wait"},
+                    {"name": "Wait", "type": "external_callback", "next": "Done"},
+                    {"name": "Done", "type": "assign", "assign": {"paid": "data.amount"}},
+                ],
+            },
+        )
+        self.pay_flow = http(
+            "POST",
+            f"{engine}/api/automation/flows",
+            {
+                "name": "bench-pay",
+                "blocks": [
+                    {
+                        "name": "Wait",
+                        "type": "external_callback",
+                        "authenticationType": "USER",
+                        "requiredRoles": ["PaymentGateway"],
+                        "next": "Done",
+                    },
+                    {"name": "Done", "type": "end"},
+                ],
+            },
+        )
+        auth = self.s.url("auth")
+        email = f"psp-{uuid.uuid4().hex[:6]}@bench.example"
+        user = http(
+            "POST", f"{auth}/api/users/register", {"email": email, "password": "bench password"}
+        )
+        http(
+            "PUT",
+            f"{auth}/api/users/{user['objectId']}/roles",
+            {"roles": ["PaymentGateway"]},
+            {"x-admin-key": self.s.admin_key},
+        )
+        self.token = http(
+            "POST", f"{auth}/api/users/login", {"login": email, "password": "bench password"}
+        )["user-token"]
+        gateway = self.s.url("gateway")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the gateway learns the flows from the registry
+            try:
+                http("POST", f"{gateway}/api/automation/flow/{self.pay_flow['flowId']}/execute", {})
+                break
+            except OSError:
+                time.sleep(0.2)
+
+    def callback(self, flow: dict[str, Any], query: str = "") -> str:
+        return (
+            flow["triggers"][0]["callbackUrl"].replace(
+                flow["triggers"][0]["callbackUrl"].split("/api/")[0], self.s.url("gateway")
+            )
+            + query
+        )
+
+    # -- 2. end-to-end resume ------------------------------------------------------------
+
+    def waiting(self, count: int) -> list[str]:
+        """Create `count` executions waiting at the open flow's trigger, in bulk."""
+        return asyncio.run(
+            _create_waiting(
+                self.s.mongodb, f"{self.s.prefix}_engine", self.open_flow["flowId"], count
+            )
+        )
+
+    def resume(self, background: int) -> None:
+        self.waiting(background)
+        burst = 30 if self.smoke else 200
+        sample = 10 if self.smoke else 40
+        name = f"{background} waiting"
+        for _ in range(self.runs):
+            # capacity: a burst of callbacks, each naming its own waiting execution
+            targets = self.waiting(burst)
+            urls = [self.callback(self.open_flow, f"?execution={e}") for e in targets]
+            result, completed = self._drive(urls, rate=2000, timeout=600)
+            makespan = max(completed.values(), default=0) / 1000 - result["first_sent"]
+            capacity = len(completed) / makespan if makespan > 0 else float("nan")
+            figure = self.fig(
+                f"resume throughput, {name}", "resumes/s", "at least 50% of the raw claim loop"
+            )
+            figure.values.append(capacity)
+            claim = peer(
+                "claim",
+                "--mongodb",
+                self.s.mongodb,
+                "--database",
+                f"{self.s.prefix}_peer",
+                "--count",
+                str(burst),
+                "--background",
+                str(background),
+            )
+            figure.peer.append(claim["throughput"])
+            # latency: a steady stream at half that capacity
+            rate = max(0.2, 0.5 * capacity)
+            targets = self.waiting(sample)
+            urls = [self.callback(self.open_flow, f"?execution={e}") for e in targets]
+            result, completed = self._drive(urls, rate=rate, timeout=120 + 4 * sample / rate)
+            latencies = [
+                completed[targets[i]] - sent * 1000
+                for sent, i in result["sent"]
+                if targets[i] in completed
+            ]
+            self.fig(
+                f"resume latency p99 at 50% load, {name}",
+                "ms",
+                "the 100,000-waiting figure below 1.5x the 1-waiting one",
+                better="lower",
+            ).values.append(_percentile(latencies, 0.99))
+            self.fig(f"resume latency p50 at 50% load, {name}", "ms", better="lower").values.append(
+                _percentile(latencies, 0.50)
+            )
+
+    def _drive(
+        self, urls: list[str], rate: float, timeout: float
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        """Send one callback per URL at `rate`; collect when each execution completed (ms)."""
+        watcher = _CompletionWatcher(self.s.kafka, f"{self.s.prefix}.execution-events")
+        with watcher:
+            result = loadgen(
+                urls,
+                "--mode",
+                "open",
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(len(urls) / rate),
+                "--connections",
+                "32",
+                "--record-sends",
+            )
+            expected = {urls[i].split("execution=")[1] for _, i in result["sent"]}
+            completed = watcher.wait_for(expected, timeout=timeout)
+        if len(completed) < len(expected):
+            progress(f"only {len(completed)} of {len(expected)} executions completed")
+            self.notes.append(
+                f"{len(expected) - len(completed)} of {len(expected)} resumes "
+                f"did not complete within {timeout:.0f} s"
+            )
+        result["first_sent"] = min((t for t, _ in result["sent"]), default=time.time())
+        return result, completed
+
+    # -- 3. consumer overhead ------------------------------------------------------------
+
+    def consumers(self) -> None:
+        count = 200 if self.smoke else 3000
+        for run in range(self.runs):
+            topic = f"{self.s.prefix}.peer-consume-{run}"
+            peer("fill", "--bootstrap", self.s.kafka, "--topic", topic, "--count", str(count))
+            raw = peer(
+                "consume-raw", "--bootstrap", self.s.kafka, "--topic", topic, "--count", str(count)
+            )
+            fast = peer(
+                "consume-faststream",
+                "--bootstrap",
+                self.s.kafka,
+                "--topic",
+                topic,
+                "--count",
+                str(count),
+            )
+            figure = self.fig(
+                "consumer throughput (FastStream vs raw aiokafka)",
+                "messages/s",
+                "at least 80% of the raw consumer",
+            )
+            figure.values.append(fast["throughput"])
+            figure.peer.append(raw["throughput"])
+
+    # -- 1. gateway ingestion, 4. memory -------------------------------------------------
+
+    def ingestion(self) -> None:
+        peer_port = free_port()
+        log = self.s.logs / "http-peer.log"
+        http_peer = subprocess.Popen(
+            [PY, str(ROOT / "bench" / "peers.py"), "http", "--port", str(peer_port)],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_ready(f"http://127.0.0.1:{peer_port}/healthz", http_peer, log)
+        none_url = self.callback(self.open_flow)
+        user_url = self.callback(self.pay_flow)
+        closed = ["--mode", "closed", "--concurrency", "64", "--seconds", str(self.seconds)]
+        topic = f"{self.s.prefix}.peer-produce"
+        try:
+            for run in range(self.runs):
+                ceiling_http = loadgen([f"http://127.0.0.1:{peer_port}/x"], *closed)
+                ceiling_kafka = peer(
+                    "produce",
+                    "--bootstrap",
+                    self.s.kafka,
+                    "--topic",
+                    topic,
+                    "--seconds",
+                    str(self.seconds),
+                    "--concurrency",
+                    "64",
+                )
+                lower = min(ceiling_http["throughput"], ceiling_kafka["throughput"])
+                gw_none = loadgen([none_url], *closed)
+                gw_user = loadgen([user_url], *closed, "--header", f"user-token: {self.token}")
+                for label, result in (
+                    ("NONE trigger", gw_none),
+                    ("USER trigger, warm cache", gw_user),
+                ):
+                    figure = self.fig(
+                        f"gateway max throughput, {label}",
+                        "callbacks/s",
+                        "at least 70% of the lower ceiling (HTTP or Kafka)",
+                    )
+                    figure.values.append(result["throughput"])
+                    figure.peer.append(lower)
+                self.fig("HTTP ceiling (bare Starlette)", "requests/s").values.append(
+                    ceiling_http["throughput"]
+                )
+                self.fig("Kafka ceiling (raw aiokafka producer)", "messages/s").values.append(
+                    ceiling_kafka["throughput"]
+                )
+                rate = 0.7 * gw_none["throughput"]
+                steady = loadgen(
+                    [none_url],
+                    "--mode",
+                    "open",
+                    "--rate",
+                    str(rate),
+                    "--seconds",
+                    str(self.seconds),
+                )
+                self.fig(
+                    "gateway p99 at 70% of its max, NONE trigger",
+                    "ms",
+                    "below 50 ms",
+                    better="lower",
+                ).values.append(steady["p99_ms"])
+                self.fig(
+                    "gateway p50 at 70% of its max, NONE trigger", "ms", better="lower"
+                ).values.append(steady["p50_ms"])
+                if steady["ok"] < steady["requests"]:
+                    self.notes.append(
+                        f"run {run}: {steady['requests'] - steady['ok']} "
+                        f"requests at 70% load were not 2xx: {steady['statuses']}"
+                    )
+        finally:
+            http_peer.terminate()
+        for name in ("gateway", "auth"):
+            process = self.s.processes.get(name)
+            if process is not None:
+                self.fig(
+                    f"peak RSS, {name}",
+                    "MB",
+                    "below 150 MB per worker" if name == "gateway" else "",
+                    better="lower",
+                ).values.append(rss_peak_mb(process.pid))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class _CompletionWatcher:
+    """Follows execution events in a thread; records when each execution completed."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.completed: dict[str, int] = {}
+        self._stop = False
+
+    def __enter__(self) -> "_CompletionWatcher":
+        import threading
+
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._follow()), daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        return self
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        await consumer.seek_to_end()
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        self._ready.set()
+        try:
+            while not self._stop:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        event = json.loads(record.value)
+                        if event.get("kind") == "completed":
+                            self.completed[event["executionId"]] = event["at"]
+        finally:
+            await consumer.stop()
+
+    def wait_for(self, expected: set[str], timeout: float) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not expected <= set(self.completed):
+            time.sleep(0.05)
+        return {e: self.completed[e] for e in expected if e in self.completed}
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join(10)
+
+
+async def _create_waiting(mongodb: str, database: str, flow_id: str, count: int) -> list[str]:
+    """Executions waiting at the flow's trigger, written as the engine writes them."""
+    from pymongo import AsyncMongoClient
+
+    from engine.core import execution as ex
+    from engine.core.definition import compile_flow
+    from engine.records import Wait
+    from engine.store import MongoStore, execution_to_doc
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb)
+    store = MongoStore(client[database])
+    record = await store.get_flow(flow_id)
+    assert record is not None
+    flow = compile_flow(record.definition, record.flow_id, record.trigger_ids.__getitem__)
+    ids: list[str] = []
+    now = int(time.time() * 1000)
+    for start in range(0, count, 1000):
+        states, waits = [], []
+        for _ in range(min(1000, count - start)):
+            execution_id = str(uuid.uuid4())
+            state = ex.start(flow, ex.new_execution(flow, execution_id, {}, now), now).state
+            snapshot = ex.context(flow, state)
+            del snapshot["data"], snapshot["user"]
+            states.append(execution_to_doc(state))
+            waits += [
+                Wait(
+                    Wait.make_id(execution_id, t, state.wait_seq),
+                    execution_id,
+                    flow.flow_id,
+                    t,
+                    now,
+                    snapshot,
+                )
+                for t in state.waiting_on
+            ]
+            ids.append(execution_id)
+        await client[database]["executions"].insert_many(states, ordered=False)
+        await store.add_waits(waits)
+    await client.close()
+    return ids
+
+
+def progress(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    memory = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    versions = {}
+    for package in ("faststream", "aiokafka", "pymongo", "starlette", "uvicorn", "pydantic"):
+        from importlib.metadata import version
+
+        versions[package] = version(package)
+    return {
+        "cores": os.cpu_count(),
+        "memory_mb": memory,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kafka": "Apache Kafka 4.1.1 (KRaft, one node)",
+        "mongodb": "FerretDB 1.24.2 on SQLite",
+        "packages": versions,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="a few seconds per figure")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.seconds = 1, 1.0
+    kafka, mongodb = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["MONGODB_URL"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    logs = args.out / "logs"
+    logs.mkdir(exist_ok=True)
+    services = Services(f"bench_{uuid.uuid4().hex[:6]}", kafka, mongodb, logs)
+    suite = Suite(services, args.runs, args.seconds, args.smoke)
+    started = time.time()
+    try:
+        services.start_product()
+        suite.deploy()
+        for background in (1, 100) if args.smoke else (1, 1000, 100_000):
+            progress(f"end-to-end resume with {background} executions waiting")
+            suite.resume(background)
+        if "engine" in services.processes:
+            suite.fig("peak RSS, engine", "MB", better="lower").values.append(
+                rss_peak_mb(services.processes["engine"].pid)
+            )
+        progress("consumer overhead")
+        suite.consumers()
+        services.stop("engine")  # the gateway is measured alone: no consumer competes
+        progress("gateway ingestion")
+        suite.ingestion()
+    finally:
+        services.stop_all()
+        _drop(mongodb, services.prefix)
+    from report import write  # plotting is only needed here
+
+    write(
+        args.out,
+        [f.summary() for f in suite.figures.values()],
+        machine(),
+        suite.notes,
+        {
+            "smoke": args.smoke,
+            "runs": args.runs,
+            "seconds": args.seconds,
+            "wall_seconds": round(time.time() - started, 1),
+            "command": "make bench-smoke" if args.smoke else "make bench",
+        },
+    )
+
+
+def _drop(mongodb: str, prefix: str) -> None:
+    from pymongo import MongoClient
+
+    with MongoClient(mongodb) as client:
+        for suffix in ("engine", "auth", "peer"):
+            client.drop_database(f"{prefix}_{suffix}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()

@@ -76,12 +76,24 @@ def write(
     machine: dict[str, Any],
     notes: list[str],
     meta: dict[str, Any],
+    profiles: dict[str, Any] | None = None,
 ) -> None:
+    profiles = profiles or {}
     by_name = {f["name"]: f for f in figures}
     for figure in figures:
         figure["verdict"] = _met(figure, by_name)
     (out / "latest.json").write_text(
-        json.dumps({"machine": machine, "meta": meta, "figures": figures}, indent=2) + "\n"
+        json.dumps(
+            {
+                "machine": machine,
+                "meta": meta,
+                "figures": figures,
+                "profiles": profiles,
+                "notes": notes,
+            },
+            indent=2,
+        )
+        + "\n"
     )
 
     throughput = [
@@ -128,6 +140,42 @@ def write(
         "![memory](memory.png)",
         "",
     ]
+    if profiles:
+        lines += ["## Where the time goes (py-spy, sampled during the load)", ""]
+        for label, profile in profiles.items():
+            if "error" in profile:
+                lines += [f"- {label}: {profile['error']}"]
+                continue
+            packages = ", ".join(
+                f"{k} {v:.0%}" for k, v in list(profile["self_by_package"].items())[:8]
+            )
+            lines += [
+                f"**{label}** ({profile['samples']} samples). Own time by package: {packages}.",
+                "",
+                "| share of samples inside | function |",
+                "|---|---|",
+            ]
+            lines += [f"| {v:.0%} | `{f}` |" for f, v in profile["inclusive"].items()]
+            lines += [""]
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.exists():
+        lines += [analysis.read_text()]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     (out / "report.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    import sys
+
+    results = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("results"))
+    data = json.loads((results / "latest.json").read_text())
+    write(
+        results,
+        data["figures"],
+        data["machine"],
+        data.get("notes", []),
+        data["meta"],
+        data.get("profiles"),
+    )
+    print(f"rendered {results / 'report.md'} again from latest.json")

@@ -16,9 +16,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +190,7 @@ class Suite:
         self.smoke = smoke
         self.figures: dict[str, Figure] = {}
         self.notes: list[str] = []
+        self.profiles: dict[str, Any] = {}
 
     def fig(self, name: str, unit: str, goal: str = "", better: str = "higher") -> Figure:
         return self.figures.setdefault(name, Figure(name, unit, goal=goal, better=better))
@@ -267,14 +271,23 @@ class Suite:
 
     def resume(self, background: int) -> None:
         self.waiting(background)
-        burst = 30 if self.smoke else 200
-        sample = 10 if self.smoke else 40
+        # FerretDB scans a collection on every update (docs/design.md): with 100,000
+        # executions waiting each resume costs seconds, so that case sends fewer
+        burst = 30 if self.smoke else (20 if background >= 100_000 else 200)
+        sample = 10 if self.smoke else (8 if background >= 100_000 else 40)
         name = f"{background} waiting"
         for _ in range(self.runs):
             # capacity: a burst of callbacks, each naming its own waiting execution
             targets = self.waiting(burst)
             urls = [self.callback(self.open_flow, f"?execution={e}") for e in targets]
-            result, completed = self._drive(urls, rate=2000, timeout=600)
+            engine = self.s.processes["engine"]
+            with profiled(
+                engine.pid,
+                min(20.0, 2 + burst / 10),
+                self.profiles,
+                f"engine, resume burst, {name}",
+            ):
+                result, completed = self._drive(urls, rate=2000, timeout=600)
             makespan = max(completed.values(), default=0) / 1000 - result["first_sent"]
             capacity = len(completed) / makespan if makespan > 0 else float("nan")
             figure = self.fig(
@@ -399,7 +412,13 @@ class Suite:
                     "64",
                 )
                 lower = min(ceiling_http["throughput"], ceiling_kafka["throughput"])
-                gw_none = loadgen([none_url], *closed)
+                with profiled(
+                    self.s.processes["gateway"].pid,
+                    self.seconds,
+                    self.profiles,
+                    "gateway, NONE trigger at full load",
+                ):
+                    gw_none = loadgen([none_url], *closed)
                 gw_user = loadgen([user_url], *closed, "--header", f"user-token: {self.token}")
                 for label, result in (
                     ("NONE trigger", gw_none),
@@ -453,6 +472,107 @@ class Suite:
                     "below 150 MB per worker" if name == "gateway" else "",
                     better="lower",
                 ).values.append(rss_peak_mb(process.pid))
+
+
+PACKAGES = (
+    "faststream",
+    "aiokafka",
+    "pymongo",
+    "bson",
+    "pydantic",
+    "starlette",
+    "uvicorn",
+    "httptools",
+    "cel",
+    "prometheus_client",
+    "httpx",
+    "engine/",
+    "gateway/",
+    "auth/",
+    "schemas/",
+    "asyncio",
+    "json",
+    "uuid",
+)
+
+
+@contextmanager
+def profiled(pid: int, seconds: float, into: dict[str, Any], label: str) -> Iterator[None]:
+    """Sample a process with py-spy while the body runs; summarise where its time went."""
+    raw = Path(tempfile.mkdtemp(prefix="hookflow-profile-")) / "raw.txt"
+    spy = subprocess.Popen(
+        [
+            str(Path(PY).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        try:
+            spy.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+        into[label] = _summarise(raw) if raw.exists() else {"error": "py-spy gave no profile"}
+        raw.unlink(missing_ok=True)
+
+
+def _summarise(raw: Path) -> dict[str, Any]:
+    by_package: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        leaf = frames[-1]
+        package = next((p.rstrip("/") for p in PACKAGES if p in leaf), "other")
+        by_package[package] = by_package.get(package, 0) + n
+        for frame in {f.split(" (")[0] for f in frames}:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    top = sorted(
+        (
+            (n, f)
+            for f, n in inclusive.items()
+            if any(
+                k in f
+                for k in (
+                    "Engine.",
+                    "Gateway.",
+                    "MongoStore.",
+                    "Publisher",
+                    "publish",
+                    "commit",
+                    "model_validate",
+                    "_resume",
+                )
+            )
+        ),
+        reverse=True,
+    )[:12]
+    return {
+        "samples": total,
+        "self_by_package": {
+            k: round(v / total, 3) for k, v in sorted(by_package.items(), key=lambda kv: -kv[1])
+        }
+        if total
+        else {},
+        "inclusive": {f: round(n / total, 3) for n, f in top} if total else {},
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -632,6 +752,7 @@ def main() -> None:
             "wall_seconds": round(time.time() - started, 1),
             "command": "make bench-smoke" if args.smoke else "make bench",
         },
+        profiles=suite.profiles,
     )
 
 

@@ -10,9 +10,6 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from auth.accounts import Accounts, Limits
 from auth.core import RateLimiter
@@ -22,7 +19,7 @@ from auth.settings import Settings
 from auth.store import MongoUserStore, UserStore
 from schemas import logs
 from schemas.events import AuthEvent
-from schemas.requests import internal_error_body, routing_error
+from schemas.http import exception_handlers
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -74,6 +71,7 @@ def create_app(
         acks="all",
         enable_idempotence=True,
         client_id="hookflow-auth",
+        logger=logging.getLogger("faststream"),  # through the service's log format
     )
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     if store is None:
@@ -125,21 +123,7 @@ def create_app(
     app = Starlette(
         routes=handlers.routes(),
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        exception_handlers=exception_handlers(logger),
     )
     app.state.broker = broker
     return app
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Routing errors (unknown path, wrong method) in the contract's error body."""
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
-    )
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    """An unexpected failure: logged with its context, answered without internals."""
-    logger.error("request failed", exc_info=exc, extra={"path": request.url.path})
-    return JSONResponse(internal_error_body(), status_code=500)

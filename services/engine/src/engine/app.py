@@ -13,9 +13,6 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
 from engine.api import Api
@@ -25,7 +22,7 @@ from engine.settings import Settings
 from engine.store import MongoStore, Store
 from schemas import logs, topics
 from schemas.events import StartExecution
-from schemas.requests import internal_error_body, routing_error
+from schemas.http import exception_handlers
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -56,6 +53,7 @@ def create_app(
         enable_idempotence=True,
         client_id="hookflow-engine",
         log_level=logging.DEBUG,
+        logger=logging.getLogger("faststream"),  # through the service's log format
     )
     mongo: AsyncMongoClient[dict[str, Any]] | None = None
     if store is None:
@@ -145,7 +143,7 @@ def create_app(
     app = Starlette(
         routes=api.routes(),
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        exception_handlers=exception_handlers(logger),
     )
     app.state.broker = broker
     return app
@@ -174,17 +172,3 @@ async def ensure_topics(
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Routing errors (unknown path, wrong method) in the contract's error body."""
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
-    )
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    """An unexpected failure: logged with its context, answered without internals."""
-    logger.error("request failed", exc_info=exc, extra={"path": request.url.path})
-    return JSONResponse(internal_error_body(), status_code=500)

@@ -13,7 +13,6 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,7 +26,7 @@ from gateway.settings import Settings
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
 from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
-from schemas.requests import internal_error_body, routing_error
+from schemas.http import exception_handlers
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection
 
@@ -62,6 +61,7 @@ def create_app(
         allow_auto_create_topics=False,
         client_id="hookflow-gateway",
         log_level=logging.DEBUG,
+        logger=logging.getLogger("faststream"),  # through the service's log format
     )
     client = httpx.AsyncClient()
     introspect = introspect or AuthClient(client, settings.auth_url, settings.auth_timeout_seconds)
@@ -183,20 +183,12 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        exception_handlers=exception_handlers(logger),
     )
     app.state.broker = broker
     app.state.registry = registry
     app.state.tokens = tokens
     return app
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Routing errors (unknown path, wrong method) in the contract's error body."""
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        routing_error(exc.status_code, exc.detail), status_code=exc.status_code, headers=exc.headers
-    )
 
 
 async def _openapi(request: Request) -> Response:
@@ -220,9 +212,3 @@ async def kafka_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def app_from_env() -> Starlette:
     """The ASGI app factory uvicorn calls in each worker."""
     return create_app(Settings())
-
-
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    """An unexpected failure: logged with its context, answered without internals."""
-    logger.error("request failed", exc_info=exc, extra={"path": request.url.path})
-    return JSONResponse(internal_error_body(), status_code=500)

@@ -129,7 +129,7 @@ class InMemoryStore:
         return self.outcomes.get(activation_id)
 
     async def save_outcome(self, outcome: ActivationOutcome) -> None:
-        self.outcomes[outcome.activationId] = outcome
+        self.outcomes.setdefault(outcome.activationId, outcome)
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

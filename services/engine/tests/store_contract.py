@@ -170,7 +170,7 @@ async def test_outcomes_are_kept_by_activation(store: Store) -> None:
         decidedAt=5,
     )
     await store.save_outcome(outcome)
-    await store.save_outcome(outcome)
+    await store.save_outcome(outcome.model_copy(update={"outcome": Outcome.NO_WAITER}))
     assert await store.get_outcome("a1") == outcome
     assert await store.get_outcome("a2") is None
 

@@ -73,7 +73,8 @@ class Store(Protocol):
 
     async def get_outcome(self, activation_id: str) -> ActivationOutcome | None: ...
 
-    async def save_outcome(self, outcome: ActivationOutcome) -> None: ...
+    async def save_outcome(self, outcome: ActivationOutcome) -> None:
+        """Store an outcome; an activation's outcome never changes once stored."""
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int
@@ -362,8 +363,11 @@ class MongoStore:
         return ActivationOutcome.model_validate({"activationId": activation_id, **doc})
 
     async def save_outcome(self, outcome: ActivationOutcome) -> None:
+        # An insert, not an upsert: outcomes are immutable, and an insert stays cheap on
+        # servers that scan the collection for every update (docs/design.md).
         body = outcome.model_dump(mode="json", exclude={"activationId"})
-        await self._outcomes.replace_one({"_id": outcome.activationId}, body, upsert=True)
+        with contextlib.suppress(DuplicateKeyError):
+            await self._outcomes.insert_one({"_id": outcome.activationId, **body})
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

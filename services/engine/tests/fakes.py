@@ -58,7 +58,7 @@ class InMemoryStore:
         self.executions[state.execution_id] = copy.deepcopy(state)
         return True
 
-    async def get_execution(self, execution_id: str) -> ExecutionState | None:
+    async def get_execution(self, execution_id: str, rev_hint: int = 0) -> ExecutionState | None:
         state = self.executions.get(execution_id.lower())
         return copy.deepcopy(state)
 
@@ -124,6 +124,9 @@ class InMemoryStore:
         wait = self.waits.get(wait_id)
         if wait is not None and wait.activation_id == activation_id:
             self.waits[wait_id] = replace(wait, activation_id=None)
+
+    async def compact(self, limit: int = 1000) -> int:
+        return 0  # finish_claims removes the waits at once here
 
     async def get_outcome(self, activation_id: str) -> ActivationOutcome | None:
         return self.outcomes.get(activation_id)

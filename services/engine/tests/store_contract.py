@@ -142,7 +142,11 @@ async def test_waits_stream_oldest_first_and_skip_others_claims(store: Store) ->
     assert await store.claim(Wait.make_id("e2", "t-1", 0), "other", 5)
     assert await collect(store) == ["e1", "e3"]
     assert await collect(store, "other") == ["e1", "e2", "e3"]
+    # by execution id, the wait is found through the execution that waits there
+    for execution_id in ("e1", "e3"):
+        await store.create_execution(execution(execution_id))
     assert await collect(store, execution_id="e3") == ["e3"]
+    assert await collect(store, execution_id="e9") == []
     (first,) = [w async for w in store.candidate_waits("f1", "t-1", "a1", "e1")]
     assert first.snapshot == {"vars": {"order": {"id": "e1"}}, "m": [[1]]}
 
@@ -184,3 +188,18 @@ async def test_an_idempotency_key_belongs_to_its_first_activation_until_it_expir
     assert await store.remember_key("f1:t-1", "k", "a4", now=1200, retention_ms=100) == "a4"
     assert await store.purge(now=1301, retention_ms=100) == 2
     assert await store.remember_key("f1:t-1", "k", "a5", now=1301, retention_ms=100) == "a5"
+
+
+async def test_the_newest_revision_is_read_and_listed(store: Store) -> None:
+    state = execution("e1")
+    await store.create_execution(state)
+    for rev in range(1, 21):
+        status = ExecutionStatus.COMPLETED if rev == 20 else ExecutionStatus.WAITING
+        assert await store.save_execution(replace(state, rev=rev, status=status, vars={"rev": rev}))
+    for hint in (0, 7, 20):
+        latest = await store.get_execution("e1", rev_hint=hint)
+        assert latest is not None
+        assert (latest.rev, latest.vars) == (20, {"rev": 20})
+    waiting, _ = await store.list_executions("f1", ExecutionStatus.WAITING, None, 10)
+    done, _ = await store.list_executions("f1", ExecutionStatus.COMPLETED, None, 10)
+    assert (waiting, [s.rev for s in done]) == ([], [20])

@@ -28,6 +28,7 @@ from schemas.topics import Topics
 logger = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600
+COMPACT_INTERVAL_SECONDS = 30
 
 
 def now_ms() -> int:
@@ -106,14 +107,21 @@ def create_app(
 
     api = Api(engine, store, request_start, now_ms, ready)
 
-    async def purge_forever() -> None:
+    async def maintain_forever() -> None:
+        """Off the hot path: compact finished claims often, purge old idempotency keys."""
+        rounds = 0
         while True:
-            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+            await asyncio.sleep(COMPACT_INTERVAL_SECONDS)
+            rounds += 1
             try:
-                purged = await store.purge(now_ms(), config.idempotency_retention_ms)
-                logger.info("idempotency keys purged", extra={"count": purged})
+                compacted = await store.compact()
+                if compacted:
+                    logger.info("finished claims compacted", extra={"count": compacted})
+                if rounds % (PURGE_INTERVAL_SECONDS // COMPACT_INTERVAL_SECONDS) == 0:
+                    purged = await store.purge(now_ms(), config.idempotency_retention_ms)
+                    logger.info("idempotency keys purged", extra={"count": purged})
             except Exception:
-                logger.exception("purge failed")
+                logger.exception("maintenance failed")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -129,12 +137,12 @@ def create_app(
         count = await engine.republish_registry()
         state["ready"] = True
         logger.info("engine ready", extra={"flows": count, "port": settings.port})
-        purger = asyncio.create_task(purge_forever())
+        maintenance = asyncio.create_task(maintain_forever())
         try:
             yield
         finally:
             state["ready"] = False
-            purger.cancel()
+            maintenance.cancel()
             await broker.stop()
             await client.aclose()
             if mongo is not None:

@@ -34,6 +34,7 @@ class Wait:
     created: int
     snapshot: dict[str, Any]
     activation_id: str | None = None
+    rev: int = 0  # the execution's revision that began this wait
 
     @staticmethod
     def make_id(execution_id: str, trigger_id: str, wait_seq: int) -> str:

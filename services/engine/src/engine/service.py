@@ -299,7 +299,7 @@ class Engine:
         self, flow: Flow, wait: Wait, command: ActivateTrigger, user: dict[str, Any] | None
     ) -> bool:
         for _ in range(_SAVE_ATTEMPTS):
-            state = await self._store.get_execution(wait.execution_id)
+            state = await self._store.get_execution(wait.execution_id, rev_hint=wait.rev)
             if state is None:
                 return False
             if command.activationId in state.applied:
@@ -357,12 +357,13 @@ class Engine:
         del snapshot["data"], snapshot["user"]  # bound to the incoming activation instead
         return [
             Wait(
-                Wait.make_id(state.execution_id, tid, state.rev),
+                Wait.make_id(state.execution_id, tid, state.wait_seq),
                 state.execution_id,
                 state.flow_id,
                 tid,
                 state.updated,
                 snapshot,
+                rev=state.rev,
             )
             for tid in state.waiting_on
         ]

@@ -9,11 +9,12 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from engine.core.execution import ExecutionState
 from engine.records import FlowRecord, Wait
@@ -44,7 +45,8 @@ class Store(Protocol):
     async def create_execution(self, state: ExecutionState) -> bool:
         """Insert a new execution; False when one with its id exists already."""
 
-    async def get_execution(self, execution_id: str) -> ExecutionState | None: ...
+    async def get_execution(self, execution_id: str, rev_hint: int = 0) -> ExecutionState | None:
+        """The execution's newest state; `rev_hint` is a revision known to exist."""
 
     async def save_execution(self, state: ExecutionState) -> bool:
         """Replace the execution if its stored rev is `state.rev - 1` (compare-and-set)."""
@@ -70,6 +72,9 @@ class Store(Protocol):
 
     async def release(self, wait_id: str, activation_id: str) -> None:
         """Give back a claim that could not be used."""
+
+    async def compact(self, limit: int = 1000) -> int:
+        """Remove what finished activations left behind (maintenance); return how many."""
 
     async def get_outcome(self, activation_id: str) -> ActivationOutcome | None: ...
 
@@ -114,10 +119,16 @@ _STATE_FIELDS = (
 )
 
 
+def revision_id(execution_id: str, rev: int) -> str:
+    """The `_id` of one revision of an execution: revisions are never updated, only added."""
+    return f"{execution_id}:{rev:08d}"
+
+
 def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
     body = {name: getattr(state, name) for name in _STATE_FIELDS}
     return {
-        "_id": state.execution_id,
+        "_id": revision_id(state.execution_id, state.rev),
+        "executionId": state.execution_id,
         "flowId": state.flow_id,
         "status": state.status.value,
         "waitingOn": list(state.waiting_on),
@@ -131,7 +142,7 @@ def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
 def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
     body = opaque.decode(doc["state"])
     return ExecutionState(
-        execution_id=doc["_id"],
+        execution_id=doc["executionId"],
         flow_id=doc["flowId"],
         status=ExecutionStatus(doc["status"]),
         waiting_on=tuple(doc["waitingOn"]),
@@ -151,7 +162,7 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
     )
 
 
-def _wait_from_doc(doc: dict[str, Any]) -> Wait:
+def _wait_from_doc(doc: dict[str, Any], activation_id: str | None) -> Wait:
     return Wait(
         wait_id=doc["_id"],
         execution_id=doc["executionId"],
@@ -159,7 +170,8 @@ def _wait_from_doc(doc: dict[str, Any]) -> Wait:
         trigger_id=doc["triggerId"],
         created=doc["created"],
         snapshot=opaque.decode(doc["snapshot"]),
-        activation_id=doc.get("activationId"),
+        activation_id=activation_id,
+        rev=doc.get("rev", 0),
     )
 
 
@@ -171,20 +183,15 @@ class MongoStore:
         self._names = db["flow_names"]
         self._executions = db["executions"]
         self._waits = db["waits"]
+        self._claims = db["claims"]
+        self._finished_claims = db["finished_claims"]
         self._outcomes = db["activations"]
         self._keys = db["idempotency_keys"]
         self._batch = batch_size
 
     async def setup(self) -> None:
         await self._flows.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True)
-        await self._executions.create_index(
-            [
-                ("flowId", ASCENDING),
-                ("status", ASCENDING),
-                ("created", ASCENDING),
-                ("_id", ASCENDING),
-            ]
-        )
+        await self._executions.create_index([("flowId", ASCENDING)])
         await self._waits.create_index(
             [
                 ("flowId", ASCENDING),
@@ -193,8 +200,7 @@ class MongoStore:
                 ("_id", ASCENDING),
             ]
         )
-        await self._waits.create_index([("executionId", ASCENDING)])
-        await self._waits.create_index([("activationId", ASCENDING)])
+        await self._claims.create_index([("activationId", ASCENDING)])
         await self._keys.create_index([("created", ASCENDING)])
 
     async def next_version(self, name: str) -> int:
@@ -260,100 +266,168 @@ class MongoStore:
             live=live_flow_id == doc["_id"],
         )
 
+    # Executions, waits and claims only ever insert documents and read them back by
+    # `_id`: the two operations whose cost does not grow with a collection on every
+    # MongoDB-wire server (docs/design.md). An execution is a series of revisions; a
+    # claim is a document of its own; finished claims and their waits are compacted
+    # away in the background.
+
     async def create_execution(self, state: ExecutionState) -> bool:
         try:
-            await self._executions.insert_one(execution_to_doc(state))
+            await self._executions.insert_one(execution_to_doc(replace(state, rev=0)))
         except DuplicateKeyError:
             return False
         return True
 
-    async def get_execution(self, execution_id: str) -> ExecutionState | None:
-        doc = await self._executions.find_one({"_id": execution_id.lower()})
+    async def get_execution(self, execution_id: str, rev_hint: int = 0) -> ExecutionState | None:
+        doc = await self._latest_revision(execution_id.lower(), rev_hint)
         return execution_from_doc(doc) if doc else None
 
+    async def _revision(self, execution_id: str, rev: int) -> dict[str, Any] | None:
+        return await self._executions.find_one({"_id": revision_id(execution_id, rev)})
+
+    async def _latest_revision(self, execution_id: str, hint: int) -> dict[str, Any] | None:
+        """The newest revision: revisions are numbered without gaps, so search upwards."""
+        low = await self._revision(execution_id, hint) if hint else None
+        if low is None:
+            hint, low = 0, await self._revision(execution_id, 0)
+            if low is None:
+                return None
+        step, high_rev = 1, hint + 1
+        while (high := await self._revision(execution_id, high_rev)) is not None:
+            hint, low = high_rev, high
+            step *= 2
+            high_rev = hint + step
+        while high_rev - hint > 1:  # low exists at `hint`, nothing at `high_rev`
+            middle = (hint + high_rev) // 2
+            found = await self._revision(execution_id, middle)
+            if found is None:
+                high_rev = middle
+            else:
+                hint, low = middle, found
+        return low
+
     async def save_execution(self, state: ExecutionState) -> bool:
-        result = await self._executions.replace_one(
-            {"_id": state.execution_id, "rev": state.rev - 1}, execution_to_doc(state)
-        )
-        return result.matched_count == 1
+        try:
+            await self._executions.insert_one(execution_to_doc(state))
+        except DuplicateKeyError:
+            return False  # another writer produced this revision first
+        return True
 
     async def list_executions(
         self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
     ) -> Page:
-        query: dict[str, Any] = {"flowId": flow_id.lower()}
-        if status is not None:
-            query["status"] = status.value
-        if cursor:
-            created, key = decode_cursor(cursor)
-            query["$or"] = [
-                {"created": {"$gt": created}},
-                {"created": created, "_id": {"$gt": key}},
-            ]
-        found = (
-            self._executions.find(query)
-            .sort([("created", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit + 1)
+        latest: dict[str, tuple[int, int, str]] = {}  # id -> (rev, created, status)
+        fields = {"executionId": 1, "rev": 1, "created": 1, "status": 1}
+        async for doc in self._executions.find(
+            {"flowId": flow_id.lower()}, fields, batch_size=1000
+        ):
+            seen = latest.get(doc["executionId"])
+            if seen is None or seen[0] < doc["rev"]:
+                latest[doc["executionId"]] = (doc["rev"], doc["created"], doc["status"])
+        after = decode_cursor(cursor) if cursor else None
+        keys = sorted(
+            (created, execution_id)
+            for execution_id, (_, created, state) in latest.items()
+            if (status is None or state == status.value)
+            and (after is None or (created, execution_id) > after)
         )
-        states = [execution_from_doc(doc) async for doc in found]
-        if len(states) <= limit:
-            return states, None
-        last = states[limit - 1]
-        return states[:limit], encode_cursor(last.created, last.execution_id)
+        page = []
+        for _, execution_id in keys[:limit]:
+            revision = await self._revision(execution_id, latest[execution_id][0])
+            if revision is not None:
+                page.append(execution_from_doc(revision))
+        if len(keys) <= limit:
+            return page, None
+        return page, encode_cursor(*keys[limit - 1])
 
     async def add_waits(self, waits: list[Wait]) -> None:
         if not waits:
             return
-        await self._waits.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": wait.wait_id},
-                    {
-                        "$setOnInsert": {
-                            "executionId": wait.execution_id,
-                            "flowId": wait.flow_id,
-                            "triggerId": wait.trigger_id,
-                            "created": wait.created,
-                            "snapshot": opaque.encode(wait.snapshot),
-                            "activationId": None,
-                        }
-                    },
-                    upsert=True,
-                )
-                for wait in waits
-            ],
-            ordered=False,
-        )
+        docs = [
+            {
+                "_id": wait.wait_id,
+                "executionId": wait.execution_id,
+                "flowId": wait.flow_id,
+                "triggerId": wait.trigger_id,
+                "created": wait.created,
+                "rev": wait.rev,
+                "snapshot": opaque.encode(wait.snapshot),
+            }
+            for wait in waits
+        ]
+        try:
+            await self._waits.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # recorded before: a redelivery repeats the insert
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
 
     async def candidate_waits(
         self, flow_id: str, trigger_id: str, activation_id: str, execution_id: str | None
     ) -> AsyncIterator[Wait]:
-        query: dict[str, Any] = {
-            "flowId": flow_id,
-            "triggerId": trigger_id,
-            "activationId": {"$in": [None, activation_id]},
-        }
         if execution_id is not None:
-            query["executionId"] = execution_id
-        found = self._waits.find(query, batch_size=self._batch).sort(
-            [("created", ASCENDING), ("_id", ASCENDING)]
+            wait = await self._wait_of(flow_id, trigger_id, execution_id.lower())
+            docs: AsyncIterator[dict[str, Any]] = _once(wait)
+        else:
+            docs = self._waits.find(
+                {"flowId": flow_id, "triggerId": trigger_id}, batch_size=self._batch
+            ).sort([("created", ASCENDING), ("_id", ASCENDING)])
+        async for doc in docs:
+            owner = await self._owner(doc["_id"])
+            if owner is None or (
+                owner == activation_id and not await self._finished(activation_id)
+            ):
+                yield _wait_from_doc(doc, owner)
+
+    async def _wait_of(
+        self, flow_id: str, trigger_id: str, execution_id: str
+    ) -> dict[str, Any] | None:
+        """The wait of one execution at one trigger, found through the execution."""
+        state = await self.get_execution(execution_id)
+        if state is None or state.flow_id != flow_id or trigger_id not in state.waiting_on:
+            return None
+        return await self._waits.find_one(
+            {"_id": Wait.make_id(execution_id, trigger_id, state.wait_seq)}
         )
-        async for doc in found:
-            yield _wait_from_doc(doc)
+
+    async def _owner(self, wait_id: str) -> str | None:
+        claim = await self._claims.find_one({"_id": wait_id})
+        return None if claim is None else str(claim["activationId"])
+
+    async def _finished(self, activation_id: str) -> bool:
+        return await self._finished_claims.find_one({"_id": activation_id}) is not None
 
     async def claim(self, wait_id: str, activation_id: str, now: int) -> bool:
-        doc = await self._waits.find_one_and_update(
-            {"_id": wait_id, "activationId": {"$in": [None, activation_id]}},
-            {"$set": {"activationId": activation_id, "claimedAt": now}},
-        )
-        return doc is not None
+        try:
+            await self._claims.insert_one(
+                {"_id": wait_id, "activationId": activation_id, "claimedAt": now}
+            )
+        except DuplicateKeyError:
+            owner = await self._owner(wait_id)
+            return owner == activation_id and not await self._finished(activation_id)
+        return True
 
     async def finish_claims(self, activation_id: str) -> None:
-        await self._waits.delete_many({"activationId": activation_id})
+        with contextlib.suppress(DuplicateKeyError):
+            await self._finished_claims.insert_one({"_id": activation_id})
 
     async def release(self, wait_id: str, activation_id: str) -> None:
-        await self._waits.update_one(
-            {"_id": wait_id, "activationId": activation_id}, {"$set": {"activationId": None}}
-        )
+        await self._claims.delete_one({"_id": wait_id, "activationId": activation_id})
+
+    async def compact(self, limit: int = 1000) -> int:
+        """Delete finished claims with their waits (off the hot path); return how many."""
+        done = 0
+        async for finished in self._finished_claims.find({}).limit(limit):
+            claimed = [
+                c["_id"]
+                async for c in self._claims.find({"activationId": finished["_id"]}, {"_id": 1})
+            ]
+            if claimed:
+                await self._waits.delete_many({"_id": {"$in": claimed}})
+                await self._claims.delete_many({"_id": {"$in": claimed}})
+            await self._finished_claims.delete_one({"_id": finished["_id"]})
+            done += len(claimed)
+        return done
 
     async def get_outcome(self, activation_id: str) -> ActivationOutcome | None:
         doc = await self._outcomes.find_one({"_id": activation_id})
@@ -399,3 +473,8 @@ class MongoStore:
     async def purge(self, now: int, retention_ms: int) -> int:
         result = await self._keys.delete_many({"created": {"$lt": now - retention_ms}})
         return result.deleted_count
+
+
+async def _once(doc: dict[str, Any] | None) -> AsyncIterator[dict[str, Any]]:
+    if doc is not None:
+        yield doc

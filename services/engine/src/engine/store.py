@@ -49,7 +49,7 @@ class Store(Protocol):
         """The execution's newest state; `rev_hint` is a revision known to exist."""
 
     async def save_execution(self, state: ExecutionState) -> bool:
-        """Replace the execution if its stored rev is `state.rev - 1` (compare-and-set)."""
+        """Store revision `state.rev`, read at `state.rev - 1`; False when it exists already."""
 
     async def list_executions(
         self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter, ValidationError
@@ -59,6 +60,7 @@ def create_app(
         enable_idempotence=True,
         linger_ms=settings.linger_ms,
         allow_auto_create_topics=False,
+        metadata_max_age_ms=10_000,  # notice the registry topic soon after the engine makes it
         client_id="hookflow-gateway",
         log_level=logging.DEBUG,
         logger=logging.getLogger("faststream"),  # through the service's log format
@@ -149,7 +151,14 @@ def create_app(
     )
 
     async def catch_up() -> None:
-        target = await offsets(topics.flow_registry)
+        # Not ready until the registry topic exists (the engine creates it) and has been
+        # read up to where it ended when this instance started.
+        while not (target := await offsets(topics.flow_registry)):
+            logger.warning(
+                "waiting for the flow registry topic; is the engine running?",
+                extra={"topic": topics.flow_registry},
+            )
+            await asyncio.sleep(1)
         deadline = time.monotonic() + settings.registry_timeout_seconds
         while not registry.caught_up(target):
             if time.monotonic() > deadline:
@@ -197,16 +206,23 @@ async def _openapi(request: Request) -> Response:
 
 async def kafka_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The end offset of every partition of `topic` (empty when it does not exist yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():  # also refreshes the metadata
-            return {}
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in ends.items()}
+        ends = await consumer.end_offsets(
+            [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        )
     finally:
         await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
 
 
 def app_from_env() -> Starlette:

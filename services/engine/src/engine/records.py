@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
+from engine.core.execution import ExecutionState
 from schemas.flows import FlowDefinition
 
 
@@ -35,6 +36,9 @@ class Wait:
     snapshot: dict[str, Any]
     activation_id: str | None = None
     rev: int = 0  # the execution's revision that began this wait
+    # the execution as the store read it to find this wait (execution=<id>), so that
+    # resuming does not read it again; a newer revision fails the save and is read then
+    execution: ExecutionState | None = None
 
     @staticmethod
     def make_id(execution_id: str, trigger_id: str, wait_seq: int) -> str:

@@ -298,8 +298,10 @@ class Engine:
     async def _resume(
         self, flow: Flow, wait: Wait, command: ActivateTrigger, user: dict[str, Any] | None
     ) -> bool:
+        known = wait.execution  # read by the store while finding the wait, if it had to
         for _ in range(_SAVE_ATTEMPTS):
-            state = await self._store.get_execution(wait.execution_id, rev_hint=wait.rev)
+            state = known or await self._store.get_execution(wait.execution_id, rev_hint=wait.rev)
+            known = None
             if state is None:
                 return False
             if command.activationId in state.applied:

@@ -365,8 +365,9 @@ class MongoStore:
     async def candidate_waits(
         self, flow_id: str, trigger_id: str, activation_id: str, execution_id: str | None
     ) -> AsyncIterator[Wait]:
+        execution = None
         if execution_id is not None:
-            wait = await self._wait_of(flow_id, trigger_id, execution_id.lower())
+            execution, wait = await self._wait_of(flow_id, trigger_id, execution_id.lower())
             docs: AsyncIterator[dict[str, Any]] = _once(wait)
         else:
             docs = self._waits.find(
@@ -377,18 +378,19 @@ class MongoStore:
             if owner is None or (
                 owner == activation_id and not await self._finished(activation_id)
             ):
-                yield _wait_from_doc(doc, owner)
+                yield replace(_wait_from_doc(doc, owner), execution=execution)
 
     async def _wait_of(
         self, flow_id: str, trigger_id: str, execution_id: str
-    ) -> dict[str, Any] | None:
-        """The wait of one execution at one trigger, found through the execution."""
+    ) -> tuple[ExecutionState | None, dict[str, Any] | None]:
+        """The execution and its wait at one trigger, found through the execution."""
         state = await self.get_execution(execution_id)
         if state is None or state.flow_id != flow_id or trigger_id not in state.waiting_on:
-            return None
-        return await self._waits.find_one(
+            return state, None
+        wait = await self._waits.find_one(
             {"_id": Wait.make_id(execution_id, trigger_id, state.wait_seq)}
         )
+        return state, wait
 
     async def _owner(self, wait_id: str) -> str | None:
         claim = await self._claims.find_one({"_id": wait_id})

@@ -172,13 +172,23 @@ class Engine:
                 extra={"flow_id": command.flowId, "execution_id": execution_id},
             )
             return None
+        return await self._create(
+            flow,
+            execution_id,
+            lambda now: ex.start(
+                flow, ex.new_execution(flow, execution_id, command.input, now), now
+            ),
+        )
+
+    async def _create(
+        self, flow: Flow, execution_id: str, first_step: Callable[[int], ex.Step]
+    ) -> ex.ExecutionState | None:
+        """Create an execution once; a repeat finishes what the first attempt began."""
         existing = await self._store.get_execution(execution_id)
         if existing is not None:
             await self._store.add_waits(self._waits(flow, existing))
             return existing
-        now = self._now()
-        step = ex.start(flow, ex.new_execution(flow, execution_id, command.input, now), now)
-        step = await self._run_http(flow, step)
+        step = await self._run_http(flow, first_step(self._now()))
         if await self._store.create_execution(step.state):
             await self._store.add_waits(self._waits(flow, step.state))
             await self._publish.execution_events(step.events)
@@ -252,18 +262,13 @@ class Engine:
         self, flow: Flow, command: ActivateTrigger, user: dict[str, Any] | None
     ) -> str:
         execution_id = str(uuid.uuid5(_ENTRY_NAMESPACE, command.activationId))
-        existing = await self._store.get_execution(execution_id)
-        if existing is not None:
-            await self._store.add_waits(self._waits(flow, existing))
-            return execution_id
-        now = self._now()
-        step = ex.start_from_trigger(
-            flow, execution_id, command.data, user, command.activationId, now
+        await self._create(
+            flow,
+            execution_id,
+            lambda now: ex.start_from_trigger(
+                flow, execution_id, command.data, user, command.activationId, now
+            ),
         )
-        step = await self._run_http(flow, step)
-        if await self._store.create_execution(step.state):
-            await self._store.add_waits(self._waits(flow, step.state))
-            await self._publish.execution_events(step.events)
         return execution_id
 
     async def _resume_waiting(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # FerretDB (MongoDB wire protocol) on its SQLite backend, without Docker:
-# install | start | stop | status. Built with go from ferretdb/ (a wrapper module);
+# install | start | stop | status. Built with go from ferretdb/ (a wrapper module) and
+# the project's patches in ferretdb/patches/ (docs/infrastructure.md says why);
 # data and logs live under .local/ferretdb. Port: HOOKFLOW_MONGO_PORT (27217).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -11,20 +12,56 @@ LOG_DIR=$HOME_DIR/logs
 PID_FILE=$HOME_DIR/ferretdb.pid
 SRC=$DEPLOY_DIR/ferretdb
 STAMP=$HOME_DIR/bin/.installed
+STOCK_BIN=$HOME_DIR/bin/ferretdb-stock
+BUILD_DIR=$HOME_DIR/build
 
 install() {
+  # Two builds of the same FerretDB version: bin/ferretdb with the project's patches
+  # (ferretdb/patches/*.patch, what every script and the engine run) and
+  # bin/ferretdb-stock without them (the differential tests compare the two).
   local want
-  want=$(file_hash "$SRC/go.mod" "$SRC/go.sum" "$SRC/main.go")
-  if [ -x "$BIN" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  want=$(file_hash "$SRC/go.mod" "$SRC/go.sum" "$SRC/main.go" "$SRC"/patches/*.patch)
+  if [ -x "$BIN" ] && [ -x "$STOCK_BIN" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     log "FerretDB is installed ($BIN)"
     return 0
   fi
   need go "to build FerretDB (Go 1.24 or newer)"
-  log "building FerretDB into $BIN"
+  need patch "to apply the project's FerretDB patches"
   mkdir -p "$(dirname "$BIN")"
-  (cd "$SRC" && go build -trimpath -o "$BIN" .) >"$HOME_DIR/install.log" 2>&1 ||
-    die "building FerretDB failed; see $HOME_DIR/install.log"
+  : >"$HOME_DIR/install.log"
+  build_stock >>"$HOME_DIR/install.log" 2>&1 || die "building FerretDB failed; see $HOME_DIR/install.log"
+  build_patched >>"$HOME_DIR/install.log" 2>&1 || die "building patched FerretDB failed; see $HOME_DIR/install.log"
   echo "$want" >"$STAMP"
+}
+
+build_stock() {
+  log "building stock FerretDB into $STOCK_BIN"
+  (cd "$SRC" && go build -trimpath -o "$STOCK_BIN" .)
+}
+
+build_patched() {
+  # The module source from the Go module cache, copied under .local/ and patched; the
+  # wrapper module is copied beside it and built with a `replace` pointing there.
+  local version module_dir
+  version=$(cd "$SRC" && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)
+  module_dir=$(cd "$SRC" && go mod download -json "github.com/FerretDB/FerretDB@$version" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$module_dir" ] || { echo "module source of FerretDB $version not found"; return 1; }
+  log "patching FerretDB $version from $module_dir"
+  rm -rf "$BUILD_DIR"
+  mkdir -p "$BUILD_DIR/wrapper"
+  cp -R "$module_dir" "$BUILD_DIR/FerretDB"
+  chmod -R u+w "$BUILD_DIR/FerretDB"
+  local p
+  for p in "$SRC"/patches/*.patch; do
+    echo "applying $(basename "$p")"
+    patch -d "$BUILD_DIR/FerretDB" -p1 --forward --batch <"$p" || return 1
+  done
+  cp "$SRC/go.mod" "$SRC/go.sum" "$SRC/main.go" "$BUILD_DIR/wrapper/"
+  (cd "$BUILD_DIR/wrapper" &&
+    go mod edit -replace "github.com/FerretDB/FerretDB=../FerretDB" &&
+    go build -trimpath -o "$BIN" .)
+  log "built patched FerretDB into $BIN"
 }
 
 running() { pid_alive "$PID_FILE"; }

@@ -49,7 +49,6 @@ def _fill(coll: Collection[Any], start: int, stop: int) -> None:
         coll.insert_many([_doc(i) for i in range(low, min(stop, low + 5_000))], ordered=False)
 
 
-
 def _lookup_seconds(coll: Collection[Any], field: str, size: int, seed: int) -> list[float]:
     """Times of lookups of keys spread over the whole collection."""
     step = max(1, size // LOOKUPS)
@@ -89,7 +88,9 @@ def _uses_index(plan: dict[str, Any]) -> bool:
     if "Plan" in plan.get("queryPlanner", {}):  # FerretDB: SQLite's EXPLAIN QUERY PLAN
         steps = plan["queryPlanner"]["Plan"]
         return bool(steps) and all("SCAN" not in step for step in steps) and "USING INDEX" in text
-    return any(stage in text for stage in ("IXSCAN", "IDHACK", "EXPRESS")) and "COLLSCAN" not in text
+    return (
+        any(stage in text for stage in ("IXSCAN", "IDHACK", "EXPRESS")) and "COLLSCAN" not in text
+    )
 
 
 @pytest.mark.parametrize(

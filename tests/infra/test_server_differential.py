@@ -20,10 +20,23 @@ from pymongo.database import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("HOOKFLOW_LOCAL_DIR", ROOT / ".local"))
-BINARIES = {"patched": LOCAL / "ferretdb/bin/ferretdb", "stock": LOCAL / "ferretdb/bin/ferretdb-stock"}
+BINARIES = {
+    "patched": LOCAL / "ferretdb/bin/ferretdb",
+    "stock": LOCAL / "ferretdb/bin/ferretdb-stock",
+}
 
 OIDS = [ObjectId(f"65a1b2c3d4e5f6a7b8c9d0{i:02x}") for i in range(6)]
-LOOKALIKES = ['{"a": 1}', "[1, 2]", '"quoted"', "null", "true", "<b>&amp;</b>", "é ü 🚀", "a\\b", ""]
+LOOKALIKES = [
+    '{"a": 1}',
+    "[1, 2]",
+    '"quoted"',
+    "null",
+    "true",
+    "<b>&amp;</b>",
+    "é ü 🚀",
+    "a\\b",
+    "",
+]
 
 
 def _documents() -> list[dict[str, Any]]:
@@ -92,13 +105,13 @@ def _free_port() -> int:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Database[Any]]]:
     """The patched and the stock build, each on a port and data directory of its own."""
     if not all(binary.exists() for binary in BINARIES.values()):
-        subprocess.run([ROOT / "deploy/local/ferretdb.sh", "install"], check=True)
+        subprocess.run([ROOT / "deploy/local/ferretdb.sh", "install"], check=True)  # noqa: S603  # our own script
     processes, clients, dbs = [], [], {}
     try:
         for name, binary in BINARIES.items():
             port, data = _free_port(), tmp_path_factory.mktemp(f"ferretdb-{name}")
             processes.append(
-                subprocess.Popen(
+                subprocess.Popen(  # noqa: S603  # our own build
                     [
                         binary,
                         f"--listen-addr=127.0.0.1:{port}",

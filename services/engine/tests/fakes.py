@@ -6,9 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine.core.execution import ExecutionState, HttpCall
-from engine.ports import HttpError
-from engine.records import FlowRecord, Wait
-from engine.store import Page, decode_cursor, encode_cursor
+from engine.ports import FlowRecord, HttpError, Page, Resuming, decode_cursor, encode_cursor
 from schemas.events import ActivationOutcome, ExecutionEvent, ExecutionStatus, RegistryRecord
 from schemas.users import User
 
@@ -21,8 +19,8 @@ class InMemoryStore:
         self.live: dict[str, tuple[int, str]] = {}
         self.flow_records: dict[str, FlowRecord] = {}
         self.executions: dict[str, ExecutionState] = {}
-        self.waits: dict[str, Wait] = {}
         self.outcomes: dict[str, ActivationOutcome] = {}
+        self.resuming: dict[str, Resuming] = {}
         self.keys: dict[str, tuple[str, int]] = {}
 
     async def setup(self) -> None:
@@ -55,16 +53,15 @@ class InMemoryStore:
     async def create_execution(self, state: ExecutionState) -> bool:
         if state.execution_id in self.executions:
             return False
-        self.executions[state.execution_id] = copy.deepcopy(state)
+        self.executions[state.execution_id] = copy.deepcopy(replace(state, version=0))
         return True
 
-    async def get_execution(self, execution_id: str, rev_hint: int = 0) -> ExecutionState | None:
-        state = self.executions.get(execution_id.lower())
-        return copy.deepcopy(state)
+    async def get_execution(self, execution_id: str) -> ExecutionState | None:
+        return copy.deepcopy(self.executions.get(execution_id.lower()))
 
     async def save_execution(self, state: ExecutionState) -> bool:
         current = self.executions.get(state.execution_id)
-        if current is None or current.rev != state.rev - 1:
+        if current is None or current.version != state.version - 1:
             return False
         self.executions[state.execution_id] = copy.deepcopy(state)
         return True
@@ -88,51 +85,37 @@ class InMemoryStore:
         last = found[limit - 1]
         return copy.deepcopy(found[:limit]), encode_cursor(last.created, last.execution_id)
 
-    async def add_waits(self, waits: list[Wait]) -> None:
-        for wait in waits:
-            self.waits.setdefault(wait.wait_id, replace(wait, activation_id=None))
-
-    async def candidate_waits(
-        self, flow_id: str, trigger_id: str, activation_id: str, execution_id: str | None
-    ) -> AsyncIterator[Wait]:
+    async def waiting(
+        self, trigger_id: str, key: str | None = None
+    ) -> AsyncIterator[ExecutionState]:
         found = sorted(
             (
-                w
-                for w in self.waits.values()
-                if w.flow_id == flow_id
-                and w.trigger_id == trigger_id
-                and w.activation_id in (None, activation_id)
-                and (execution_id is None or w.execution_id == execution_id)
+                s
+                for s in self.executions.values()
+                if s.status == ExecutionStatus.WAITING
+                and s.waiting_on == (trigger_id,)
+                and (key is None or s.wait_key == key)
             ),
-            key=lambda w: (w.created, w.wait_id),
+            key=lambda s: (s.updated, s.execution_id),
         )
-        for wait in found:
-            yield copy.deepcopy(wait)
+        for state in found:
+            yield copy.deepcopy(state)
 
-    async def claim(self, wait_id: str, activation_id: str, now: int) -> bool:
-        wait = self.waits.get(wait_id)
-        if wait is None or wait.activation_id not in (None, activation_id):
-            return False
-        self.waits[wait_id] = replace(wait, activation_id=activation_id)
-        return True
+    async def anyone_waiting(self, trigger_id: str) -> bool:
+        return any(
+            s.status == ExecutionStatus.WAITING and s.waiting_on == (trigger_id,)
+            for s in self.executions.values()
+        )
 
-    async def finish_claims(self, activation_id: str) -> None:
-        for wait_id in [w.wait_id for w in self.waits.values() if w.activation_id == activation_id]:
-            del self.waits[wait_id]
+    async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
+        return self.outcomes.get(activation_id) or self.resuming.get(activation_id)
 
-    async def release(self, wait_id: str, activation_id: str) -> None:
-        wait = self.waits.get(wait_id)
-        if wait is not None and wait.activation_id == activation_id:
-            self.waits[wait_id] = replace(wait, activation_id=None)
-
-    async def compact(self, limit: int = 1000) -> int:
-        return 0  # finish_claims removes the waits at once here
-
-    async def get_outcome(self, activation_id: str) -> ActivationOutcome | None:
-        return self.outcomes.get(activation_id)
+    async def begin_resuming(self, resuming: Resuming) -> Resuming:
+        return self.resuming.setdefault(resuming.activation_id, resuming)
 
     async def save_outcome(self, outcome: ActivationOutcome) -> None:
         self.outcomes.setdefault(outcome.activationId, outcome)
+        self.resuming.pop(outcome.activationId, None)
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

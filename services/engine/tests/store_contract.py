@@ -3,15 +3,25 @@
 Modules that import these tests provide a `store` fixture.
 """
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
+from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
-from engine.records import FlowRecord, Wait
-from engine.store import Store
-from schemas.events import ActivationOutcome, ExecutionStatus, Outcome
+from engine.ports import FlowRecord, Resuming, Store
+from engine.service import Engine, EngineConfig
+from schemas.events import (
+    ActivateTrigger,
+    ActivationOutcome,
+    ExecutionResumed,
+    ExecutionStatus,
+    Outcome,
+    StartExecution,
+)
 from schemas.flows import FlowDefinition
 
+from .fakes import Clock, RecordingPublisher, ScriptedHttp, StaticTokens
 from .flows import ORDER_FLOW
 
 AWKWARD: dict[str, Any] = {
@@ -53,24 +63,14 @@ def execution(
     )
 
 
-def wait(execution_id: str, created: int, trigger_id: str = "t-1") -> Wait:
-    return Wait(
-        Wait.make_id(execution_id, trigger_id, 0),
-        execution_id,
-        "f1",
-        trigger_id,
-        created,
-        {"vars": {"order": {"id": execution_id}}, "m": [[1]]},
-    )
+def waiting_at(
+    execution_id: str, since: int, trigger_id: str = "t-1", key: str | None = None
+) -> ExecutionState:
+    return replace(execution(execution_id, created=since), waiting_on=(trigger_id,), wait_key=key)
 
 
-async def collect(
-    store: Store, activation_id: str = "a1", execution_id: str | None = None
-) -> list[str]:
-    return [
-        w.execution_id
-        async for w in store.candidate_waits("f1", "t-1", activation_id, execution_id)
-    ]
+async def ids(store: Store, trigger_id: str = "t-1", key: str | None = None) -> list[str]:
+    return [s.execution_id async for s in store.waiting(trigger_id, key)]
 
 
 async def test_versions_count_per_name(store: Store) -> None:
@@ -104,19 +104,43 @@ async def test_block_names_may_hold_any_text(store: Store) -> None:
 
 
 async def test_execution_round_trips_any_json(store: Store) -> None:
-    state = execution("e1")
+    state = waiting_at("e1", 5, key='t-1:"o-1"')
     assert await store.create_execution(state)
     assert not await store.create_execution(state)
     assert await store.get_execution("E1") == state
+    assert await store.get_execution("e2") is None
 
 
-async def test_saving_a_stale_revision_is_refused(store: Store) -> None:
+async def test_saving_over_a_stale_version_is_refused(store: Store) -> None:
     state = execution("e1")
     await store.create_execution(state)
-    first = replace(state, rev=1, vars={"x": 1})
+    first = replace(state, version=1, vars={"x": 1})
     assert await store.save_execution(first)
-    assert not await store.save_execution(replace(state, rev=1, vars={"x": 2}))
+    assert not await store.save_execution(replace(state, version=1, vars={"x": 2}))
+    assert not await store.save_execution(replace(state, execution_id="nobody", version=1))
     assert await store.get_execution("e1") == first
+
+
+async def test_concurrent_writers_win_exactly_once_per_version(store: Store) -> None:
+    await store.create_execution(execution("e1"))
+    wins = 0
+
+    async def writer(name: str) -> None:
+        nonlocal wins
+        for _ in range(25):
+            current = await store.get_execution("e1")
+            assert current is not None
+            history = (*current.history, {"by": name})
+            if await store.save_execution(
+                replace(current, version=current.version + 1, history=history)
+            ):
+                wins += 1
+
+    await asyncio.gather(*(writer(f"w{n}") for n in range(8)))
+    final = await store.get_execution("e1")
+    assert final is not None
+    assert final.version == wins
+    assert len(final.history) == wins + 1  # every win kept its entry, none was overwritten
 
 
 async def test_executions_page_in_creation_order_by_status(store: Store) -> None:
@@ -135,36 +159,36 @@ async def test_executions_page_in_creation_order_by_status(store: Store) -> None
     assert len(everything) == 6
 
 
-async def test_waits_stream_oldest_first_and_skip_others_claims(store: Store) -> None:
-    await store.add_waits([wait("e2", 20), wait("e1", 10), wait("e3", 30)])
-    await store.add_waits([wait("e1", 10)])  # recorded twice: still one
-    assert await collect(store) == ["e1", "e2", "e3"]
-    assert await store.claim(Wait.make_id("e2", "t-1", 0), "other", 5)
-    assert await collect(store) == ["e1", "e3"]
-    assert await collect(store, "other") == ["e1", "e2", "e3"]
-    # by execution id, the wait is found through the execution that waits there
-    for execution_id in ("e1", "e3"):
-        await store.create_execution(execution(execution_id))
-    assert await collect(store, execution_id="e3") == ["e3"]
-    assert await collect(store, execution_id="e9") == []
-    (first,) = [w async for w in store.candidate_waits("f1", "t-1", "a1", "e1")]
-    assert first.snapshot == {"vars": {"order": {"id": "e1"}}, "m": [[1]]}
+async def test_waiting_executions_are_found_by_trigger_and_by_key_oldest_first(
+    store: Store,
+) -> None:
+    for state in (
+        waiting_at("e2", 20, key="t-1:1"),
+        waiting_at("e1", 10, key="t-1:2"),
+        waiting_at("e3", 30, key="t-1:1"),
+        waiting_at("x1", 5, trigger_id="t-2", key="t-2:1"),
+        execution("done", status=ExecutionStatus.COMPLETED),
+    ):
+        await store.create_execution(state)
+    assert await ids(store) == ["e1", "e2", "e3"]
+    assert await ids(store, key="t-1:1") == ["e2", "e3"]
+    assert await ids(store, key="t-1:3") == []
+    assert await ids(store, "t-2", key="t-2:1") == ["x1"]
+    assert (await store.anyone_waiting("t-1"), await store.anyone_waiting("t-9")) == (True, False)
+    e2 = await store.get_execution("e2")
+    assert e2 is not None
+    resumed = replace(e2, status=ExecutionStatus.COMPLETED, waiting_on=(), wait_key=None, version=1)
+    assert await store.save_execution(resumed)
+    assert await ids(store, key="t-1:1") == ["e3"]
+    assert await ids(store) == ["e1", "e3"]
 
 
-async def test_only_one_activation_claims_a_wait(store: Store) -> None:
-    await store.add_waits([wait("e1", 10)])
-    wait_id = Wait.make_id("e1", "t-1", 0)
-    assert await store.claim(wait_id, "a1", 1)
-    assert not await store.claim(wait_id, "a2", 1)
-    assert await store.claim(wait_id, "a1", 2)  # a redelivery continues its own claim
-    await store.release(wait_id, "a1")
-    assert await store.claim(wait_id, "a2", 3)
-    await store.finish_claims("a2")
-    assert await collect(store) == []
-    assert not await store.claim(wait_id, "a2", 4)
-
-
-async def test_outcomes_are_kept_by_activation(store: Store) -> None:
+async def test_an_activation_records_its_choice_then_its_outcome(store: Store) -> None:
+    assert await store.get_activation("a1") is None
+    chosen = Resuming("a1", ("e1", "e2"))
+    assert await store.begin_resuming(chosen) == chosen
+    assert await store.begin_resuming(Resuming("a1", ("e3",))) == chosen  # the first one stays
+    assert await store.get_activation("a1") == chosen
     outcome = ActivationOutcome(
         activationId="a1",
         flowId="f1",
@@ -175,8 +199,20 @@ async def test_outcomes_are_kept_by_activation(store: Store) -> None:
     )
     await store.save_outcome(outcome)
     await store.save_outcome(outcome.model_copy(update={"outcome": Outcome.NO_WAITER}))
-    assert await store.get_outcome("a1") == outcome
-    assert await store.get_outcome("a2") is None
+    assert await store.get_activation("a1") == outcome
+
+
+async def test_an_outcome_without_a_choice_is_stored_once(store: Store) -> None:
+    outcome = ActivationOutcome(
+        activationId="a2",
+        flowId="f1",
+        triggerId="t-1",
+        outcome=Outcome.NO_WAITER,
+        decidedAt=5,
+    )
+    await store.save_outcome(outcome)
+    await store.save_outcome(outcome.model_copy(update={"outcome": Outcome.FILTERED}))
+    assert await store.get_activation("a2") == outcome
 
 
 async def test_an_idempotency_key_belongs_to_its_first_activation_until_it_expires(
@@ -190,16 +226,155 @@ async def test_an_idempotency_key_belongs_to_its_first_activation_until_it_expir
     assert await store.remember_key("f1:t-1", "k", "a5", now=1301, retention_ms=100) == "a5"
 
 
-async def test_the_newest_revision_is_read_and_listed(store: Store) -> None:
-    state = execution("e1")
-    await store.create_execution(state)
-    for rev in range(1, 21):
-        status = ExecutionStatus.COMPLETED if rev == 20 else ExecutionStatus.WAITING
-        assert await store.save_execution(replace(state, rev=rev, status=status, vars={"rev": rev}))
-    for hint in (0, 7, 20):
-        latest = await store.get_execution("e1", rev_hint=hint)
-        assert latest is not None
-        assert (latest.rev, latest.vars) == (20, {"rev": 20})
-    waiting, _ = await store.list_executions("f1", ExecutionStatus.WAITING, None, 10)
-    done, _ = await store.list_executions("f1", ExecutionStatus.COMPLETED, None, 10)
-    assert (waiting, [s.rev for s in done]) == ([], [20])
+# -- exactly-once through the engine, on this store -------------------------------------
+
+KEYED_ORDER = {
+    "name": "keyed",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "paid"},
+        {"name": "paid", "type": "external_callback", "condition": "data.id == input.id"},
+    ],
+}
+SCANNED_ORDER = {
+    "name": "scanned",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "paid"},
+        {"name": "paid", "type": "external_callback", "condition": "data.id + '' == input.id"},
+    ],
+}
+
+
+class Crash(Exception):
+    """The engine died here."""
+
+
+class CrashingStore:
+    """The store under test, dying at its `crash_at`-th call (counting from 1)."""
+
+    def __init__(self, store: Store, crash_at: int | None = None) -> None:
+        self.store, self.crash_at, self.calls = store, crash_at, 0
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == self.crash_at:
+                raise Crash(name)
+            return target(*args, **kwargs)
+
+        return counted
+
+
+def engine_over(store: Any) -> tuple[Engine, Catalog, RecordingPublisher]:
+    published = RecordingPublisher()
+    clock = Clock()
+    catalog = Catalog(store, published, CatalogConfig(public_url="http://gw/"), clock)
+    return (
+        Engine(catalog, store, published, ScriptedHttp(), StaticTokens(), EngineConfig(), clock),
+        catalog,
+        published,
+    )
+
+
+async def waiting_orders(
+    store: Store, definition: dict[str, Any], count: int
+) -> tuple[str, str, list[str]]:
+    engine, catalog, _ = engine_over(store)
+    deployed = await catalog.deploy(FlowDefinition.model_validate(definition))
+    executions = []
+    for i in range(count):
+        execution_id = f"e{i}-{deployed.flowId[:8]}"
+        await engine.start(
+            StartExecution(
+                executionId=execution_id,
+                flowId=deployed.flowId,
+                input={"id": f"o{i % 2}"},
+                requestedAt=1,
+            )
+        )
+        executions.append(execution_id)
+    return deployed.flowId, deployed.triggers[0].triggerId, executions
+
+
+def activation(flow_id: str, trigger_id: str, execution: str | None) -> ActivateTrigger:
+    return ActivateTrigger(
+        activationId=f"act-{flow_id}",
+        flowId=flow_id,
+        triggerId=trigger_id,
+        data={"id": "o0"},
+        execution=execution or "all",
+        receivedAt=1,
+    )
+
+
+SCENARIOS = [
+    (KEYED_ORDER, None, ["e0", "e2"]),
+    (KEYED_ORDER, "any", ["e0"]),
+    (SCANNED_ORDER, None, ["e0", "e2"]),
+    (SCANNED_ORDER, "any", ["e0"]),
+    (KEYED_ORDER, "e2", ["e2"]),
+]
+
+
+async def test_a_crash_at_any_store_call_is_finished_by_the_redelivery_exactly_once(
+    store: Store,
+) -> None:
+    for definition, selector, expected in SCENARIOS:
+        crash_at = 1
+        while True:
+            flow_id, trigger_id, executions = await waiting_orders(store, definition, 4)
+            named = {e.split("-")[0]: e for e in executions}
+            execution = named.get(selector or "", selector)
+            crashing = CrashingStore(store, crash_at)
+            engine, _, first = engine_over(crashing)
+            command = activation(flow_id, trigger_id, execution)
+            try:
+                await engine.activate(command)
+            except Crash:
+                crashed = True
+            else:
+                crashed = False
+            engine, _, again = engine_over(store)
+            decided = await engine.activate(command)
+            await engine.activate(command)  # and once more, after the outcome is stored
+            want = sorted(named[e] for e in expected)
+            assert (decided.outcome, sorted(decided.executionIds)) == (Outcome.ACTIVATED, want), (
+                definition["name"],
+                selector,
+                crash_at,
+            )
+            resumed = [
+                e.executionId
+                for e in (*first.events, *again.events)
+                if isinstance(e, ExecutionResumed)
+            ]
+            assert sorted(resumed) == want, (definition["name"], selector, crash_at)
+            for execution_id in executions:
+                state = await store.get_execution(execution_id)
+                assert state is not None
+                assert state.status == (
+                    ExecutionStatus.COMPLETED if execution_id in want else ExecutionStatus.WAITING
+                )
+            if not crashed:
+                break
+            crash_at += 1
+        assert crash_at > 3  # every scenario crossed several store calls
+
+
+async def test_two_engines_racing_on_one_activation_resume_once(store: Store) -> None:
+    for definition, selector, expected in SCENARIOS:
+        flow_id, trigger_id, executions = await waiting_orders(store, definition, 4)
+        named = {e.split("-")[0]: e for e in executions}
+        command = activation(flow_id, trigger_id, named.get(selector or "", selector))
+        engines = [engine_over(store) for _ in range(2)]
+        outcomes = await asyncio.gather(*(engine.activate(command) for engine, _, _ in engines))
+        want = sorted(named[e] for e in expected)
+        assert [sorted(o.executionIds) for o in outcomes] == [want, want]
+        resumed = [
+            e.executionId
+            for _, _, published in engines
+            for e in published.events
+            if isinstance(e, ExecutionResumed)
+        ]
+        assert sorted(resumed) == want

@@ -15,11 +15,13 @@ from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
 from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
-from engine.api import Api
-from engine.handlers import register
+from engine.catalog import Catalog, CatalogConfig
+from engine.consumers import register
+from engine.http import Endpoints
+from engine.ports import Store
 from engine.service import Engine, EngineConfig
 from engine.settings import Settings
-from engine.store import MongoStore, Store
+from engine.store import MongoStore
 from schemas import logs, topics
 from schemas.events import StartExecution
 from schemas.http import exception_handlers
@@ -28,7 +30,6 @@ from schemas.topics import Topics
 logger = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600
-COMPACT_INTERVAL_SECONDS = 30
 
 
 def now_ms() -> int:
@@ -64,12 +65,14 @@ def create_app(
         store = MongoStore(mongo[settings.database])
     client = httpx.AsyncClient(follow_redirects=False)
     config = EngineConfig(
-        public_url=settings.public_url,
         idempotency_retention_ms=int(settings.idempotency_retention_hours * 3600 * 1000),
     )
+    publisher = KafkaPublisher(broker, names)
+    catalog = Catalog(store, publisher, CatalogConfig(public_url=settings.public_url), now_ms)
     engine = Engine(
+        catalog,
         store,
-        KafkaPublisher(broker, names),
+        publisher,
         HttpxRunner(client, settings.http_max_response_bytes),
         AuthServiceTokens(client, settings.auth_url),
         config,
@@ -105,21 +108,15 @@ def create_app(
                 return False
         return True
 
-    api = Api(engine, store, request_start, now_ms, ready)
+    endpoints = Endpoints(catalog, store, request_start, now_ms, ready)
 
     async def maintain_forever() -> None:
-        """Off the hot path: compact finished claims often, purge old idempotency keys."""
-        rounds = 0
+        """Off the hot path: purge expired idempotency keys."""
         while True:
-            await asyncio.sleep(COMPACT_INTERVAL_SECONDS)
-            rounds += 1
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
             try:
-                compacted = await store.compact()
-                if compacted:
-                    logger.info("finished claims compacted", extra={"count": compacted})
-                if rounds % (PURGE_INTERVAL_SECONDS // COMPACT_INTERVAL_SECONDS) == 0:
-                    purged = await store.purge(now_ms(), config.idempotency_retention_ms)
-                    logger.info("idempotency keys purged", extra={"count": purged})
+                purged = await store.purge(now_ms(), config.idempotency_retention_ms)
+                logger.info("idempotency keys purged", extra={"count": purged})
             except Exception:
                 logger.exception("maintenance failed")
 
@@ -134,7 +131,7 @@ def create_app(
                 settings.topic_replication_factor,
             )
         await broker.start()
-        count = await engine.republish_registry()
+        count = await catalog.republish_registry()
         state["ready"] = True
         logger.info("engine ready", extra={"flows": count, "port": settings.port})
         maintenance = asyncio.create_task(maintain_forever())
@@ -149,7 +146,7 @@ def create_app(
                 await mongo.close()
 
     app = Starlette(
-        routes=api.routes(),
+        routes=endpoints.routes(),
         lifespan=lifespan,
         exception_handlers=exception_handlers(logger),
     )

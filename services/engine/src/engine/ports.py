@@ -1,11 +1,119 @@
-"""The engine's outbound ports besides the store: events, HTTP blocks and token lookup."""
+"""Every port the engine depends on: its store, events, HTTP blocks and token lookup.
 
-from collections.abc import Sequence
+The store keeps one document per execution and compares-and-sets it on `version`; the
+execution carries its own wait (trigger, since, correlation key), indexed, so a resume
+touches nothing else. `store.py` is the MongoDB adapter; `tests/fakes.py` the in-memory
+one; both pass the same contract suite (`tests/store_contract.py`).
+"""
+
+import base64
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.core.execution import HttpCall
-from schemas.events import ActivationOutcome, ExecutionEvent, RegistryRecord
+from engine.core.execution import ExecutionState, HttpCall
+from schemas.events import ActivationOutcome, ExecutionEvent, ExecutionStatus, RegistryRecord
+from schemas.flows import FlowDefinition
 from schemas.users import User
+
+
+@dataclass(frozen=True)
+class FlowRecord:
+    """A deployed flow version as stored."""
+
+    flow_id: str
+    name: str
+    version: int
+    created: int
+    definition: FlowDefinition
+    trigger_ids: dict[str, str]  # block name -> trigger id
+    live: bool = True
+
+
+@dataclass(frozen=True)
+class Resuming:
+    """An activation that chose the executions it resumes and has no outcome yet.
+
+    Recorded before the first of them is resumed, so that a redelivery after a crash
+    finishes exactly these (each execution remembers the activations it applied).
+    """
+
+    activation_id: str
+    execution_ids: tuple[str, ...]
+
+
+Page = tuple[list[ExecutionState], str | None]
+
+
+class Store(Protocol):
+    """Everything the engine persists."""
+
+    async def setup(self) -> None:
+        """Create indexes (idempotent)."""
+
+    async def next_version(self, name: str) -> int:
+        """Reserve the next version number of the flow called `name`."""
+
+    async def save_flow(self, record: FlowRecord) -> None:
+        """Store a new flow version and make it the live one of its name."""
+
+    async def get_flow(self, flow_id: str) -> FlowRecord | None: ...
+
+    def flows(self) -> AsyncIterator[FlowRecord]:
+        """Every deployed flow version, oldest first."""
+
+    async def create_execution(self, state: ExecutionState) -> bool:
+        """Insert a new execution at version 0; False when one with its id exists already."""
+
+    async def get_execution(self, execution_id: str) -> ExecutionState | None: ...
+
+    async def save_execution(self, state: ExecutionState) -> bool:
+        """Store `state` over version `state.version - 1`; False when that is not the stored one."""
+
+    async def list_executions(
+        self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
+    ) -> Page:
+        """A page of a flow's executions in creation order, and the cursor of the next."""
+
+    def waiting(self, trigger_id: str, key: str | None = None) -> AsyncIterator[ExecutionState]:
+        """Executions waiting at a trigger (only those with correlation `key`, if given),
+        in the order they began waiting."""
+
+    async def anyone_waiting(self, trigger_id: str) -> bool:
+        """Whether any execution waits at the trigger."""
+
+    async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
+        """The activation's outcome, or the resumes it began, or None when it is new."""
+
+    async def begin_resuming(self, resuming: Resuming) -> Resuming:
+        """Record the executions an activation resumes; return what was recorded first."""
+
+    async def save_outcome(self, outcome: ActivationOutcome) -> None:
+        """Store an outcome; an activation's outcome never changes once stored."""
+
+    async def remember_key(
+        self, scope: str, key: str, activation_id: str, now: int, retention_ms: int
+    ) -> str:
+        """Bind an idempotency key to an activation; return the activation that owns it."""
+
+    async def purge(self, now: int, retention_ms: int) -> int:
+        """Delete expired idempotency keys; return how many."""
+
+
+def encode_cursor(created: int, key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created, key]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Decode a page cursor; raise ValueError when it is not one of ours."""
+    try:
+        created, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(created, int) or not isinstance(key, str):
+        raise ValueError("invalid cursor")
+    return created, key
 
 
 class Publisher(Protocol):

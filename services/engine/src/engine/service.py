@@ -1,4 +1,12 @@
-"""The engine's use cases: deploy, start, activate. I/O through ports; decisions in core."""
+"""The engine's use cases: start executions and apply activations, exactly once per effect.
+
+I/O goes through the ports; every decision is made by the pure core. An activation is
+applied through single-document steps that a redelivery can repeat (docs/design.md):
+its outcome, if stored, is the answer; an execution is resumed by a compare-and-set
+on its version and remembers the activations it applied; an `all`/`any` activation
+records the executions it chose before resuming the first, so that a redelivery after
+a crash finishes exactly those.
+"""
 
 import asyncio
 import logging
@@ -7,23 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from engine.catalog import Catalog
 from engine.core import execution as ex
-from engine.core.definition import Flow, compile_flow
+from engine.core.correlation import MISSING
+from engine.core.definition import Flow
 from engine.core.matching import Selector, SelectorKind, authorized, condition_holds, outcome
-from engine.ports import HttpError, HttpRunner, Publisher, TokenResolver
-from engine.records import FlowRecord, Wait
-from engine.store import Store
+from engine.ports import HttpError, HttpRunner, Publisher, Resuming, Store, TokenResolver
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,
     ExecutionStatus,
-    FlowVersionRegistered,
     Outcome,
-    RegistryRecord,
     StartExecution,
-    TriggerRegistered,
 )
-from schemas.flows import DeployedFlow, ExternalCallbackBlock, FlowDefinition, TriggerInfo
+from schemas.flows import ExternalCallbackBlock
 
 logger = logging.getLogger(__name__)
 
@@ -31,141 +36,58 @@ logger = logging.getLogger(__name__)
 # redelivered activation finds the execution its first delivery created.
 _ENTRY_NAMESPACE = uuid.UUID("6f1b7c1e-3d4a-4e55-9a7e-2b8f0c9d1e21")
 _SAVE_ATTEMPTS = 5
+# `any` resumes the oldest execution whose condition holds; it records this many, in
+# order, so that one taken meanwhile by another activation leaves it the next
+_ANY_CHOICES = 8
+
+Decision = tuple[Outcome, list[str], str | None]
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    public_url: str  # the gateway's public base URL, for callback URLs
     idempotency_retention_ms: int = 24 * 3600 * 1000
-    flow_cache_size: int = 1024
+
+
+@dataclass(frozen=True)
+class _Activation:
+    """What every step of one activation needs."""
+
+    flow: Flow
+    block: ExternalCallbackBlock
+    trigger_id: str
+    command: ActivateTrigger
+    user: dict[str, Any] | None
+
+    @property
+    def activation_id(self) -> str:
+        return self.command.activationId
 
 
 class Engine:
-    """Deploys flows, starts executions and applies activations, exactly once per effect."""
+    """Starts executions and applies activations, exactly once per effect."""
 
     def __init__(
         self,
+        catalog: Catalog,
         store: Store,
         publisher: Publisher,
         http: HttpRunner,
         tokens: TokenResolver,
         config: EngineConfig,
         clock: Callable[[], int],
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
+        self._catalog = catalog
         self._store = store
         self._publish = publisher
         self._http = http
         self._tokens = tokens
         self._config = config
         self._now = clock
-        self._new_id = new_id
-        self._flows: dict[str, Flow] = {}
-
-    # -- flows ---------------------------------------------------------------------------
-
-    async def deploy(self, definition: FlowDefinition) -> DeployedFlow:
-        """Validate, store and announce a new version; raise DefinitionError when invalid."""
-        flow_id = self._new_id().lower()
-        compiled = compile_flow(definition, flow_id, lambda _name: self._new_id())
-        version = await self._store.next_version(definition.name)
-        record = FlowRecord(
-            flow_id,
-            definition.name,
-            version,
-            self._now(),
-            definition,
-            dict(compiled.trigger_ids),
-        )
-        await self._store.save_flow(record)
-        flow = self._remember(record, compiled)
-        await self._publish.registry(self.registry_records(record, flow))
-        logger.info("flow deployed", extra={"flow_id": flow_id, "version": version})
-        return self.describe(record, flow)
-
-    async def flow(self, flow_id: str) -> tuple[FlowRecord, Flow] | None:
-        """A deployed version and its compiled form (compiled once, then cached)."""
-        record = await self._store.get_flow(flow_id)
-        if record is None:
-            return None
-        cached = self._flows.get(record.flow_id)
-        return record, cached or self._remember(record)
-
-    async def _compiled(self, flow_id: str) -> Flow | None:
-        cached = self._flows.get(flow_id.lower())
-        if cached is not None:
-            return cached
-        found = await self.flow(flow_id)
-        return found[1] if found else None
-
-    def _remember(self, record: FlowRecord, compiled: Flow | None = None) -> Flow:
-        flow = compiled or compile_flow(
-            record.definition, record.flow_id, record.trigger_ids.__getitem__
-        )
-        flow = replace(
-            flow,
-            callback_urls={
-                name: self.callback_url(record.flow_id, tid)
-                for name, tid in flow.trigger_ids.items()
-            },
-        )
-        if len(self._flows) >= self._config.flow_cache_size:
-            self._flows.pop(next(iter(self._flows)))
-        self._flows[record.flow_id] = flow
-        return flow
-
-    def callback_url(self, flow_id: str, trigger_id: str) -> str:
-        base = self._config.public_url.rstrip("/")
-        return f"{base}/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate"
-
-    def describe(self, record: FlowRecord, flow: Flow) -> DeployedFlow:
-        return DeployedFlow(
-            flowId=record.flow_id,
-            name=record.name,
-            version=record.version,
-            triggers=[
-                TriggerInfo(triggerId=tid, name=name, callbackUrl=flow.callback_urls[name])
-                for name, tid in flow.trigger_ids.items()
-            ],
-        )
-
-    def registry_records(self, record: FlowRecord, flow: Flow) -> list[RegistryRecord]:
-        records: list[RegistryRecord] = [
-            FlowVersionRegistered(
-                flowId=record.flow_id, name=record.name, version=record.version, live=record.live
-            )
-        ]
-        for name, tid in flow.trigger_ids.items():
-            block = flow.blocks[name]
-            assert isinstance(block, ExternalCallbackBlock)
-            records.append(
-                TriggerRegistered(
-                    flowId=record.flow_id,
-                    triggerId=tid,
-                    name=name,
-                    authenticationType=block.authenticationType,
-                    requiredRoles=list(block.requiredRoles),
-                    onFailPolicy=block.onFailPolicy,
-                    entry=flow.entry == name,
-                )
-            )
-        return records
-
-    async def republish_registry(self) -> int:
-        """Publish every flow version's registry records again (at startup); return the count."""
-        count = 0
-        async for record in self._store.flows():
-            flow = self._flows.get(record.flow_id) or self._remember(record)
-            await self._publish.registry(self.registry_records(record, flow))
-            count += 1
-        return count
-
-    # -- executions ----------------------------------------------------------------------
 
     async def start(self, command: StartExecution) -> ex.ExecutionState | None:
-        """Start an execution (a redelivered command finishes the first one's work)."""
+        """Start an execution (a redelivered command finds the first one's)."""
         execution_id = command.executionId.lower()
-        flow = await self._compiled(command.flowId)
+        flow = await self._catalog.compiled(command.flowId)
         if flow is None:
             logger.warning(
                 "start for an unknown flow dropped",
@@ -183,14 +105,12 @@ class Engine:
     async def _create(
         self, flow: Flow, execution_id: str, first_step: Callable[[int], ex.Step]
     ) -> ex.ExecutionState | None:
-        """Create an execution once; a repeat finishes what the first attempt began."""
+        """Create an execution once; a repeat finds the one the first attempt created."""
         existing = await self._store.get_execution(execution_id)
         if existing is not None:
-            await self._store.add_waits(self._waits(flow, existing))
             return existing
         step = await self._run_http(flow, first_step(self._now()))
         if await self._store.create_execution(step.state):
-            await self._store.add_waits(self._waits(flow, step.state))
             await self._publish.execution_events(step.events)
             return step.state
         return await self._store.get_execution(execution_id)
@@ -198,11 +118,11 @@ class Engine:
     async def activate(self, command: ActivateTrigger) -> ActivationOutcome:
         """Apply an activation once; a redelivery answers the outcome already decided."""
         activation_id = command.activationId
-        decided = await self._store.get_outcome(activation_id)
-        if decided is not None:
-            await self._publish.outcome(decided)
-            return decided
-        result, ids, detail = await self._decide(command)
+        found = await self._store.get_activation(activation_id)
+        if isinstance(found, ActivationOutcome):
+            await self._publish.outcome(found)
+            return found
+        result, ids, detail = await self._decide(command, found)
         decision = ActivationOutcome(
             activationId=activation_id,
             flowId=command.flowId.lower(),
@@ -212,7 +132,7 @@ class Engine:
             detail=detail,
             decidedAt=self._now(),
         )
-        await asyncio.gather(self._persist_outcome(decision), self._publish.outcome(decision))
+        await asyncio.gather(self._store.save_outcome(decision), self._publish.outcome(decision))
         logger.info(
             "activation decided",
             extra={
@@ -224,13 +144,8 @@ class Engine:
         )
         return decision
 
-    async def _persist_outcome(self, decision: ActivationOutcome) -> None:
-        # the outcome first: a redelivery that finds it does not look for claims again
-        await self._store.save_outcome(decision)
-        await self._store.finish_claims(decision.activationId)
-
-    async def _decide(self, command: ActivateTrigger) -> tuple[Outcome, list[str], str | None]:
-        flow = await self._compiled(command.flowId)
+    async def _decide(self, command: ActivateTrigger, resuming: Resuming | None) -> Decision:
+        flow = await self._catalog.compiled(command.flowId)
         block = flow.trigger(command.triggerId) if flow else None
         if flow is None or block is None:
             return Outcome.UNKNOWN_TRIGGER, [], "no such flow or trigger"
@@ -250,99 +165,159 @@ class Engine:
             )
             if owner != command.activationId:
                 return Outcome.DUPLICATE, [], f"idempotency key already used by activation {owner}"
-        user_json = user.as_context() if user else None
-        if flow.entry == block.name and Selector.parse(command.execution).kind != SelectorKind.ID:
+        act = _Activation(flow, block, trigger_id, command, user.as_context() if user else None)
+        selector = Selector.parse(command.execution)
+        if flow.entry == block.name and selector.kind != SelectorKind.ID:
             # an entry trigger starts an execution per activation; one naming an execution
             # resumes that one instead (an execution started through the API waits there)
-            execution_id = await self._start_from_trigger(flow, command, user_json)
-            return Outcome.ACTIVATED, [execution_id], None
-        return await self._resume_waiting(flow, block, trigger_id, command, user_json)
+            return Outcome.ACTIVATED, [await self._start_from_trigger(act)], None
+        if selector.execution_id is not None:
+            return await self._resume_one(act, selector.execution_id)
+        if resuming is not None:
+            return await self._finish_resuming(act, resuming, selector)
+        return await self._resume_waiting(act, selector)
 
-    async def _start_from_trigger(
-        self, flow: Flow, command: ActivateTrigger, user: dict[str, Any] | None
-    ) -> str:
-        execution_id = str(uuid.uuid5(_ENTRY_NAMESPACE, command.activationId))
+    async def _start_from_trigger(self, act: _Activation) -> str:
+        execution_id = str(uuid.uuid5(_ENTRY_NAMESPACE, act.activation_id))
         await self._create(
-            flow,
+            act.flow,
             execution_id,
             lambda now: ex.start_from_trigger(
-                flow, execution_id, command.data, user, command.activationId, now
+                act.flow, execution_id, act.command.data, act.user, act.activation_id, now
             ),
         )
         return execution_id
 
-    async def _resume_waiting(
-        self,
-        flow: Flow,
-        block: ExternalCallbackBlock,
-        trigger_id: str,
-        command: ActivateTrigger,
-        user: dict[str, Any] | None,
-    ) -> tuple[Outcome, list[str], str | None]:
-        selector = Selector.parse(command.execution)
-        filtered, activated = 0, []
-        waits = self._store.candidate_waits(
-            flow.flow_id, trigger_id, command.activationId, selector.execution_id
-        )
-        async for wait in waits:
-            if wait.activation_id != command.activationId:
-                check = condition_holds(flow, block, wait.snapshot, command.data, user)
-                if check.error:
-                    await self._note(flow, wait.execution_id, block.name, check.error)
-                if not check.holds:
-                    filtered += 1
-                    continue
-                if not await self._store.claim(wait.wait_id, command.activationId, self._now()):
-                    continue  # another activation took it first
-            if await self._resume(flow, wait, command, user):
-                activated.append(wait.execution_id)
-                if selector.kind == SelectorKind.ANY:
+    async def _resume_one(self, act: _Activation, execution_id: str) -> Decision:
+        """`execution=<id>`: read that execution; a redelivery finds itself in `applied`."""
+        state = await self._store.get_execution(execution_id)
+        if state is None or state.flow_id != act.flow.flow_id:
+            return Outcome.NO_WAITER, [], None
+        if act.activation_id in state.applied:
+            return Outcome.ACTIVATED, [state.execution_id], None
+        if not _waits_at(state, act.trigger_id):
+            return Outcome.NO_WAITER, [], None
+        if not await self._holds(act, state):
+            return Outcome.FILTERED, [], None
+        if await self._resume(act, state):
+            return Outcome.ACTIVATED, [state.execution_id], None
+        return Outcome.NO_WAITER, [], None
+
+    async def _resume_waiting(self, act: _Activation, selector: Selector) -> Decision:
+        """`all` or `any`: find the candidates, by correlation key when the condition has one."""
+        correlation = act.flow.correlations.get(act.block.name)
+        key = None
+        if correlation is not None:
+            if not await self._store.anyone_waiting(act.trigger_id):
+                return Outcome.NO_WAITER, [], None
+            found = correlation.lookup_key(act.trigger_id, act.command.data)
+            if found is MISSING:  # the condition cannot hold for any execution
+                path = ".".join(("data", *correlation.data_path))
+                return Outcome.FILTERED, [], f"{path} is missing: the condition holds for nobody"
+            assert isinstance(found, str)
+            key = found
+        holders: list[ex.ExecutionState] = []
+        filtered = 0
+        async for state in self._store.waiting(act.trigger_id, key):
+            if await self._holds(act, state):
+                holders.append(state)
+                if selector.kind == SelectorKind.ANY and len(holders) == _ANY_CHOICES:
                     break
+            else:
+                filtered += 1
+        if correlation is not None and not holders:
+            filtered += 1  # executions wait at the trigger, none with this key
+        if not holders:
+            return outcome(filtered, 0), [], None
+        chosen = Resuming(act.activation_id, tuple(s.execution_id for s in holders))
+        plan = await self._store.begin_resuming(chosen)
+        read = {s.execution_id: s for s in holders} if plan == chosen else {}
+        activated = await self._resume_planned(act, plan, selector, read)
         return outcome(filtered, len(activated)), activated, None
 
+    async def _finish_resuming(
+        self, act: _Activation, resuming: Resuming, selector: Selector
+    ) -> Decision:
+        """A redelivery after a crash: resume what the first delivery chose, no more."""
+        activated = await self._resume_planned(act, resuming, selector, {})
+        return outcome(0, len(activated)), activated, None
+
+    async def _resume_planned(
+        self,
+        act: _Activation,
+        plan: Resuming,
+        selector: Selector,
+        read: dict[str, ex.ExecutionState],
+    ) -> list[str]:
+        activated = []
+        for execution_id in plan.execution_ids:
+            state = read.get(execution_id) or await self._store.get_execution(execution_id)
+            if state is None:
+                continue
+            checked = execution_id in read
+            if await self._resume(act, state, checked=checked):
+                activated.append(execution_id)
+                if selector.kind == SelectorKind.ANY:
+                    break
+        return activated
+
+    async def _holds(self, act: _Activation, state: ex.ExecutionState) -> bool:
+        check = condition_holds(
+            act.flow, act.block, ex.context(act.flow, state), act.command.data, act.user
+        )
+        if check.error:
+            await self._note(act.flow, state, act.block.name, check.error)
+        return check.holds
+
     async def _resume(
-        self, flow: Flow, wait: Wait, command: ActivateTrigger, user: dict[str, Any] | None
+        self, act: _Activation, state: ex.ExecutionState | None, checked: bool = True
     ) -> bool:
-        known = wait.execution  # read by the store while finding the wait, if it had to
+        """Resume one execution by compare-and-set; False when it no longer waits for this."""
         for _ in range(_SAVE_ATTEMPTS):
-            state = known or await self._store.get_execution(wait.execution_id, rev_hint=wait.rev)
-            known = None
             if state is None:
                 return False
-            if command.activationId in state.applied:
-                await self._store.add_waits(self._waits(flow, state))
-                return True  # an earlier delivery resumed it; finish its bookkeeping
+            if act.activation_id in state.applied:
+                return True  # an earlier delivery resumed it
+            if not _waits_at(state, act.trigger_id):
+                return False
+            if not checked and not await self._holds(act, state):
+                return False
             now = self._now()
-            try:
-                step = ex.resume(
-                    flow, state, wait.trigger_id, command.data, user, command.activationId, now
-                )
-            except ex.NotWaiting:
-                return False  # a stale wait: removed with the activation's claims
-            step = await self._run_http(flow, step)
-            saved = replace(step.state, rev=state.rev + 1)
-            if await self._store.save_execution(saved):
-                await asyncio.gather(
-                    self._store.add_waits(self._waits(flow, saved)),
-                    self._publish.execution_events(step.events),
-                )
+            step = ex.resume(
+                act.flow,
+                state,
+                act.trigger_id,
+                act.command.data,
+                act.user,
+                act.activation_id,
+                now,
+            )
+            step = await self._run_http(act.flow, step)
+            if await self._store.save_execution(replace(step.state, version=state.version + 1)):
+                await self._publish.execution_events(step.events)
                 return True
+            # changed since it was read: read it again and decide again
+            state, checked = await self._store.get_execution(state.execution_id), False
         raise RuntimeError(
-            f"execution {wait.execution_id} keeps changing under activation {command.activationId}"
+            f"execution {state and state.execution_id} keeps changing "
+            f"under activation {act.activation_id}"
         )
 
-    async def _note(self, flow: Flow, execution_id: str, block: str, error: str) -> None:
+    async def _note(self, flow: Flow, state: ex.ExecutionState, block: str, error: str) -> None:
         """Record a condition error in the execution's history (best effort, CAS)."""
+        current: ex.ExecutionState | None = state
         for _ in range(_SAVE_ATTEMPTS):
-            state = await self._store.get_execution(execution_id)
-            if state is None:
+            if current is None:
                 return
             entry = {"at": self._now(), "event": "condition_error", "block": block, "detail": error}
             noted = replace(
-                state, history=(*state.history, entry)[-ex.MAX_HISTORY :], rev=state.rev + 1
+                current,
+                history=(*current.history, entry)[-ex.MAX_HISTORY :],
+                version=current.version + 1,
             )
             if await self._store.save_execution(noted):
                 return
+            current = await self._store.get_execution(state.execution_id)
 
     async def _run_http(self, flow: Flow, step: ex.Step) -> ex.Step:
         events = list(step.events)
@@ -357,20 +332,6 @@ class Engine:
             events.extend(step.events)
         return replace(step, events=events)
 
-    def _waits(self, flow: Flow, state: ex.ExecutionState) -> list[Wait]:
-        if state.status != ExecutionStatus.WAITING:
-            return []
-        snapshot = ex.context(flow, state)
-        del snapshot["data"], snapshot["user"]  # bound to the incoming activation instead
-        return [
-            Wait(
-                Wait.make_id(state.execution_id, tid, state.wait_seq),
-                state.execution_id,
-                state.flow_id,
-                tid,
-                state.updated,
-                snapshot,
-                rev=state.rev,
-            )
-            for tid in state.waiting_on
-        ]
+
+def _waits_at(state: ex.ExecutionState, trigger_id: str) -> bool:
+    return state.status == ExecutionStatus.WAITING and trigger_id in state.waiting_on

@@ -1,14 +1,18 @@
-"""The store contract against the real MongoDB-wire server."""
+"""The store contract against the real MongoDB-wire server, and what a decision costs there."""
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from engine.records import Wait
 from engine.store import MongoStore
+from schemas.events import ActivateTrigger, Outcome, StartExecution
+from schemas.flows import FlowDefinition
 
 from ..store_contract import *  # noqa: F403  # the contract's tests run here
+from ..store_contract import KEYED_ORDER, SCANNED_ORDER, engine_over
 
 
 @pytest.fixture
@@ -18,12 +22,100 @@ async def store(mongo_db: AsyncDatabase[dict[str, Any]]) -> MongoStore:
     return store
 
 
-async def test_compaction_removes_finished_claims_and_their_waits(store: MongoStore) -> None:
-    from ..store_contract import collect, wait  # the contract's helpers
+class Statements(monitoring.CommandListener):
+    """Counts the statements (reads and writes) sent to the server."""
 
-    await store.add_waits([wait("e1", 10), wait("e2", 20)])
-    assert await store.claim(Wait.make_id("e1", "t-1", 0), "a1", 1)
-    await store.finish_claims("a1")
-    assert await store.compact() == 1
-    assert await collect(store, "a2") == ["e2"]
-    assert await store.compact() == 0
+    KINDS = frozenset(
+        {"find", "getMore", "insert", "update", "delete", "findAndModify", "aggregate"}
+    )
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in self.KINDS:
+            self.sent.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
+@pytest.fixture
+async def counted(
+    mongodb_url: str, unique_name: str
+) -> AsyncIterator[tuple[MongoStore, Statements]]:
+    statements = Statements()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongodb_url, event_listeners=[statements]
+    )
+    try:
+        store = MongoStore(client[unique_name])
+        await store.setup()
+        yield store, statements
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+
+
+async def _decide(
+    store: MongoStore,
+    statements: Statements,
+    definition: dict[str, Any],
+    waiting: int,
+    data: dict[str, Any],
+    execution: str = "all",
+) -> tuple[Outcome, list[str]]:
+    engine, catalog, _ = engine_over(store)
+    deployed = await catalog.deploy(FlowDefinition.model_validate(definition))
+    started = []
+    for i in range(waiting):
+        command = StartExecution(
+            executionId=f"e{i}", flowId=deployed.flowId, input={"id": f"o{i}"}, requestedAt=1
+        )
+        await engine.start(command)
+        started.append(command.executionId)
+    target = {"first": started[0] if started else "nobody"}.get(execution, execution)
+    statements.sent.clear()
+    outcome = await engine.activate(
+        ActivateTrigger(
+            activationId="a1",
+            flowId=deployed.flowId,
+            triggerId=deployed.triggers[0].triggerId,
+            data=data,
+            execution=target,
+            receivedAt=1,
+        )
+    )
+    assert outcome.outcome in (Outcome.ACTIVATED, Outcome.NO_WAITER, Outcome.FILTERED)
+    return outcome.outcome, list(statements.sent)
+
+
+@pytest.mark.parametrize("definition", [KEYED_ORDER, SCANNED_ORDER], ids=["keyed", "scanned"])
+async def test_a_resume_by_execution_id_costs_at_most_4_statements(
+    counted: tuple[MongoStore, Statements], definition: dict[str, Any]
+) -> None:
+    outcome, sent = await _decide(*counted, definition, 3, {"id": "o0"}, execution="first")
+    assert outcome == Outcome.ACTIVATED
+    assert len(sent) <= 4, sent
+
+
+@pytest.mark.parametrize("definition", [KEYED_ORDER, SCANNED_ORDER], ids=["keyed", "scanned"])
+async def test_a_no_waiter_decision_costs_at_most_3_statements(
+    counted: tuple[MongoStore, Statements], definition: dict[str, Any]
+) -> None:
+    outcome, sent = await _decide(*counted, definition, 0, {"id": "o0"})
+    assert outcome == Outcome.NO_WAITER
+    assert len(sent) <= 3, sent
+
+
+async def test_a_keyed_activation_reads_only_its_key(
+    counted: tuple[MongoStore, Statements],
+) -> None:
+    outcome, sent = await _decide(*counted, KEYED_ORDER, 50, {"id": "o7"})
+    assert outcome == Outcome.ACTIVATED
+    # the outcome, whether anybody waits, the key's candidates, the resume, its record, the outcome
+    assert sent.count("getMore") == 0
+    assert len(sent) <= 6, sent

@@ -1,10 +1,11 @@
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
+from engine.catalog import Catalog, CatalogConfig
 from engine.core.definition import DefinitionError
 from engine.service import Engine, EngineConfig
 from schemas.events import (
@@ -33,6 +34,7 @@ NOBODY = User(objectId="u2", ownerId="u2", email="x@y", created=1, roles=[])
 
 @dataclass
 class World:
+    catalog: Catalog
     engine: Engine
     store: InMemoryStore
     published: RecordingPublisher
@@ -40,7 +42,7 @@ class World:
     tokens: StaticTokens
 
     async def deploy(self, definition: dict[str, Any]) -> tuple[str, dict[str, str]]:
-        deployed = await self.engine.deploy(FlowDefinition.model_validate(definition))
+        deployed = await self.catalog.deploy(FlowDefinition.model_validate(definition))
         return deployed.flowId, {t.name: t.triggerId for t in deployed.triggers}
 
     async def start(self, flow_id: str, input_: dict[str, Any]) -> str:
@@ -69,10 +71,10 @@ class World:
 def world() -> World:
     store, published, http = InMemoryStore(), RecordingPublisher(), ScriptedHttp()
     tokens = StaticTokens({"good-token": GATEWAY})
-    engine = Engine(
-        store, published, http, tokens, EngineConfig(public_url="http://gw:8080/"), Clock()
-    )
-    return World(engine, store, published, http, tokens)
+    clock = Clock()
+    catalog = Catalog(store, published, CatalogConfig(public_url="http://gw:8080/"), clock)
+    engine = Engine(catalog, store, published, http, tokens, EngineConfig(), clock)
+    return World(catalog, engine, store, published, http, tokens)
 
 
 async def order(world: World, order_id: str = "o-1") -> tuple[str, str, str]:
@@ -82,7 +84,7 @@ async def order(world: World, order_id: str = "o-1") -> tuple[str, str, str]:
 
 
 async def test_deploy_names_every_trigger_and_publishes_the_registry(world: World) -> None:
-    deployed = await world.engine.deploy(FlowDefinition.model_validate(ORDER_FLOW))
+    deployed = await world.catalog.deploy(FlowDefinition.model_validate(ORDER_FLOW))
     (trigger,) = deployed.triggers
     assert deployed.version == 1
     assert trigger.name == "Payment Confirmed"
@@ -94,7 +96,7 @@ async def test_deploy_names_every_trigger_and_publishes_the_registry(world: Worl
     assert isinstance(trigger_record, TriggerRegistered)
     assert trigger_record.requiredRoles == ["PaymentGateway"]
     assert not trigger_record.entry
-    again = await world.engine.deploy(FlowDefinition.model_validate(ORDER_FLOW))
+    again = await world.catalog.deploy(FlowDefinition.model_validate(ORDER_FLOW))
     assert again.version == 2
     assert again.flowId != deployed.flowId
 
@@ -118,7 +120,7 @@ async def test_a_matching_callback_completes_the_order(world: World) -> None:
     assert state.status == ExecutionStatus.COMPLETED
     assert state.vars["paidBy"] == "gw@pay.example"
     assert state.vars["amount"] == 10
-    assert world.store.waits == {}
+    assert not await world.store.anyone_waiting(trigger_id)
     assert world.published.outcomes == [outcome]
 
 
@@ -132,13 +134,26 @@ async def test_a_false_condition_leaves_the_execution_waiting(world: World) -> N
 
 
 async def test_a_condition_error_is_false_and_lands_in_the_history(world: World) -> None:
-    flow_id, trigger_id, execution_id = await order(world)
-    outcome = await world.activate(flow_id, trigger_id, {"wrong": 1}, user=GATEWAY)
+    flow_id, triggers = await world.deploy(WAIT_FLOW)
+    execution_id = await world.start(flow_id, {"min": 1})
+    outcome = await world.activate(flow_id, triggers["cb"], {"wrong": 1})
     assert outcome.outcome == Outcome.FILTERED
     state = await world.store.get_execution(execution_id)
     assert state is not None
     assert state.history[-1]["event"] == "condition_error"
-    assert "no such field 'orderId'" in state.history[-1]["detail"]
+    assert "no such field 'n'" in state.history[-1]["detail"]
+    assert (await world.activate(flow_id, triggers["cb"], {"n": 2})).outcome == Outcome.ACTIVATED
+
+
+async def test_data_without_the_correlated_field_is_filtered_with_the_reason(
+    world: World,
+) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    outcome = await world.activate(flow_id, trigger_id, {"wrong": 1}, user=GATEWAY)
+    assert outcome.outcome == Outcome.FILTERED
+    assert outcome.detail is not None
+    assert "data.orderId" in outcome.detail
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
     assert (
         await world.activate(flow_id, trigger_id, {"orderId": "o-1"}, user=GATEWAY)
     ).outcome == Outcome.ACTIVATED
@@ -315,29 +330,34 @@ async def test_an_http_failure_fails_the_execution(world: World) -> None:
 
 
 async def test_a_redelivered_start_does_not_start_twice(world: World) -> None:
-    flow_id, _ = await world.deploy(ORDER_FLOW)
+    flow_id, triggers = await world.deploy(ORDER_FLOW)
     command = StartExecution(
         executionId="e-1", flowId=flow_id, input={"order": {"id": "o", "total": 1}}, requestedAt=1
     )
     await world.engine.start(command)
     await world.engine.start(command)
     assert len(world.store.executions) == 1
-    assert len(world.store.waits) == 1
+    assert len([s async for s in world.store.waiting(triggers["Payment Confirmed"])]) == 1
 
 
-async def test_a_wait_claimed_by_another_activation_counts_as_nobody_waiting(
+async def test_an_execution_resumed_by_another_activation_meanwhile_counts_for_nothing(
     world: World,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    flow_id, trigger_id, execution_id = await order(world)
+    flow_id, trigger_id, _execution_id = await order(world)
+    save = world.store.save_execution
 
-    async def lost(*_: Any) -> bool:
-        return False
+    async def overtaken(state: Any) -> bool:
+        # another activation resumes the execution between this one's read and its write
+        other = await world.store.get_execution(state.execution_id)
+        assert other is not None
+        await save(replace(other, status=ExecutionStatus.COMPLETED, version=other.version + 1))
+        return await save(state)
 
-    monkeypatch.setattr(world.store, "claim", lost)
+    monkeypatch.setattr(world.store, "save_execution", overtaken)
     outcome = await world.activate(flow_id, trigger_id, PAID, user=GATEWAY)
     assert outcome.outcome == Outcome.NO_WAITER
-    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    assert [e for e in world.published.events if isinstance(e, ExecutionResumed)] == []
 
 
 async def test_an_execution_started_through_the_api_waits_at_its_entry_trigger(

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from engine.core.correlation import Correlation, recognise
 from engine.core.expressions import Expression, ExpressionError, compile_expression
 from schemas.flows import (
     AssignBlock,
@@ -35,6 +36,8 @@ class Flow:
     expressions: Mapping[tuple[str, str], Expression]
     trigger_ids: Mapping[str, str]  # block name -> trigger id
     callback_urls: Mapping[str, str] = field(default_factory=dict)  # block name -> URL
+    # block name -> how its condition correlates (callback blocks whose condition has a key)
+    correlations: Mapping[str, Correlation] = field(default_factory=dict)
 
     @cached_property
     def trigger_blocks(self) -> Mapping[str, str]:
@@ -137,7 +140,22 @@ def compile_flow(
         for b in definition.blocks
         if isinstance(b, ExternalCallbackBlock)
     }
-    return Flow(flow_id.lower(), definition, blocks, entry, expressions, trigger_ids)
+    correlations = {
+        b.name: found
+        for b in definition.blocks
+        if isinstance(b, ExternalCallbackBlock)
+        and b.condition is not None
+        and (found := recognise(b.condition)) is not None
+    }
+    return Flow(
+        flow_id.lower(),
+        definition,
+        blocks,
+        entry,
+        expressions,
+        trigger_ids,
+        correlations=correlations,
+    )
 
 
 def _entry(definition: FlowDefinition, incoming: dict[str, int], problems: list[str]) -> str | None:

@@ -52,9 +52,9 @@ class ExecutionState:
     user: dict[str, Any] | None = None  # the latest activation's user
     history: tuple[dict[str, Any], ...] = ()
     error: str | None = None
-    rev: int = 0
+    version: int = 0  # compare-and-set: a save succeeds only over the version it read
     applied: tuple[str, ...] = ()  # activation ids already applied, newest last
-    wait_seq: int = 0  # how many times the execution began waiting: names its waits
+    wait_key: str | None = None  # the correlation key of the trigger it waits at, if any
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,7 @@ def resume(
         user=user,
         at=block.next,
         applied=(*state.applied, activation_id)[-MAX_APPLIED:],
+        wait_key=None,
     )
     state = _log(state, now, "resumed", block_name, activationId=activation_id)
     resumed = ExecutionResumed(
@@ -230,13 +231,16 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
                 state = _branch(flow, state, block, now)
             elif isinstance(block, ExternalCallbackBlock):
                 trigger_id = flow.trigger_ids[name]
+                correlation = flow.correlations.get(name)
                 state = replace(
                     _log(state, now, "waiting", name, triggerId=trigger_id),
                     status=ExecutionStatus.WAITING,
                     waiting_on=(*state.waiting_on, trigger_id),
                     at=None,
                     updated=now,
-                    wait_seq=state.wait_seq + 1,
+                    wait_key=correlation.wait_key(trigger_id, context(flow, state))
+                    if correlation
+                    else None,
                 )
                 events.append(
                     ExecutionWaiting(

@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.catalog import Catalog
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
-from engine.service import Engine
-from engine.store import Store
+from engine.ports import Store
 from schemas.errors import ErrorCode
-from schemas.events import ExecutionStatus, StartExecution
+from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
 from schemas.executions import ExecutionView, HistoryEntry
 from schemas.flows import FlowDefinition, FlowVersion
 from schemas.requests import RequestError, json_object
@@ -26,18 +26,18 @@ BODY_LIMIT = 1024 * 1024
 MAX_PAGE = 500
 
 
-class Api:
-    """Request handlers over the engine, its store and the start-command publisher."""
+class Endpoints:
+    """The HTTP endpoints over the flow catalogue, the store and the start-command publisher."""
 
     def __init__(
         self,
-        engine: Engine,
+        catalog: Catalog,
         store: Store,
         request_start: Callable[[StartExecution], Awaitable[None]],
         clock: Callable[[], int],
         ready: Callable[[], Awaitable[bool]],
     ) -> None:
-        self._engine = engine
+        self._catalog = catalog
         self._store = store
         self._request_start = request_start
         self._now = clock
@@ -79,7 +79,7 @@ class Api:
                 400, ErrorCode.INVALID_DEFINITION, "invalid flow definition: " + "; ".join(problems)
             ) from exc
         try:
-            deployed = await self._engine.deploy(definition)
+            deployed = await self._catalog.deploy(definition)
         except DefinitionError as exc:
             raise RequestError(
                 400,
@@ -89,11 +89,11 @@ class Api:
         return JSONResponse(deployed.model_dump(), status_code=201)
 
     async def get_flow(self, request: Request) -> Response:
-        found = await self._engine.flow(request.path_params["flowId"])
+        found = await self._catalog.flow(request.path_params["flowId"])
         if found is None:
             raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         record, flow = found
-        deployed = self._engine.describe(record, flow)
+        deployed = self._catalog.describe(record, flow)
         view = FlowVersion(
             **deployed.model_dump(),
             live=record.live,
@@ -104,7 +104,7 @@ class Api:
 
     async def execute(self, request: Request) -> Response:
         body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)
-        found = await self._engine.flow(request.path_params["flowId"])
+        found = await self._catalog.flow(request.path_params["flowId"])
         if found is None:
             raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         execution_id = str(uuid.uuid4())
@@ -146,8 +146,8 @@ class Api:
         return JSONResponse(view(state))
 
     async def get_activation(self, request: Request) -> Response:
-        outcome = await self._store.get_outcome(request.path_params["activationId"].lower())
-        if outcome is None:
+        outcome = await self._store.get_activation(request.path_params["activationId"].lower())
+        if not isinstance(outcome, ActivationOutcome):
             raise RequestError(
                 404,
                 ErrorCode.UNKNOWN_ACTIVATION,

@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +165,13 @@ class Figure:
     peer: list[float] = field(default_factory=list)
     goal: str = ""
     better: str = "higher"  # or "lower"
+    id: str | None = None  # the issue's name for a figure with a goal (P3, P4, P7)
 
     def summary(self) -> dict[str, Any]:
         value = statistics.median(self.values) if self.values else float("nan")
         peer = statistics.median(self.peer) if self.peer else None
         return {
+            "id": self.id,
             "name": self.name,
             "value": round(value, 3),
             "unit": self.unit,
@@ -191,9 +193,19 @@ class Suite:
         self.figures: dict[str, Figure] = {}
         self.notes: list[str] = []
         self.profiles: dict[str, Any] = {}
+        self.resume_p50: dict[str, list[float]] = {}
+        self.keyed_waiting = 0
+        self.p3_background = 100 if smoke else 1000
 
-    def fig(self, name: str, unit: str, goal: str = "", better: str = "higher") -> Figure:
-        return self.figures.setdefault(name, Figure(name, unit, goal=goal, better=better))
+    def fig(
+        self,
+        name: str,
+        unit: str,
+        goal: str = "",
+        better: str = "higher",
+        id: str | None = None,  # the figure's id in latest.json
+    ) -> Figure:
+        return self.figures.setdefault(name, Figure(name, unit, goal=goal, better=better, id=id))
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -225,6 +237,23 @@ class Suite:
                         "next": "Done",
                     },
                     {"name": "Done", "type": "end"},
+                ],
+            },
+        )
+        self.keyed_flow = http(
+            "POST",
+            f"{engine}/api/automation/flows",
+            {
+                "name": "bench-keyed",
+                "blocks": [
+                    {"name": "Go", "type": "start", "next": "Wait"},
+                    {
+                        "name": "Wait",
+                        "type": "external_callback",
+                        "condition": "data.ref == input.ref && data.amount > 0",
+                        "next": "Done",
+                    },
+                    {"name": "Done", "type": "assign", "assign": {"paid": "data.amount"}},
                 ],
             },
         )
@@ -261,21 +290,33 @@ class Suite:
 
     # -- 2. end-to-end resume ------------------------------------------------------------
 
-    def waiting(self, count: int) -> list[str]:
-        """Create `count` executions waiting at the open flow's trigger, in bulk."""
+    def waiting(self, count: int, flow: dict[str, Any] | None = None) -> list[str]:
+        """Create `count` executions waiting at a flow's trigger, in bulk (input.ref = id)."""
+        flow = flow or self.open_flow
         return asyncio.run(
-            _create_waiting(
-                self.s.mongodb, f"{self.s.prefix}_engine", self.open_flow["flowId"], count
+            _create_executions(
+                self.s.mongodb, f"{self.s.prefix}_engine", flow["flowId"], count, waiting=True
             )
         )
 
-    def resume(self, background: int) -> None:
+    def stored(self, count: int) -> None:
+        """Add `count` completed executions: documents a resume must not be slowed by."""
+        asyncio.run(
+            _create_executions(
+                self.s.mongodb,
+                f"{self.s.prefix}_engine",
+                self.open_flow["flowId"],
+                count,
+                waiting=False,
+            )
+        )
+
+    def resume(self, background: int, stored: int = 0) -> None:
         self.waiting(background)
-        # FerretDB scans a collection on every update (docs/design.md): with 100,000
-        # executions waiting each resume costs seconds, so that case sends fewer
-        burst = 30 if self.smoke else (20 if background >= 100_000 else 200)
-        sample = 10 if self.smoke else (8 if background >= 100_000 else 40)
-        name = f"{background} waiting"
+        self.stored(stored)
+        burst = 30 if self.smoke else 200
+        sample = 10 if self.smoke else 40
+        name = f"{background} waiting" + (f", {background + stored} stored" if stored else "")
         for _ in range(self.runs):
             # capacity: a burst of callbacks, each naming its own waiting execution
             targets = self.waiting(burst)
@@ -291,7 +332,10 @@ class Suite:
             makespan = max(completed.values(), default=0) / 1000 - result["first_sent"]
             capacity = len(completed) / makespan if makespan > 0 else float("nan")
             figure = self.fig(
-                f"resume throughput, {name}", "resumes/s", "at least 50% of the raw claim loop"
+                f"resume throughput, {name}",
+                "resumes/s",
+                "at least 50% of the raw claim loop",
+                id="P3" if background == self.p3_background else None,
             )
             figure.values.append(capacity)
             claim = peer(
@@ -303,7 +347,7 @@ class Suite:
                 "--count",
                 str(burst),
                 "--background",
-                str(background),
+                str(background + stored),
             )
             figure.peer.append(claim["throughput"])
             # latency: a steady stream at half that capacity
@@ -319,12 +363,65 @@ class Suite:
             self.fig(
                 f"resume latency p99 at 50% load, {name}",
                 "ms",
-                "the 100,000-waiting figure below 1.5x the 1-waiting one",
+                "the largest figure below 1.5x the 1-waiting one",
                 better="lower",
             ).values.append(_percentile(latencies, 0.99))
+            p50 = _percentile(latencies, 0.50)
             self.fig(f"resume latency p50 at 50% load, {name}", "ms", better="lower").values.append(
-                _percentile(latencies, 0.50)
+                p50
             )
+            self.resume_p50.setdefault(name, []).append(p50)
+
+    def resume_growth(self, small: str, large: str) -> None:
+        """P4: the resume time with the most stored against the least, from `resume` runs."""
+        figure = self.fig(
+            f"resume time p50, {large} (peer: {small})",
+            "ms",
+            "at most 1.5x the 1-waiting time",
+            better="lower",
+            id="P4",
+        )
+        figure.values += self.resume_p50.get(large, [])
+        figure.peer += self.resume_p50.get(small, [])
+
+    def keyed(self, small: int, large: int) -> None:
+        """P7: one keyed `all` activation among `large` waiting against among `small`."""
+        sample = 8 if self.smoke else 30
+        times: dict[int, list[float]] = {}
+        for background in (small, large):
+            have = self.keyed_waiting
+            if background > have:
+                self.waiting(background - have, self.keyed_flow)
+                self.keyed_waiting = background
+            for _ in range(self.runs):
+                targets = self.waiting(sample, self.keyed_flow)
+                self.keyed_waiting += sample
+                times.setdefault(background, []).append(self._keyed_median(targets))
+        figure = self.fig(
+            f"keyed all activation, {large} waiting (peer: {small} waiting)",
+            "ms",
+            "at most 3x the time among 100",
+            better="lower",
+            id="P7",
+        )
+        figure.values += times[large]
+        figure.peer += times[small]
+
+    def _keyed_median(self, targets: list[str]) -> float:
+        """Median time from a callback to its execution's completion, one at a time."""
+        url = self.callback(self.keyed_flow)
+        watcher = _CompletionWatcher(self.s.kafka, f"{self.s.prefix}.execution-events")
+        spent = []
+        with watcher:
+            for target in targets:
+                began = time.time()
+                http("POST", url, {"ref": target, "amount": 5})
+                done = watcher.wait_for({target}, timeout=60)
+                if target in done:
+                    spent.append(done[target] - began * 1000)
+        if len(spent) < len(targets):
+            self.notes.append(f"{len(targets) - len(spent)} keyed activations did not complete")
+        return statistics.median(spent) if spent else float("nan")
 
     def _drive(
         self, urls: list[str], rate: float, timeout: float
@@ -633,14 +730,17 @@ class _CompletionWatcher:
         self._thread.join(10)
 
 
-async def _create_waiting(mongodb: str, database: str, flow_id: str, count: int) -> list[str]:
-    """Executions waiting at the flow's trigger, written as the engine writes them."""
+async def _create_executions(
+    mongodb: str, database: str, flow_id: str, count: int, waiting: bool
+) -> list[str]:
+    """Executions written as the engine writes them: waiting at the flow's trigger (with
+    their correlation keys, `input.ref` = their id), or completed."""
     from pymongo import AsyncMongoClient
 
     from engine.core import execution as ex
     from engine.core.definition import compile_flow
-    from engine.records import Wait
     from engine.store import MongoStore, execution_to_doc
+    from schemas.events import ExecutionStatus
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb)
     store = MongoStore(client[database])
@@ -649,28 +749,20 @@ async def _create_waiting(mongodb: str, database: str, flow_id: str, count: int)
     flow = compile_flow(record.definition, record.flow_id, record.trigger_ids.__getitem__)
     ids: list[str] = []
     now = int(time.time() * 1000)
-    for start in range(0, count, 1000):
-        states, waits = [], []
-        for _ in range(min(1000, count - start)):
+    for start in range(0, count, 5000):
+        docs = []
+        for _ in range(min(5000, count - start)):
             execution_id = str(uuid.uuid4())
-            state = ex.start(flow, ex.new_execution(flow, execution_id, {}, now), now).state
-            snapshot = ex.context(flow, state)
-            del snapshot["data"], snapshot["user"]
-            states.append(execution_to_doc(state))
-            waits += [
-                Wait(
-                    Wait.make_id(execution_id, t, state.wait_seq),
-                    execution_id,
-                    flow.flow_id,
-                    t,
-                    now,
-                    snapshot,
+            state = ex.start(
+                flow, ex.new_execution(flow, execution_id, {"ref": execution_id}, now), now
+            ).state
+            if not waiting:
+                state = replace(
+                    state, status=ExecutionStatus.COMPLETED, waiting_on=(), wait_key=None
                 )
-                for t in state.waiting_on
-            ]
+            docs.append(execution_to_doc(state))
             ids.append(execution_id)
-        await client[database]["executions"].insert_many(states, ordered=False)
-        await store.add_waits(waits)
+        await client[database]["executions"].insert_many(docs, ordered=False)
     await client.close()
     return ids
 
@@ -723,9 +815,15 @@ def main() -> None:
     try:
         services.start_product()
         suite.deploy()
-        for background in (1, 100) if args.smoke else (1, 1000, 100_000):
+        small, large, stored = (1, 200, 1000) if args.smoke else (1, 100_000, 900_000)
+        for background in (small, suite.p3_background):
             progress(f"end-to-end resume with {background} executions waiting")
             suite.resume(background)
+        progress(f"end-to-end resume with {large} waiting and {large + stored} stored")
+        suite.resume(large, stored)
+        suite.resume_growth(f"{small} waiting", f"{large} waiting, {large + stored} stored")
+        progress("keyed activations among 100, then among many waiting")
+        suite.keyed(100, 1000 if args.smoke else 100_000)
         if "engine" in services.processes:
             suite.fig("peak RSS, engine", "MB", better="lower").values.append(
                 rss_peak_mb(services.processes["engine"].pid)

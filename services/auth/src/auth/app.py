@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from auth.accounts import Accounts, Limits
 from auth.core import RateLimiter
-from auth.handlers import Handlers
+from auth.http import Endpoints
 from auth.passwords import Passwords
 from auth.settings import Settings
 from auth.store import MongoUserStore, UserStore
@@ -92,7 +92,7 @@ def create_app(
             return False
         return True
 
-    handlers = Handlers(
+    endpoints = Endpoints(
         accounts, settings.admin_key, settings.body_limit_bytes, settings.trust_forwarded_for, ready
     )
 
@@ -121,7 +121,7 @@ def create_app(
                 await mongo.close()
 
     app = Starlette(
-        routes=handlers.routes(),
+        routes=endpoints.routes(),
         lifespan=lifespan,
         exception_handlers=exception_handlers(logger),
     )

@@ -19,8 +19,9 @@ from engine.catalog import Catalog
 from engine.core import execution as ex
 from engine.core.correlation import MISSING
 from engine.core.definition import Flow
-from engine.core.matching import Selector, SelectorKind, authorized, condition_holds, outcome
+from engine.core.matching import authorized, condition_holds, outcome
 from engine.ports import HttpError, HttpRunner, Publisher, Resuming, Store, TokenResolver
+from schemas.callbacks import Selector, SelectorKind
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,
@@ -165,8 +166,11 @@ class Engine:
             )
             if owner != command.activationId:
                 return Outcome.DUPLICATE, [], f"idempotency key already used by activation {owner}"
+        try:
+            selector = Selector.parse(command.execution)
+        except ValueError as exc:  # only from Kafka: the gateway answers 400
+            return Outcome.NO_WAITER, [], str(exc)
         act = _Activation(flow, block, trigger_id, command, user.as_context() if user else None)
-        selector = Selector.parse(command.execution)
         if flow.entry == block.name and selector.kind != SelectorKind.ID:
             # an entry trigger starts an execution per activation; one naming an execution
             # resumes that one instead (an execution started through the API waits there)

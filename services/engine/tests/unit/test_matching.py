@@ -1,11 +1,7 @@
 from typing import Any
 
-import pytest
-
 from engine.core import execution as ex
 from engine.core.matching import (
-    Selector,
-    SelectorKind,
     authorized,
     condition_holds,
     outcome,
@@ -59,19 +55,6 @@ def test_condition_with_a_non_boolean_result_is_false() -> None:
 def test_no_condition_always_holds() -> None:
     block = ExternalCallbackBlock(name="cb", type="external_callback")
     assert condition_holds(FLOW, block, {}, {}, None).holds
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (None, Selector(SelectorKind.ALL)),
-        ("all", Selector(SelectorKind.ALL)),
-        ("ANY", Selector(SelectorKind.ANY)),
-        ("5E0C-AB", Selector(SelectorKind.ID, "5e0c-ab")),
-    ],
-)
-def test_selector_parsing(raw: str | None, expected: Selector) -> None:
-    assert Selector.parse(raw) == expected
 
 
 def test_auth_recheck_requires_every_role_of_an_enabled_user() -> None:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.handlers import Gateway, Limits
+from gateway.http import Endpoints, Limits
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.openapi import document
@@ -133,7 +133,7 @@ def create_app(
         if settings.rate_limit_per_second > 0
         else None
     )
-    gateway = Gateway(
+    gateway = Endpoints(
         registry,
         tokens,
         publish,

@@ -1,38 +1,14 @@
-"""Decide what an activation does: auth re-check, execution selection, conditions."""
+"""Decide what an activation does: auth re-check (the rule in `schemas.callbacks`), conditions."""
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from engine.core.definition import Flow
 from engine.core.expressions import ExpressionError
+from schemas.callbacks import AuthCheck, check_user
 from schemas.events import Outcome
-from schemas.flows import AuthenticationType, ExternalCallbackBlock
-from schemas.users import User, UserStatus
-
-
-class SelectorKind(StrEnum):
-    ALL = "all"
-    ANY = "any"
-    ID = "id"
-
-
-@dataclass(frozen=True)
-class Selector:
-    """Which waiting executions an activation may resume."""
-
-    kind: SelectorKind
-    execution_id: str | None = None
-
-    @classmethod
-    def parse(cls, value: str | None) -> "Selector":
-        """Parse the `execution` parameter: all (default), any, or an execution id."""
-        text = (value or "all").strip()
-        if text.lower() in ("all", ""):
-            return cls(SelectorKind.ALL)
-        if text.lower() == "any":
-            return cls(SelectorKind.ANY)
-        return cls(SelectorKind.ID, text.lower())
+from schemas.flows import ExternalCallbackBlock
+from schemas.users import User
 
 
 @dataclass(frozen=True)
@@ -43,11 +19,7 @@ class ConditionResult:
 
 def authorized(trigger: ExternalCallbackBlock, user: User | None) -> bool:
     """Whether `user` passes the trigger's authentication type and required roles."""
-    if trigger.authenticationType == AuthenticationType.NONE:
-        return True
-    if user is None or user.userStatus != UserStatus.ENABLED:
-        return False
-    return user.has_roles(trigger.requiredRoles)
+    return check_user(trigger.authenticationType, trigger.requiredRoles, user) == AuthCheck.PASSED
 
 
 def condition_holds(

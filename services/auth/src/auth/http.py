@@ -17,7 +17,9 @@ from schemas.users import UserStatus
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class Handlers:
+class Endpoints:
+    """The auth service's HTTP endpoints: users, tokens, roles and introspection."""
+
     def __init__(
         self,
         accounts: Accounts,

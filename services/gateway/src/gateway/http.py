@@ -7,7 +7,6 @@ token-cache miss, and one Kafka produce that must be acknowledged before the ans
 import asyncio
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,19 +20,18 @@ from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.tokens import AuthUnavailable, TokenCache
+from schemas.callbacks import AUTH_MESSAGE, AuthCheck, Selector, check_user
 from schemas.errors import ErrorCode
 from schemas.events import ActivateTrigger, ActivationSource, StartExecution
-from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.flows import OnFailPolicy
 from schemas.requests import RequestError, json_object
 from schemas.topics import Topics
-from schemas.users import User, UserStatus
+from schemas.users import User
 
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any], bytes], Awaitable[None]]
 
-AUTH_MESSAGE = "Unable to execute the callback. User is missing required security role(s)"
-_EXECUTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_KEY = 256
 
 
@@ -48,7 +46,9 @@ class Limits:
     trust_forwarded_for: bool
 
 
-class Gateway:
+class Endpoints:
+    """The gateway's HTTP endpoints: callbacks, starts, health and metrics."""
+
     def __init__(
         self,
         registry: Registry,
@@ -122,16 +122,15 @@ class Gateway:
         token = request.headers.get("user-token")
         user = await self._user(token) if token else None
         activation_id = str(uuid.uuid4())
-        if trigger.authenticationType == AuthenticationType.USER:
-            failure = _auth_failure(user, trigger.requiredRoles)
-            if failure is not None:
-                if trigger.onFailPolicy == OnFailPolicy.IGNORE:
-                    logger.info(
-                        "callback ignored by its auth policy",
-                        extra={"flow_id": flow_id, "trigger_id": trigger_id},
-                    )
-                    return Response(status_code=200, headers={"X-Activation-Id": activation_id})
-                raise failure
+        check = check_user(trigger.authenticationType, trigger.requiredRoles, user)
+        if check != AuthCheck.PASSED:
+            if trigger.onFailPolicy == OnFailPolicy.IGNORE:
+                logger.info(
+                    "callback ignored by its auth policy",
+                    extra={"flow_id": flow_id, "trigger_id": trigger_id},
+                )
+                return Response(status_code=200, headers={"X-Activation-Id": activation_id})
+            raise RequestError(check.status, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
 
         event = ActivateTrigger(
             activationId=activation_id,
@@ -215,15 +214,10 @@ class Gateway:
 
 
 def _execution(value: str | None) -> str:
-    if value is None or value.lower() in ("", "all"):
-        return "all"
-    if value.lower() == "any":
-        return "any"
-    if not _EXECUTION.match(value):
-        raise RequestError(
-            400, ErrorCode.INVALID_PARAMETER, "execution must be all, any or an execution id"
-        )
-    return value.lower()
+    try:
+        return str(Selector.parse(value))
+    except ValueError as exc:
+        raise RequestError(400, ErrorCode.INVALID_PARAMETER, str(exc)) from exc
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -233,12 +227,3 @@ def _idempotency_key(request: Request) -> str | None:
             400, ErrorCode.INVALID_PARAMETER, f"Idempotency-Key must be 1 to {_MAX_KEY} characters"
         )
     return key
-
-
-def _auth_failure(user: User | None, required: list[str]) -> RequestError | None:
-    """The error a USER trigger answers under ERROR, or None when the user passes."""
-    if user is None or user.userStatus != UserStatus.ENABLED:
-        return RequestError(401, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
-    if not user.has_roles(required):
-        return RequestError(403, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
-    return None

@@ -71,10 +71,19 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
     )
 
 
+# collections of the earlier insert-only design: executions as revision series
+_EARLIER_DESIGN = frozenset({"waits", "claims", "finished_claims"})
+
+
+class OutdatedDatabase(RuntimeError):
+    """The database holds data in a format this engine does not read."""
+
+
 class MongoStore:
     """The Store on MongoDB 6+ (or the project's patched FerretDB)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]], batch_size: int = 200) -> None:
+        self._db = db
         self._flows = db["flows"]
         self._names = db["flow_names"]
         self._executions = db["executions"]
@@ -83,6 +92,14 @@ class MongoStore:
         self._batch = batch_size
 
     async def setup(self) -> None:
+        earlier = _EARLIER_DESIGN & set(await self._db.list_collection_names())
+        if earlier:
+            raise OutdatedDatabase(
+                f"database {self._db.name!r} holds executions in the format of an earlier "
+                f"version (collections {sorted(earlier)}); this version does not read them. "
+                "For a local dev server: `make down && rm -rf .local/ferretdb/data`, then "
+                "`make up` (docs/infrastructure.md)."
+            )
         await self._flows.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True)
         executions = self._executions
         await executions.create_index(

@@ -7,7 +7,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from engine.store import MongoStore
+from engine.store import MongoStore, OutdatedDatabase
 from schemas.events import ActivateTrigger, Outcome, StartExecution
 from schemas.flows import FlowDefinition
 
@@ -119,3 +119,11 @@ async def test_a_keyed_activation_reads_only_its_key(
     # the outcome, whether anybody waits, the key's candidates, the resume, its record, the outcome
     assert sent.count("getMore") == 0
     assert len(sent) <= 6, sent
+
+
+async def test_a_database_of_the_earlier_design_is_refused_with_what_to_do(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    await mongo_db["claims"].insert_one({"_id": "w1", "activationId": "a1"})
+    with pytest.raises(OutdatedDatabase, match="rm -rf .local/ferretdb/data"):
+        await MongoStore(mongo_db).setup()

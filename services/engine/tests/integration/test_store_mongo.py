@@ -125,5 +125,5 @@ async def test_a_database_of_the_earlier_design_is_refused_with_what_to_do(
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     await mongo_db["claims"].insert_one({"_id": "w1", "activationId": "a1"})
-    with pytest.raises(OutdatedDatabase, match="rm -rf .local/ferretdb/data"):
+    with pytest.raises(OutdatedDatabase, match=r"rm -rf \.local/ferretdb/data"):
         await MongoStore(mongo_db).setup()

@@ -102,6 +102,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         finally:
             pool.put_nowait(conn)
 
+    started_at = time.time()
     started = time.perf_counter()
     end = started + args.seconds
     tasks: set[asyncio.Task[None]] = set()
@@ -135,6 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
     return {
         "mode": args.mode,
+        "started_at": started_at,
         "offered_rate": args.rate if args.mode == "open" else None,
         "requests": index,
         "ok": ok,

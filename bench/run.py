@@ -257,6 +257,17 @@ class Suite:
                 ],
             },
         )
+        self.nowaiter_flow = http(
+            "POST",
+            f"{engine}/api/automation/flows",
+            {
+                "name": "bench-nowaiter",
+                "blocks": [
+                    {"name": "Go", "type": "start", "next": "Wait"},
+                    {"name": "Wait", "type": "external_callback"},
+                ],
+            },
+        )
         auth = self.s.url("auth")
         email = f"psp-{uuid.uuid4().hex[:6]}@bench.example"
         user = http(
@@ -407,6 +418,36 @@ class Suite:
         figure.values += times[large]
         figure.peer += times[small]
 
+    def burst(self) -> None:
+        """P8: callbacks nobody waits for, as fast as they come: decided/s over accepted/s."""
+        url = self.callback(self.nowaiter_flow)
+        seconds = 1.0 if self.smoke else 5.0
+        for _ in range(self.runs):
+            counter = _OutcomeCounter(
+                self.s.kafka,
+                f"{self.s.prefix}.activation-outcomes",
+                self.nowaiter_flow["flowId"],
+            )
+            with counter:
+                result = loadgen(
+                    [url], "--mode", "closed", "--concurrency", "64", "--seconds", str(seconds)
+                )
+                last = counter.wait_for(result["ok"], timeout=900)
+            span = last / 1000 - result["started_at"] if last else float("nan")
+            if counter.count < result["ok"]:
+                self.notes.append(
+                    f"burst: {result['ok'] - counter.count} of {result['ok']} accepted "
+                    "callbacks had no outcome within 900 s"
+                )
+            figure = self.fig(
+                "burst decisions (peer: the gateway's acceptances)",
+                "callbacks/s",
+                "at least 50% of the acceptance rate",
+                id="P8",
+            )
+            figure.values.append(counter.count / span if span > 0 else float("nan"))
+            figure.peer.append(result["throughput"])
+
     def _keyed_median(self, targets: list[str]) -> float:
         """Median time from a callback to its execution's completion, one at a time."""
         url = self.callback(self.keyed_flow)
@@ -455,7 +496,7 @@ class Suite:
     # -- 3. consumer overhead ------------------------------------------------------------
 
     def consumers(self) -> None:
-        count = 200 if self.smoke else 3000
+        count = 2000 if self.smoke else 50_000
         for run in range(self.runs):
             topic = f"{self.s.prefix}.peer-consume-{run}"
             peer("fill", "--bootstrap", self.s.kafka, "--topic", topic, "--count", str(count))
@@ -472,9 +513,10 @@ class Suite:
                 str(count),
             )
             figure = self.fig(
-                "consumer throughput (FastStream vs raw aiokafka)",
+                "batch consumer throughput (FastStream vs raw aiokafka getmany)",
                 "messages/s",
                 "at least 80% of the raw consumer",
+                id="P5",
             )
             figure.values.append(fast["throughput"])
             figure.peer.append(raw["throughput"])
@@ -730,6 +772,60 @@ class _CompletionWatcher:
         self._thread.join(10)
 
 
+class _OutcomeCounter:
+    """Counts one flow's activation outcomes in a thread; remembers the last decision time."""
+
+    def __init__(self, bootstrap: str, topic: str, flow_id: str) -> None:
+        self.bootstrap, self.topic, self.flow_id = bootstrap, topic, flow_id
+        self.count, self.last = 0, 0
+        self._stop = False
+
+    def __enter__(self) -> "_OutcomeCounter":
+        import threading
+
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._follow()), daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        return self
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        await consumer.seek_to_end()
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        self._ready.set()
+        try:
+            while not self._stop:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        outcome = json.loads(record.value)
+                        if outcome.get("flowId") == self.flow_id:
+                            self.count += 1
+                            self.last = max(self.last, int(outcome["decidedAt"]))
+        finally:
+            await consumer.stop()
+
+    def wait_for(self, count: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.count < count:
+            time.sleep(0.05)
+        return self.last
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join(10)
+
+
 async def _create_executions(
     mongodb: str, database: str, flow_id: str, count: int, waiting: bool
 ) -> list[str]:
@@ -824,6 +920,8 @@ def main() -> None:
         suite.resume_growth(f"{small} waiting", f"{large} waiting, {large + stored} stored")
         progress("keyed activations among 100, then among many waiting")
         suite.keyed(100, 1000 if args.smoke else 100_000)
+        progress("a burst of callbacks nobody waits for")
+        suite.burst()
         if "engine" in services.processes:
             suite.fig("peak RSS, engine", "MB", better="lower").values.append(
                 rss_peak_mb(services.processes["engine"].pid)

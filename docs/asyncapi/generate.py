@@ -9,6 +9,7 @@ services declare; a test fails when the committed document is stale.
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from faststream.specification import AsyncAPI
 
@@ -44,7 +45,25 @@ def rendered() -> str:
         version="1.0.0",
         description=DESCRIPTION,
     )
-    return json.dumps(spec.to_specification().to_jsonable(), indent=2, sort_keys=True) + "\n"
+    document = spec.to_specification().to_jsonable()
+    return json.dumps(_one_record_per_message(document), indent=2, sort_keys=True) + "\n"
+
+
+def _one_record_per_message(document: dict[str, Any]) -> dict[str, Any]:
+    """Show a batch subscriber's payload as what travels: one record per Kafka message.
+
+    FastStream describes a batch subscriber's payload as an array of its records; a
+    producer still publishes each record as a message of its own.
+    """
+    schemas = document.get("components", {}).get("schemas", {})
+    for message in document.get("components", {}).get("messages", {}).values():
+        ref = message.get("payload", {}).get("$ref", "")
+        name = ref.rsplit("/", 1)[-1]
+        schema = schemas.get(name, {})
+        if schema.get("type") == "array" and "$ref" in schema.get("items", {}):
+            message["payload"] = {"$ref": schema["items"]["$ref"]}
+            del schemas[name]
+    return document
 
 
 if __name__ == "__main__":

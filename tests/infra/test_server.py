@@ -99,8 +99,9 @@ def _uses_index(plan: dict[str, Any]) -> bool:
         {"_id": "e-0000042"},
         {"key": "k-0000042"},
         {"key": "k-0000042", "flowId": "f-2", "payload": {"$exists": True}},
+        {"_id": {"$in": ["e-0000042", "e-9999999"]}},
     ],
-    ids=["_id", "indexed-field", "indexed-field-with-others"],
+    ids=["_id", "indexed-field", "indexed-field-with-others", "_id-in"],
 )
 def test_the_server_plans_an_index_lookup(db: Database[Any], query: dict[str, Any]) -> None:
     coll = db["executions"]

@@ -110,12 +110,22 @@ class InMemoryStore:
     async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
         return self.outcomes.get(activation_id) or self.resuming.get(activation_id)
 
+    async def get_activations(
+        self, activation_ids: list[str]
+    ) -> dict[str, ActivationOutcome | Resuming]:
+        found = {a: await self.get_activation(a) for a in activation_ids}
+        return {a: f for a, f in found.items() if f is not None}
+
     async def begin_resuming(self, resuming: Resuming) -> Resuming:
         return self.resuming.setdefault(resuming.activation_id, resuming)
 
     async def save_outcome(self, outcome: ActivationOutcome) -> None:
         self.outcomes.setdefault(outcome.activationId, outcome)
         self.resuming.pop(outcome.activationId, None)
+
+    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
+        for outcome in outcomes:
+            await self.save_outcome(outcome)
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

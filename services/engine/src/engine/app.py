@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
 from engine.catalog import Catalog, CatalogConfig
-from engine.consumers import register
+from engine.consumers import ConsumerConfig, register
 from engine.http import Endpoints
 from engine.ports import Store
 from engine.service import Engine, EngineConfig
@@ -82,9 +82,14 @@ def create_app(
         broker,
         engine,
         names,
-        settings.consumer_group,
-        settings.consumer_workers,
-        settings.retry_backoff_seconds,
+        ConsumerConfig(
+            group=settings.consumer_group,
+            batch_size=settings.consumer_batch_size,
+            batch_timeout_ms=settings.consumer_batch_timeout_ms,
+            concurrency=settings.consumer_concurrency,
+            attempts=settings.consumer_attempts,
+            backoff_seconds=settings.retry_backoff_seconds,
+        ),
     )
     state = {"ready": False}
 

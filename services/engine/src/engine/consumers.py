@@ -1,98 +1,195 @@
-"""Kafka consumers: hand each command to the engine, commit only once it is done.
+"""Kafka consumers: take commands in batches, hand them to the engine, commit once done.
 
-Offsets are committed after the outcome is persisted (`NACK_ON_ERROR`: a failure seeks
-back and the message is delivered again). A message that is not a valid command can
-never succeed, so `SkipInvalid` logs and acknowledges it instead of blocking its partition.
+Each subscriber takes up to `batch_size` records at a time (FastStream batch subscriber,
+aiokafka `getmany`). Records with the same key stay in order (the key names a trigger or
+an execution: what must not be reordered); different keys run concurrently. An
+activation batch reads the stored outcomes of all its activations in one statement,
+looks a trigger up only once when nobody waits there, and stores the new outcomes in
+one. The offsets are committed after the batch is handled.
+
+A record that keeps failing (after `attempts` tries with back-off) stops its key for this
+batch; its partition is rewound to it, so it and the records after it are delivered
+again while every other partition moves on (redelivered records that were applied
+already only answer their outcome again). A record that is not a valid command can
+never succeed: it is logged and skipped.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from fast_depends.exceptions import ValidationError as ArgumentsError
-from faststream import AckPolicy, BaseMiddleware
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.message import StreamMessage
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from engine.service import Engine
-from schemas.events import ActivateTrigger, StartExecution
+from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
 
-
-class SkipInvalid(BaseMiddleware):
-    """Acknowledge and log a message whose body is not the command its topic carries."""
-
-    async def consume_scope(
-        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
-    ) -> Any:
-        try:
-            return await call_next(msg)
-        except (ValidationError, ArgumentsError) as exc:
-            logger.error(
-                "invalid message skipped",
-                extra={
-                    "topic": getattr(msg.raw_message, "topic", None),
-                    "offset": getattr(msg.raw_message, "offset", None),
-                    "error": str(exc)[:500],
-                },
-            )
-            return None
+Command = TypeVar("Command", bound=BaseModel)
 
 
-def register(
-    broker: KafkaBroker,
-    engine: Engine,
-    topics: Topics,
-    group: str,
-    workers: int,
-    backoff_seconds: float,
-) -> None:
-    """Subscribe the engine to execution starts and activations.
+@dataclass(frozen=True)
+class ConsumerConfig:
+    group: str
+    batch_size: int = 500
+    batch_timeout_ms: int = 20
+    concurrency: int = 16  # keys handled at once within a batch
+    attempts: int = 3  # tries of one record within a batch before its partition rewinds
+    backoff_seconds: float = 1.0
 
-    `workers` > 1 handles partitions concurrently, each partition still in order.
-    """
-    router = KafkaRouter(middlewares=[SkipInvalid])
+
+def register(broker: KafkaBroker, engine: Engine, topics: Topics, config: ConsumerConfig) -> None:
+    """Subscribe the engine to execution starts and activations, in batches."""
+    router = KafkaRouter()
+    batches = Batches(config)
 
     @router.subscriber(
         topics.execution_starts,
+        batch=True,
+        max_records=config.batch_size,
+        batch_timeout_ms=config.batch_timeout_ms,
         title="engine:execution-starts",
         description="Start requests from the gateway or any service; one execution each.",
-        group_id=group,
+        group_id=config.group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_workers=workers,
+        decoder=_records_only,
     )
-    async def on_start(command: StartExecution) -> None:
-        await _retrying(
-            lambda: engine.start(command), backoff_seconds, execution_id=command.executionId
-        )
+    async def on_starts(
+        payload: list[StartExecution], message: KafkaMessage, consumer: Consumer
+    ) -> None:
+        commands = _parsed(message.raw_message, StartExecution)
+
+        async def start(command: StartExecution) -> None:
+            await engine.start(command)
+
+        await batches.run(commands, start, consumer)
 
     @router.subscriber(
         topics.activations,
+        batch=True,
+        max_records=config.batch_size,
+        batch_timeout_ms=config.batch_timeout_ms,
         title="engine:activations",
         description="Trigger activations: from the gateway, or published straight to Kafka.",
-        group_id=group,
+        group_id=config.group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_workers=workers,
+        decoder=_records_only,
     )
-    async def on_activation(command: ActivateTrigger) -> None:
-        await _retrying(
-            lambda: engine.activate(command), backoff_seconds, activation_id=command.activationId
-        )
+    async def on_activations(
+        payload: list[ActivateTrigger], message: KafkaMessage, consumer: Consumer
+    ) -> None:
+        commands = _parsed(message.raw_message, ActivateTrigger)
+        ids = list(dict.fromkeys(c.activationId for _, c in commands))
+        found = await engine.read_activations(ids)
+        decided: dict[str, ActivationOutcome] = {}
+        fresh: list[ActivationOutcome] = []
+        nobody_waits: set[str] = set()
+
+        async def activate(command: ActivateTrigger) -> None:
+            known = decided.get(command.activationId) or found.get(command.activationId)
+            decision, new = await engine.decide(command, known, nobody_waits)
+            decided[command.activationId] = decision
+            if new:
+                fresh.append(decision)
+            else:  # decided before: answer it again
+                await engine.republish(decision)
+
+        try:
+            await batches.run(commands, activate, consumer)
+        finally:
+            await engine.record(fresh)
 
     broker.include_router(router)
 
 
-async def _retrying(work: Callable[[], Awaitable[object]], backoff: float, **context: str) -> None:
-    """Run `work`; on failure wait before the message is delivered again."""
-    try:
-        await work()
-    except Exception:
-        logger.exception("handling failed; the message will be delivered again", extra=context)
-        await asyncio.sleep(backoff)
-        raise
+async def _records_only(message: StreamMessage[Any]) -> list[Any]:
+    """Skip FastStream's decoding: each record is validated on its own in the handler, so
+    that one invalid record cannot fail its batch. The handler's first parameter is then
+    always empty; its type is what the AsyncAPI document shows as the payload."""
+    return []
+
+
+def _parsed(raw: Any, model: type[Command]) -> list[tuple[ConsumerRecord[Any, Any], Command]]:
+    """The records of a batch with their commands; invalid ones are logged and skipped."""
+    records: Sequence[ConsumerRecord[Any, Any]] = raw if isinstance(raw, tuple | list) else (raw,)
+    parsed = []
+    for record in records:
+        try:
+            parsed.append((record, model.model_validate_json(record.value or b"")))
+        except ValidationError as exc:
+            logger.error(
+                "invalid message skipped",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": str(exc)[:500],
+                },
+            )
+    return parsed
+
+
+class Batches:
+    """Runs the commands of a batch: in order per key, keys concurrently."""
+
+    def __init__(self, config: ConsumerConfig) -> None:
+        self._config = config
+
+    async def run(
+        self,
+        commands: list[tuple[ConsumerRecord[Any, Any], Command]],
+        handle: Callable[[Command], Awaitable[None]],
+        consumer: Any,
+    ) -> None:
+        """Handle every command; rewind each partition to its first record that failed."""
+        by_key: dict[tuple[str, int, bytes | None], list[tuple[Any, Command]]] = {}
+        for record, command in commands:
+            by_key.setdefault((record.topic, record.partition, record.key), []).append(
+                (record, command)
+            )
+        failed: dict[TopicPartition, int] = {}
+        slots = asyncio.Semaphore(self._config.concurrency)
+
+        async def in_order(items: list[tuple[Any, Command]]) -> None:
+            async with slots:
+                for record, command in items:
+                    if not await self._tried(handle, command, record):
+                        partition = TopicPartition(record.topic, record.partition)
+                        failed[partition] = min(failed.get(partition, record.offset), record.offset)
+                        return
+
+        await asyncio.gather(*(in_order(items) for items in by_key.values()))
+        for partition, offset in failed.items():
+            consumer.seek(partition, offset)  # the commit after this batch stops there
+
+    async def _tried(
+        self, handle: Callable[[Command], Awaitable[None]], command: Command, record: Any
+    ) -> bool:
+        for attempt in range(1, self._config.attempts + 1):
+            try:
+                await handle(command)
+            except Exception:
+                logger.exception(
+                    "handling failed",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "attempt": attempt,
+                    },
+                )
+                await asyncio.sleep(self._config.backoff_seconds * attempt)
+            else:
+                return True
+        return False

@@ -86,11 +86,19 @@ class Store(Protocol):
     async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
         """The activation's outcome, or the resumes it began, or None when it is new."""
 
+    async def get_activations(
+        self, activation_ids: list[str]
+    ) -> dict[str, ActivationOutcome | Resuming]:
+        """`get_activation` for many at once (one statement): the ones that have either."""
+
     async def begin_resuming(self, resuming: Resuming) -> Resuming:
         """Record the executions an activation resumes; return what was recorded first."""
 
     async def save_outcome(self, outcome: ActivationOutcome) -> None:
         """Store an outcome; an activation's outcome never changes once stored."""
+
+    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
+        """`save_outcome` for many at once (one statement, plus one per recorded choice)."""
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

@@ -44,6 +44,13 @@ _ANY_CHOICES = 8
 Decision = tuple[Outcome, list[str], str | None]
 
 
+class Unread:
+    """The caller has not read what the store holds for an activation."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     idempotency_retention_ms: int = 24 * 3600 * 1000
@@ -118,12 +125,38 @@ class Engine:
 
     async def activate(self, command: ActivateTrigger) -> ActivationOutcome:
         """Apply an activation once; a redelivery answers the outcome already decided."""
+        decision, fresh = await self.decide(command)
+        if fresh:
+            await self.record([decision])
+        else:
+            await self.republish(decision)
+        return decision
+
+    async def decide(
+        self,
+        command: ActivateTrigger,
+        found: ActivationOutcome | Resuming | Unread | None = UNREAD,
+        nobody_waits: set[str] | None = None,
+    ) -> tuple[ActivationOutcome, bool]:
+        """Apply an activation and return its outcome, and whether it is newly decided.
+
+        A new outcome must then be passed to `record` (a batch records its outcomes at
+        once); until it is, a redelivery decides again, from what was applied.
+
+        Args:
+            found: what the store holds for the activation, when the caller read it.
+            nobody_waits: trigger ids found with no execution waiting, shared by the
+                activations of one batch: the next activation of such a trigger in the
+                batch is NO_WAITER without a lookup. That is the answer it would get had
+                its trigger's records been handled before the batch's other keys, whose
+                order relative to them Kafka does not fix either.
+        """
         activation_id = command.activationId
-        found = await self._store.get_activation(activation_id)
+        if isinstance(found, Unread):
+            found = await self._store.get_activation(activation_id)
         if isinstance(found, ActivationOutcome):
-            await self._publish.outcome(found)
-            return found
-        result, ids, detail = await self._decide(command, found)
+            return found, False
+        result, ids, detail = await self._decide(command, found, nobody_waits)
         decision = ActivationOutcome(
             activationId=activation_id,
             flowId=command.flowId.lower(),
@@ -133,7 +166,6 @@ class Engine:
             detail=detail,
             decidedAt=self._now(),
         )
-        await asyncio.gather(self._store.save_outcome(decision), self._publish.outcome(decision))
         logger.info(
             "activation decided",
             extra={
@@ -143,9 +175,32 @@ class Engine:
                 "execution_ids": ids,
             },
         )
-        return decision
+        return decision, True
 
-    async def _decide(self, command: ActivateTrigger, resuming: Resuming | None) -> Decision:
+    async def record(self, decisions: list[ActivationOutcome]) -> None:
+        """Store newly decided outcomes, then they are final; publish them meanwhile."""
+        if not decisions:
+            return
+        saved = (
+            self._store.save_outcome(decisions[0])
+            if len(decisions) == 1
+            else self._store.save_outcomes(decisions)
+        )
+        await asyncio.gather(saved, *(self._publish.outcome(d) for d in decisions))
+
+    async def republish(self, decision: ActivationOutcome) -> None:
+        """Answer an outcome decided before again (a redelivery)."""
+        await self._publish.outcome(decision)
+
+    async def read_activations(
+        self, activation_ids: list[str]
+    ) -> dict[str, ActivationOutcome | Resuming]:
+        """What the store holds for many activations, in one read (for a batch)."""
+        return await self._store.get_activations(activation_ids)
+
+    async def _decide(
+        self, command: ActivateTrigger, resuming: Resuming | None, nobody_waits: set[str] | None
+    ) -> Decision:
         flow = await self._catalog.compiled(command.flowId)
         block = flow.trigger(command.triggerId) if flow else None
         if flow is None or block is None:
@@ -179,7 +234,9 @@ class Engine:
             return await self._resume_one(act, selector.execution_id)
         if resuming is not None:
             return await self._finish_resuming(act, resuming, selector)
-        return await self._resume_waiting(act, selector)
+        if nobody_waits is not None and trigger_id in nobody_waits:
+            return Outcome.NO_WAITER, [], None
+        return await self._resume_waiting(act, selector, nobody_waits)
 
     async def _start_from_trigger(self, act: _Activation) -> str:
         execution_id = str(uuid.uuid5(_ENTRY_NAMESPACE, act.activation_id))
@@ -207,12 +264,16 @@ class Engine:
             return Outcome.ACTIVATED, [state.execution_id], None
         return Outcome.NO_WAITER, [], None
 
-    async def _resume_waiting(self, act: _Activation, selector: Selector) -> Decision:
+    async def _resume_waiting(
+        self, act: _Activation, selector: Selector, nobody_waits: set[str] | None
+    ) -> Decision:
         """`all` or `any`: find the candidates, by correlation key when the condition has one."""
         correlation = act.flow.correlations.get(act.block.name)
         key = None
         if correlation is not None:
             if not await self._store.anyone_waiting(act.trigger_id):
+                if nobody_waits is not None:
+                    nobody_waits.add(act.trigger_id)
                 return Outcome.NO_WAITER, [], None
             found = correlation.lookup_key(act.trigger_id, act.command.data)
             if found is MISSING:  # the condition cannot hold for any execution
@@ -221,14 +282,17 @@ class Engine:
             assert isinstance(found, str)
             key = found
         holders: list[ex.ExecutionState] = []
-        filtered = 0
+        filtered = seen = 0
         async for state in self._store.waiting(act.trigger_id, key):
+            seen += 1
             if await self._holds(act, state):
                 holders.append(state)
                 if selector.kind == SelectorKind.ANY and len(holders) == _ANY_CHOICES:
                     break
             else:
                 filtered += 1
+        if not seen and key is None and nobody_waits is not None:
+            nobody_waits.add(act.trigger_id)
         if correlation is not None and not holders:
             filtered += 1  # executions wait at the trigger, none with this key
         if not holders:

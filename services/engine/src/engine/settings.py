@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     database: str = "hookflow_engine"
     topic_prefix: str = "hookflow"
     consumer_group: str = "engine"
-    consumer_workers: int = Field(default=4, ge=1, le=64)  # partitions handled at once
+    consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
+    consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # wait for a batch to fill
+    consumer_concurrency: int = Field(default=16, ge=1, le=256)  # keys handled at once
+    consumer_attempts: int = Field(default=3, ge=1)  # tries of a record before it rewinds
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
     public_url: str = "http://127.0.0.1:8080"  # the gateway, as callers reach it

@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from engine.core.execution import ExecutionState
 from engine.ports import FlowRecord, Page, Resuming, decode_cursor, encode_cursor
@@ -77,6 +77,13 @@ _EARLIER_DESIGN = frozenset({"waits", "claims", "finished_claims"})
 
 class OutdatedDatabase(RuntimeError):
     """The database holds data in a format this engine does not read."""
+
+
+def _activation_from_doc(doc: dict[str, Any]) -> ActivationOutcome | Resuming:
+    activation_id = doc.pop("_id")
+    if "outcome" not in doc:
+        return Resuming(activation_id, tuple(doc["resuming"]))
+    return ActivationOutcome.model_validate({"activationId": activation_id, **doc})
 
 
 class MongoStore:
@@ -228,12 +235,15 @@ class MongoStore:
 
     async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
         doc = await self._outcomes.find_one({"_id": activation_id})
-        if doc is None:
-            return None
-        if "outcome" not in doc:
-            return Resuming(activation_id, tuple(doc["resuming"]))
-        doc.pop("_id")
-        return ActivationOutcome.model_validate({"activationId": activation_id, **doc})
+        return None if doc is None else _activation_from_doc(doc)
+
+    async def get_activations(
+        self, activation_ids: list[str]
+    ) -> dict[str, ActivationOutcome | Resuming]:
+        if not activation_ids:
+            return {}
+        found = self._outcomes.find({"_id": {"$in": list(activation_ids)}})
+        return {doc["_id"]: _activation_from_doc(doc) async for doc in found}
 
     async def begin_resuming(self, resuming: Resuming) -> Resuming:
         try:
@@ -256,6 +266,23 @@ class MongoStore:
                 {"$set": body, "$unset": {"resuming": ""}},
                 upsert=True,
             )
+
+    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
+        if not outcomes:
+            return
+        docs = [
+            {"_id": o.activationId, **o.model_dump(mode="json", exclude={"activationId"})}
+            for o in outcomes
+        ]
+        try:
+            await self._outcomes.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            # taken: by a recorded choice (replace it) or by an outcome (keep it)
+            for error in errors:
+                await self.save_outcome(outcomes[error["index"]])
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

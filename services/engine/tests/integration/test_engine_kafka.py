@@ -17,7 +17,7 @@ from schemas.events import ActivateTrigger, StartExecution
 from schemas.topics import Topics
 from schemas.users import User
 
-from ..flows import ORDER_FLOW
+from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW
 
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
@@ -176,3 +176,39 @@ async def test_redelivered_and_concurrent_activations_resume_each_execution_once
                 (await outcome_of(first, rival_id))["outcome"],
             }
             assert outcomes == {"ACTIVATED", "NO_WAITER"}
+
+
+@pytest.mark.usefixtures("drop_database")
+async def test_a_record_that_keeps_failing_holds_back_no_other_key(
+    settings: Settings,
+    publisher: Callable[[str, Any, str], Awaitable[None]],
+) -> None:
+    settings = settings.model_copy(
+        update={"topic_partitions": 1, "consumer_attempts": 2, "retry_backoff_seconds": 0.05}
+    )
+    topics = Topics(settings.topic_prefix)
+    async with running_engine(settings) as engine:
+        # a stored flow the engine cannot load: every activation of it fails, every time
+        client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
+        await client[settings.database]["flows"].insert_one(
+            {
+                "_id": "broken",
+                "name": "broken",
+                "version": 1,
+                "created": 1,
+                "definition": "{}",
+                "triggers": [],
+            }
+        )
+        await client.close()
+        deployed = (await engine.post("/api/automation/flows", json=ENTRY_TRIGGER_FLOW)).json()
+        flow_id, trigger_id = deployed["flowId"], deployed["triggers"][0]["triggerId"]
+        poison = activation("broken", str(uuid.uuid4()), "x")
+        await publisher(topics.activations, poison, "poison-key")
+        later = [activation(flow_id, trigger_id, f"o-{i}") for i in range(5)]
+        for command in later:  # the same partition, after the poison, other keys
+            await publisher(topics.activations, command, f"key-{command.activationId}")
+        for command in later:
+            assert (await outcome_of(engine, command.activationId))["outcome"] == "ACTIVATED"
+        missing = await engine.get(f"/api/automation/activations/{poison.activationId}")
+        assert missing.status_code == 404

@@ -1,5 +1,6 @@
 """Real adapters of the engine's ports: Kafka publisher, HTTP blocks, auth introspection."""
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -40,10 +41,15 @@ class KafkaPublisher:
         )
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
+        # enqueued one after the other (their order on the partition), acknowledged together
+        pending = []
         for event in events:
-            await self._events.publish(
-                event.model_dump(mode="json"), key=event.executionId.encode()
+            sent = await self._events.publish(
+                event.model_dump(mode="json"), key=event.executionId.encode(), no_confirm=True
             )
+            if isinstance(sent, asyncio.Future):
+                pending.append(sent)
+        await asyncio.gather(*pending)
 
     async def outcome(self, outcome: ActivationOutcome) -> None:
         await self._outcomes.publish(

@@ -1,6 +1,7 @@
 """The raw peers the benchmarks compare hookflow with, each run as its own process.
 
     python bench/peers.py http --port P                  bare Starlette: parse JSON, answer 200
+    python bench/peers.py http-kafka --port P --bootstrap B --topic T   ... and await a send
     python bench/peers.py produce --bootstrap B --topic T --seconds S --concurrency C
     python bench/peers.py consume-raw --bootstrap B --topic T --count N
     python bench/peers.py consume-faststream --bootstrap B --topic T --count N
@@ -39,22 +40,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def http_peer(port: int) -> None:
+def http_peer(port: int, bootstrap: str | None = None, topic: str = "") -> None:
+    """Bare Starlette: parse the JSON body and answer 200; with `bootstrap`, first await a
+    raw aiokafka send of it (acks=all, idempotent): the gateway's own work, nothing else."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
     import uvicorn
+    from aiokafka import AIOKafkaProducer
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
+    producer: dict[str, AIOKafkaProducer] = {}
+
     async def accept(request: Request) -> Response:
-        await request.json()
+        body = await request.json()
+        if bootstrap:
+            await producer["p"].send_and_wait(
+                topic, json.dumps(body).encode(), key=request.url.path.encode()
+            )
         return Response(status_code=200)
 
     async def healthz(request: Request) -> Response:
         return Response(status_code=200)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if bootstrap:
+            producer["p"] = AIOKafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+            )
+            await producer["p"].start()
+        yield
+        if bootstrap:
+            await producer["p"].stop()
+
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/{path:path}", accept, methods=["POST"])]
+        routes=[Route("/healthz", healthz), Route("/{path:path}", accept, methods=["POST"])],
+        lifespan=lifespan,
     )
     uvicorn.run(
         app,
@@ -158,6 +183,9 @@ async def consume_faststream(args: argparse.Namespace) -> dict[str, Any]:
     done = asyncio.Event()
     state = {"seen": 0, "started": 0.0}
 
+    async def records_only(message: Any) -> list[Any]:
+        return []  # as the engine: each record is validated on its own in the handler
+
     @broker.subscriber(
         args.topic,
         batch=True,
@@ -166,8 +194,9 @@ async def consume_faststream(args: argparse.Namespace) -> dict[str, Any]:
         group_id=f"fs-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=records_only,
     )
-    async def handle(message: KafkaMessage) -> None:
+    async def handle(payload: list[ActivateTrigger], message: KafkaMessage) -> None:
         state["started"] = state["started"] or time.perf_counter()
         for record in message.raw_message:
             work(ActivateTrigger.model_validate_json(record.value))
@@ -216,7 +245,16 @@ async def claim(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "command", choices=["http", "produce", "fill", "consume-raw", "consume-faststream", "claim"]
+        "command",
+        choices=[
+            "http",
+            "http-kafka",
+            "produce",
+            "fill",
+            "consume-raw",
+            "consume-faststream",
+            "claim",
+        ],
     )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
@@ -231,6 +269,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "http":
         http_peer(args.port)
+        return
+    if args.command == "http-kafka":
+        http_peer(args.port, args.bootstrap, args.topic)
         return
     runner = {
         "produce": produce,

@@ -32,6 +32,11 @@ class Driver:
                 )
             ).status_code == 404:
                 await asyncio.sleep(0.1)
+            for trigger in body["triggers"]:  # an invalid selector: 400 once it is known
+                while (
+                    await self.http.post(f"{trigger['callbackUrl']}?execution=not%20one")
+                ).status_code == 404:
+                    await asyncio.sleep(0.1)
         return body
 
     async def order_flow(self) -> dict[str, Any]:

@@ -64,6 +64,7 @@ class Harness:
     http: httpx.AsyncClient
     broker: KafkaBroker
     activations: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)  # the activation messages as published
     keys: list[bytes | None] = field(default_factory=list)
     starts: list[dict[str, Any]] = field(default_factory=list)
     introspections: list[str] = field(default_factory=list)
@@ -80,6 +81,7 @@ async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
 
     @broker.subscriber(TOPICS.activations)
     async def on_activation(message: KafkaMessage) -> None:
+        harness.raw.append(message.body)
         harness.activations.append(json.loads(message.body))
         harness.keys.append(message.raw_message.key)  # type: ignore[union-attr]
 

@@ -18,6 +18,7 @@ from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
 from engine.catalog import Catalog, CatalogConfig
 from engine.consumers import ConsumerConfig, register
 from engine.http import Endpoints
+from engine.metrics import Metrics
 from engine.ports import Store
 from engine.service import Engine, EngineConfig
 from engine.settings import Settings
@@ -67,6 +68,7 @@ def create_app(
     config = EngineConfig(
         idempotency_retention_ms=int(settings.idempotency_retention_hours * 3600 * 1000),
     )
+    metrics = Metrics()
     publisher = KafkaPublisher(broker, names)
     catalog = Catalog(store, publisher, CatalogConfig(public_url=settings.public_url), now_ms)
     engine = Engine(
@@ -90,6 +92,7 @@ def create_app(
             attempts=settings.consumer_attempts,
             backoff_seconds=settings.retry_backoff_seconds,
         ),
+        metrics,
     )
     state = {"ready": False}
 
@@ -113,7 +116,7 @@ def create_app(
                 return False
         return True
 
-    endpoints = Endpoints(catalog, store, request_start, now_ms, ready)
+    endpoints = Endpoints(catalog, store, request_start, now_ms, ready, metrics)
 
     async def maintain_forever() -> None:
         """Off the hot path: purge expired idempotency keys."""

@@ -28,6 +28,7 @@ from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
+from engine.metrics import Metrics
 from engine.service import Engine
 from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
 from schemas.topics import Topics
@@ -47,10 +48,12 @@ class ConsumerConfig:
     backoff_seconds: float = 1.0
 
 
-def register(broker: KafkaBroker, engine: Engine, topics: Topics, config: ConsumerConfig) -> None:
+def register(
+    broker: KafkaBroker, engine: Engine, topics: Topics, config: ConsumerConfig, metrics: Metrics
+) -> None:
     """Subscribe the engine to execution starts and activations, in batches."""
     router = KafkaRouter()
-    batches = Batches(config)
+    batches = Batches(config, metrics)
 
     @router.subscriber(
         topics.execution_starts,
@@ -67,10 +70,11 @@ def register(broker: KafkaBroker, engine: Engine, topics: Topics, config: Consum
     async def on_starts(
         payload: list[StartExecution], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        commands = _parsed(message.raw_message, StartExecution)
+        commands = batches.parsed(message.raw_message, StartExecution)
 
         async def start(command: StartExecution) -> None:
             await engine.start(command)
+            metrics.starts.inc()
 
         await batches.run(commands, start, consumer)
 
@@ -89,7 +93,7 @@ def register(broker: KafkaBroker, engine: Engine, topics: Topics, config: Consum
     async def on_activations(
         payload: list[ActivateTrigger], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        commands = _parsed(message.raw_message, ActivateTrigger)
+        commands = batches.parsed(message.raw_message, ActivateTrigger)
         ids = list(dict.fromkeys(c.activationId for _, c in commands))
         found = await engine.read_activations(ids)
         decided: dict[str, ActivationOutcome] = {}
@@ -109,6 +113,11 @@ def register(broker: KafkaBroker, engine: Engine, topics: Topics, config: Consum
             await batches.run(commands, activate, consumer)
         finally:
             await engine.record(fresh)
+            received = {c.activationId: c.receivedAt for _, c in commands}
+            for decision in fresh:
+                metrics.decisions.labels(decision.outcome.value).inc()
+                waited = decision.decidedAt - received[decision.activationId]
+                metrics.decision_seconds.observe(max(0.0, waited / 1000))
 
     broker.include_router(router)
 
@@ -120,31 +129,37 @@ async def _records_only(message: StreamMessage[Any]) -> list[Any]:
     return []
 
 
-def _parsed(raw: Any, model: type[Command]) -> list[tuple[ConsumerRecord[Any, Any], Command]]:
-    """The records of a batch with their commands; invalid ones are logged and skipped."""
-    records: Sequence[ConsumerRecord[Any, Any]] = raw if isinstance(raw, tuple | list) else (raw,)
-    parsed = []
-    for record in records:
-        try:
-            parsed.append((record, model.model_validate_json(record.value or b"")))
-        except ValidationError as exc:
-            logger.error(
-                "invalid message skipped",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "error": str(exc)[:500],
-                },
-            )
-    return parsed
-
-
 class Batches:
     """Runs the commands of a batch: in order per key, keys concurrently."""
 
-    def __init__(self, config: ConsumerConfig) -> None:
+    def __init__(self, config: ConsumerConfig, metrics: Metrics) -> None:
         self._config = config
+        self._metrics = metrics
+
+    def parsed(
+        self, raw: Any, model: type[Command]
+    ) -> list[tuple[ConsumerRecord[Any, Any], Command]]:
+        """The records of a batch with their commands; invalid ones are logged and skipped."""
+        records: Sequence[ConsumerRecord[Any, Any]] = (
+            raw if isinstance(raw, tuple | list) else (raw,)
+        )
+        self._metrics.batch_size.observe(len(records))
+        parsed = []
+        for record in records:
+            try:
+                parsed.append((record, model.model_validate_json(record.value or b"")))
+            except ValidationError as exc:
+                self._metrics.invalid.labels(record.topic).inc()
+                logger.error(
+                    "invalid message skipped",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "error": str(exc)[:500],
+                    },
+                )
+        return parsed
 
     async def run(
         self,
@@ -170,8 +185,28 @@ class Batches:
                         return
 
         await asyncio.gather(*(in_order(items) for items in by_key.values()))
+        if consumer is None:  # FastStream's test broker has no consumer
+            return
         for partition, offset in failed.items():
             consumer.seek(partition, offset)  # the commit after this batch stops there
+            self._metrics.rewinds.labels(partition.topic).inc()
+        self._note_lag(commands, failed, consumer)
+
+    def _note_lag(
+        self,
+        commands: list[tuple[ConsumerRecord[Any, Any], Command]],
+        failed: dict[TopicPartition, int],
+        consumer: Any,
+    ) -> None:
+        handled: dict[TopicPartition, int] = {}
+        for record, _ in commands:
+            partition = TopicPartition(record.topic, record.partition)
+            handled[partition] = max(handled.get(partition, -1), record.offset + 1)
+        for partition, next_offset in handled.items():
+            end = consumer.highwater(partition)
+            if isinstance(end, int):
+                behind = end - failed.get(partition, next_offset)
+                self._metrics.lag.labels(partition.topic, str(partition.partition)).set(behind)
 
     async def _tried(
         self, handle: Callable[[Command], Awaitable[None]], command: Command, record: Any
@@ -180,6 +215,7 @@ class Batches:
             try:
                 await handle(command)
             except Exception:
+                self._metrics.retries.labels(record.topic).inc()
                 logger.exception(
                     "handling failed",
                     extra={

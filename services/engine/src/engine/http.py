@@ -13,6 +13,7 @@ from starlette.routing import Route
 from engine.catalog import Catalog
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
+from engine.metrics import Metrics
 from engine.ports import Store
 from schemas.errors import ErrorCode
 from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
@@ -36,12 +37,14 @@ class Endpoints:
         request_start: Callable[[StartExecution], Awaitable[None]],
         clock: Callable[[], int],
         ready: Callable[[], Awaitable[bool]],
+        metrics: Metrics,
     ) -> None:
         self._catalog = catalog
         self._store = store
         self._request_start = request_start
         self._now = clock
         self._ready = ready
+        self._metrics = metrics
 
     def routes(self) -> list[Route]:
         return [
@@ -55,6 +58,7 @@ class Endpoints:
             Route("/api/automation/activations/{activationId}", self._guard(self.get_activation)),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
+            Route("/metrics", self.metrics),
         ]
 
     @staticmethod
@@ -157,6 +161,9 @@ class Endpoints:
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self._metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def readyz(self, request: Request) -> Response:
         if await self._ready():

@@ -5,7 +5,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,6 +33,7 @@ from schemas.users import TokenIntrospection
 logger = logging.getLogger(__name__)
 
 _AUTH_EVENT: TypeAdapter[AuthEvent] = TypeAdapter(AuthEvent)
+_JSON = {"content-type": "application/json"}  # the messages are published as JSON bytes
 EndOffsets = Callable[[str], Awaitable[dict[int, int]]]
 
 
@@ -124,9 +124,9 @@ def create_app(
         ),
     }
 
-    async def publish(topic: str, body: dict[str, Any], key: bytes) -> None:
-        async with asyncio.timeout(settings.publish_timeout_seconds):
-            await publishers[topic].publish(body, key=key)
+    async def publish(topic: str, message: bytes, key: bytes) -> None:
+        # the endpoint's one deadline bounds this (settings.publish_timeout_seconds)
+        await publishers[topic].publish(message, key=key, headers=_JSON)
 
     buckets = (
         TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -140,7 +140,10 @@ def create_app(
         topics,
         metrics,
         Limits(
-            settings.body_limit_bytes, settings.body_timeout_seconds, settings.trust_forwarded_for
+            settings.body_limit_bytes,
+            settings.body_timeout_seconds,
+            settings.trust_forwarded_for,
+            settings.publish_timeout_seconds,
         ),
         buckets,
         now_ms,

@@ -1,12 +1,13 @@
 """Every rule of the contract's callback section, over HTTP with the test broker."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from gateway.tokens import token_hash
-from schemas.events import RolesChanged, TokenRevoked, UserDisabled
+from schemas.events import ActivateTrigger, RolesChanged, TokenRevoked, UserDisabled
 
 from ..harness import FLOW, OPEN, PAY, QUIET, TOPICS, Harness, gateway
 
@@ -34,6 +35,19 @@ async def test_success_is_200_with_an_empty_body_after_the_event(gw: Harness) ->
     assert event["user"] is None
     assert event["source"] == "http"
     assert gw.keys == [OPEN.encode()]
+
+
+@pytest.mark.parametrize("token", [None, "payer-token"])
+async def test_the_message_is_exactly_what_the_activate_trigger_model_writes(
+    gw: Harness, token: str | None
+) -> None:
+    headers = {"user-token": token, "Idempotency-Key": 'k-1 "quoted"'} if token else {}
+    body = {"orderId": "ö-1", "n": 2**80, "f": 1.5, "list": [None, True, {"x": "<&>"}]}
+    response = await gw.http.post(gw.url(PAY if token else OPEN), json=body, headers=headers)
+    assert response.status_code == 200
+    (raw,) = gw.raw
+    assert ActivateTrigger.model_validate_json(raw).model_dump_json().encode() == raw
+    assert json.loads(raw)["data"] == body
 
 
 async def test_ids_match_case_insensitively_and_an_empty_body_is_an_empty_object(

@@ -58,3 +58,22 @@ async def test_commands_on_kafka_drive_the_engine(engine: Any) -> None:
     )
     await broker.publish(start.model_dump(mode="json"), TOPICS.execution_starts)
     assert start.executionId in store.executions
+
+
+async def test_metrics_count_decisions_by_outcome_and_skipped_records(engine: Any) -> None:
+    broker, http, _ = engine
+    deployed = (await http.post("/api/automation/flows", json=ENTRY_TRIGGER_FLOW)).json()
+    for _ in range(2):
+        activation = ActivateTrigger(
+            activationId=str(uuid.uuid4()),
+            flowId=deployed["flowId"],
+            triggerId=deployed["triggers"][0]["triggerId"],
+            data={},
+            receivedAt=1,
+        )
+        await broker.publish(activation.model_dump(mode="json"), TOPICS.activations)
+    await broker.publish(b"not json", TOPICS.activations)
+    text = (await http.get("/metrics")).text
+    assert 'hookflow_engine_decisions_total{outcome="ACTIVATED"} 2.0' in text
+    assert 'hookflow_engine_invalid_records_total{topic="unit.activations"} 1.0' in text
+    assert "hookflow_engine_decision_seconds_count 2.0" in text

@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src cl
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down status logs user bench bench-smoke test test-unit lint fmt schemas infra-up infra-down infra-status clean
+.PHONY: help install lock up down status logs user bench bench-smoke chaos test test-unit lint fmt schemas infra-up infra-down infra-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ test: install lint ## lint, unit, integration and e2e tests against real Kafka a
 
 bench: install ## the benchmark suite: bench/results/report.md, latest.json and plots
 	$(LOCAL)/with-infra.sh $(PY) bench/run.py --out bench/results
+
+chaos: install ## the fault suite: kill -9 every part under load; nothing acknowledged is lost
+	$(PY) tests/chaos/chaos.py --executions 400
 
 bench-smoke: install ## every benchmark for a moment, to show that it still runs
 	$(LOCAL)/with-infra.sh $(PY) bench/run.py --smoke --out .local/bench-smoke

@@ -88,11 +88,11 @@ async def mongo_db(mongodb_url: str, unique_name: str) -> AsyncIterator[AsyncDat
         await client.close()
 
 
-_INTEGRATION_DIRS = ("integration", "e2e", "infra")
+_INTEGRATION_DIRS = ("integration", "e2e", "infra", "chaos")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under an integration, e2e or infra folder as `integration`."""
+    """Mark every test under an integration, e2e, infra or chaos folder as `integration`."""
     for item in items:
         if any(part in _INTEGRATION_DIRS for part in item.path.parts):
             item.add_marker(pytest.mark.integration)

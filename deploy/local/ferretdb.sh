@@ -7,9 +7,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HOME_DIR=$LOCAL_DIR/ferretdb
 BIN=$HOME_DIR/bin/ferretdb
-DATA_DIR=$HOME_DIR/data
-LOG_DIR=$HOME_DIR/logs
-PID_FILE=$HOME_DIR/ferretdb.pid
+# data, logs and the pid of one server; another directory runs another server (tests)
+STATE_DIR=${HOOKFLOW_MONGO_STATE_DIR:-$HOME_DIR}
+DATA_DIR=$STATE_DIR/data
+LOG_DIR=$STATE_DIR/logs
+PID_FILE=$STATE_DIR/ferretdb.pid
 SRC=$DEPLOY_DIR/ferretdb
 STAMP=$HOME_DIR/bin/.installed
 STOCK_BIN=$HOME_DIR/bin/ferretdb-stock
@@ -112,7 +114,7 @@ status() {
   fi
 }
 
-mkdir -p "$HOME_DIR"
+mkdir -p "$HOME_DIR" "$STATE_DIR"
 case "${1:-}" in
   install | start | stop | status) "$1" ;;
   *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;

@@ -6,10 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HOME_DIR=$LOCAL_DIR/kafka
 LIB_DIR=$HOME_DIR/lib
-DATA_DIR=$HOME_DIR/data
-LOG_DIR=$HOME_DIR/logs
-PID_FILE=$HOME_DIR/kafka.pid
-PROPS=$HOME_DIR/server.properties
+# data, logs and the pid of one broker; another directory runs another broker (tests)
+STATE_DIR=${HOOKFLOW_KAFKA_STATE_DIR:-$HOME_DIR}
+DATA_DIR=$STATE_DIR/data
+LOG_DIR=$STATE_DIR/logs
+PID_FILE=$STATE_DIR/kafka.pid
+PROPS=$STATE_DIR/server.properties
 POM=$DEPLOY_DIR/kafka/pom.xml
 STAMP=$LIB_DIR/.installed
 
@@ -78,7 +80,7 @@ start() {
   install
   need python3 "to check that Kafka is ready"
   write_properties
-  local cluster_file=$HOME_DIR/cluster.id
+  local cluster_file=$STATE_DIR/cluster.id
   [ -f "$cluster_file" ] || python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$cluster_file"
   java_cmd
   "${JAVA_CMD[@]}" kafka.tools.StorageTool format -t "$(cat "$cluster_file")" -c "$PROPS" --ignore-formatted \
@@ -113,7 +115,7 @@ status() {
   fi
 }
 
-mkdir -p "$HOME_DIR"
+mkdir -p "$HOME_DIR" "$STATE_DIR"
 case "${1:-}" in
   install | start | stop | status) "$1" ;;
   *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;

@@ -1,0 +1,441 @@
+"""Fault suite: while callbacks resume executions, kill every part of the product in turn.
+
+    .venv/bin/python tests/chaos/chaos.py [--executions 400]     (make chaos)
+
+It starts its own Kafka and MongoDB-wire server (deploy/local scripts, their own ports
+and directories, so that killing them touches nothing else) and the three services as
+processes. N executions wait at a callback; each is resumed with `execution=<id>` and an
+`Idempotency-Key`, every call retried until it gets a 200. Meanwhile, one after the
+other: kill -9 Kafka and restart it; kill -9 the engine and restart it; kill -9 the
+server and restart it; kill -9 the gateway and restart it; start a second engine and
+kill -9 it; start a third and stop it with TERM. Then it checks that every execution
+completed exactly once (one `resumed` in its history), that no acknowledged callback
+was lost, and that no 2xx was answered while Kafka was down; and reports how long each
+fault took to recover from: until the gateway acknowledged a callback again
+(`recovered_seconds`) and until an execution was resumed again (`next_resume_seconds`).
+Prints one JSON object; exits 1 when a check fails.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / "deploy" / "local"
+FLOW = {
+    "name": "chaos",
+    "blocks": [
+        {"name": "Start", "type": "start", "next": "Paid"},
+        {"name": "Paid", "type": "external_callback", "next": "Done"},
+        {"name": "Done", "type": "assign", "assign": {"amount": "data.amount"}},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # loopback
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class Infra:
+    """A Kafka broker and a MongoDB-wire server of the suite's own."""
+
+    state: Path
+    kafka_port: int = field(default_factory=free_port)
+    controller_port: int = field(default_factory=free_port)
+    mongo_port: int = field(default_factory=free_port)
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOOKFLOW_KAFKA_PORT": str(self.kafka_port),
+            "HOOKFLOW_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "HOOKFLOW_KAFKA_STATE_DIR": str(self.state / "kafka"),
+            "HOOKFLOW_MONGO_PORT": str(self.mongo_port),
+            "HOOKFLOW_MONGO_STATE_DIR": str(self.state / "ferretdb"),
+        }
+
+    def script(self, name: str, action: str) -> None:
+        subprocess.run(  # noqa: S603  # our own scripts
+            [str(LOCAL / f"{name}.sh"), action],
+            env=self.env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def kill(self, name: str) -> None:
+        pid_file = self.state / name / f"{name}.pid"
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        time.sleep(0.3)
+
+    @property
+    def kafka(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongodb(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+
+@dataclass
+class Services:
+    """The product's processes, each startable, killable and stoppable on its own."""
+
+    infra: Infra
+    logs: Path
+    prefix: str = field(default_factory=lambda: f"chaos_{uuid.uuid4().hex[:6]}")
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    def env(self, name: str) -> dict[str, str]:
+        for service in ("engine", "auth", "gateway"):
+            self.ports.setdefault(service, free_port())
+        p, run = self.ports, self.prefix
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka,
+            "MONGODB_URL": self.infra.mongodb,
+            "HOOKFLOW_ENGINE_PORT": str(p[name] if name.startswith("engine") else p["engine"]),
+            "HOOKFLOW_ENGINE_TOPIC_PREFIX": run,
+            "HOOKFLOW_ENGINE_CONSUMER_GROUP": run,
+            "HOOKFLOW_ENGINE_DATABASE": f"{run}_engine",
+            "HOOKFLOW_ENGINE_PUBLIC_URL": f"http://127.0.0.1:{p['gateway']}",
+            "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
+            "HOOKFLOW_ENGINE_TOPIC_PARTITIONS": "6",
+            "HOOKFLOW_ENGINE_RETRY_BACKOFF_SECONDS": "0.5",
+            "HOOKFLOW_AUTH_PORT": str(p["auth"]),
+            "HOOKFLOW_AUTH_TOPIC_PREFIX": run,
+            "HOOKFLOW_AUTH_DATABASE": f"{run}_auth",
+            "HOOKFLOW_AUTH_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_GATEWAY_PORT": str(p["gateway"]),
+            "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
+            "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
+            "HOOKFLOW_GATEWAY_PUBLISH_TIMEOUT_SECONDS": "3",
+            "HOOKFLOW_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+        }
+
+    def start(self, name: str, timeout: float = 90) -> None:
+        self.ports.setdefault(name, free_port())
+        module = "engine" if name.startswith("engine") else name
+        log = (self.logs / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(  # noqa: S603  # our own services
+            [sys.executable, "-m", module], env=self.env(name), stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while not answers(f"{self.url(name)}/readyz"):
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not become ready; see {self.logs / name}.log")
+            time.sleep(0.1)
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+
+    def terminate(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.terminate(name)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+
+@dataclass
+class Answer:
+    execution_id: str
+    at: float
+    status: int  # 0: no answer (connection refused, timed out)
+
+
+class Load:
+    """Resumes every execution once, by callbacks retried until they get a 200."""
+
+    def __init__(
+        self, callback_url: str, executions: list[str], concurrency: int, rate: float
+    ) -> None:
+        self.url, self.pending = callback_url, list(executions)
+        self.concurrency = concurrency
+        self.spacing = concurrency / rate  # each worker's pause between executions
+        self.answers: list[Answer] = []
+        self.acknowledged: dict[str, float] = {}
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for execution_id in self.pending:
+            queue.put_nowait(execution_id)
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def worker() -> None:
+                while not queue.empty():
+                    execution_id = queue.get_nowait()
+                    while execution_id not in self.acknowledged:
+                        status = await self._call(client, execution_id)
+                        self.answers.append(Answer(execution_id, time.time(), status))
+                        if status == 200:
+                            self.acknowledged[execution_id] = time.time()
+                        else:
+                            await asyncio.sleep(0.2)
+                    await asyncio.sleep(self.spacing)  # spread over the faults
+
+            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+
+    async def _call(self, client: httpx.AsyncClient, execution_id: str) -> int:
+        try:
+            response = await client.post(
+                f"{self.url}?execution={execution_id}",
+                json={"amount": 5},
+                headers={"Idempotency-Key": f"pay-{execution_id}"},
+            )
+        except httpx.HTTPError:
+            return 0
+        return response.status_code
+
+
+@contextlib.contextmanager
+def product(state: Path) -> Iterator[tuple[Infra, Services]]:
+    infra = Infra(state)
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    services = Services(infra, logs)
+    try:
+        infra.script("kafka", "start")
+        infra.script("ferretdb", "start")
+        for name in ("engine", "auth", "gateway"):  # the engine first: it creates the topics
+            services.start(name)
+        yield infra, services
+    finally:
+        services.stop_all()
+        for name in ("kafka", "ferretdb"):
+            with contextlib.suppress(subprocess.CalledProcessError):
+                infra.script(name, "stop")
+
+
+def prepare(services: Services, count: int) -> tuple[str, list[str]]:
+    """Deploy the flow and start `count` executions; wait until they all wait."""
+    engine, gateway = services.url("engine"), services.url("gateway")
+    with httpx.Client(timeout=30) as http:
+        deployed = http.post(f"{engine}/api/automation/flows", json=FLOW).json()
+        flow_id = deployed["flowId"]
+        callback = deployed["triggers"][0]["callbackUrl"]
+        deadline = time.monotonic() + 60
+        while (
+            http.post(f"{gateway}/api/automation/flow/{flow_id}/execute", content=b"[]").status_code
+            == 404
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway never learned the flow")
+            time.sleep(0.1)
+        executions = [
+            http.post(f"{gateway}/api/automation/flow/{flow_id}/execute", json={"n": i}).json()[
+                "executionId"
+            ]
+            for i in range(count)
+        ]
+        wait_for_status(http, engine, flow_id, "waiting", count, timeout=120)
+    return callback, executions
+
+
+def wait_for_status(
+    http: httpx.Client, engine: str, flow_id: str, status: str, count: int, timeout: float
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list_executions(http, engine, flow_id, status)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def list_executions(
+    http: httpx.Client, engine: str, flow_id: str, status: str
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"status": status, "limit": "500", **({"cursor": cursor} if cursor else {})}
+        page = http.get(f"{engine}/api/automation/flow/{flow_id}/executions", params=params)
+        if page.status_code != 200:
+            return found
+        body = page.json()
+        found += body["executions"]
+        cursor = body["next"]
+        if not cursor:
+            return found
+
+
+def faults(infra: Infra, services: Services, pause: float) -> list[dict[str, Any]]:
+    """Each fault in turn; returns when it happened and when it was repaired."""
+    done: list[dict[str, Any]] = []
+
+    def record(name: str, struck: float, repaired: float, **extra: Any) -> None:
+        done.append({"fault": name, "struck": struck, "repaired": repaired, **extra})
+        time.sleep(pause)
+
+    time.sleep(pause)
+    struck = time.time()
+    infra.kill("kafka")
+    time.sleep(pause)
+    restarting = time.time()
+    infra.script("kafka", "start")
+    record("kill -9 Kafka", struck, time.time(), down_until=restarting)
+
+    struck = time.time()
+    services.kill("engine")
+    services.start("engine")
+    record("kill -9 engine", struck, time.time())
+
+    struck = time.time()
+    infra.kill("ferretdb")
+    time.sleep(min(pause, 2))
+    infra.script("ferretdb", "start")
+    record("kill -9 MongoDB-wire server", struck, time.time())
+
+    struck = time.time()
+    services.kill("gateway")
+    services.start("gateway")
+    record("kill -9 gateway", struck, time.time())
+
+    struck = time.time()
+    services.start("engine2")
+    time.sleep(pause)
+    services.kill("engine2")
+    record("second engine joins, then kill -9", struck, time.time())
+
+    struck = time.time()
+    services.start("engine3")
+    time.sleep(pause)
+    services.terminate("engine3")
+    record("third engine joins, then TERM", struck, time.time())
+    return done
+
+
+def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
+    started = time.time()
+    with (
+        tempfile.TemporaryDirectory(prefix="hookflow-chaos-") as tmp,
+        product(Path(tmp)) as (
+            infra,
+            services,
+        ),
+    ):
+        callback, executions = prepare(services, count)
+        # spread the callbacks over the faults: about 8 pauses and 25 s of restarts
+        load = Load(callback, executions, concurrency, rate=count / (8 * pause + 25))
+        driver = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
+        driver.start()
+        injected = faults(infra, services, pause)
+        driver.join(timeout=900)
+        engine = services.url("engine")
+        with httpx.Client(timeout=30) as http:
+            flow_id = callback.split("/flow/")[1].split("/")[0]
+            completed = wait_for_status(http, engine, flow_id, "completed", count, timeout=300)
+            histories = {
+                e["executionId"]: http.get(
+                    f"{engine}/api/automation/executions/{e['executionId']}"
+                ).json()["history"]
+                for e in completed
+            }
+    resumed_counts = {
+        execution_id: [h["event"] for h in history].count("resumed")
+        for execution_id, history in histories.items()
+    }
+    kafka = next(f for f in injected if f["fault"] == "kill -9 Kafka")
+    grace = 0.5  # an acknowledgement in flight when the broker died may still arrive
+    during_outage = [
+        a
+        for a in load.answers
+        if 200 <= a.status < 300 and kafka["struck"] + grace < a.at < kafka["down_until"]
+    ]
+    resumed_at = sorted(
+        entry["at"] / 1000
+        for history in histories.values()
+        for entry in history
+        if entry["event"] == "resumed"
+    )
+    for fault in injected:
+        after = [a.at for a in load.answers if a.status == 200 and a.at >= fault["struck"]]
+        fault["recovered_seconds"] = round(min(after) - fault["struck"], 2) if after else None
+        decided = [t for t in resumed_at if t >= fault["struck"]]
+        fault["next_resume_seconds"] = round(decided[0] - fault["struck"], 2) if decided else None
+        fault["struck"] = round(fault["struck"] - started, 2)
+        fault["repaired"] = round(fault["repaired"] - started, 2)
+        fault.pop("down_until", None)
+    lost = sorted(set(load.acknowledged) - set(histories))
+    twice = sorted(e for e, n in resumed_counts.items() if n != 1)
+    result = {
+        "executions": count,
+        "acknowledged": len(load.acknowledged),
+        "completed": len(histories),
+        "lost_acknowledged": lost,
+        "not_resumed_exactly_once": twice,
+        "2xx_while_kafka_down": len(during_outage),
+        "calls": len(load.answers),
+        "answers": {
+            str(s): sum(1 for a in load.answers if a.status == s)
+            for s in sorted({a.status for a in load.answers})
+        },
+        "faults": injected,
+        "seconds": round(time.time() - started, 1),
+    }
+    result["passed"] = (
+        not lost
+        and not twice
+        and not during_outage
+        and len(histories) == count
+        and len(load.acknowledged) == count
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=400)
+    parser.add_argument("--pause", type=float, default=4.0, help="seconds between faults")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    result = run(args.executions, args.pause, args.concurrency)
+    print(json.dumps(result, indent=2))
+    sys.exit(0 if result["passed"] else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""The fault suite in its short mode (`make chaos` runs the full one)."""
+
+import json
+
+from .chaos import run
+
+
+def test_no_acknowledged_callback_is_lost_and_none_resumes_twice_while_parts_die() -> None:
+    result = run(count=40, pause=2.0, concurrency=4)
+    print(json.dumps(result, indent=2))
+    assert result["lost_acknowledged"] == []
+    assert result["not_resumed_exactly_once"] == []
+    assert result["2xx_while_kafka_down"] == 0
+    assert (result["acknowledged"], result["completed"]) == (40, 40)
+    assert all(f["recovered_seconds"] is not None for f in result["faults"])

@@ -13,11 +13,12 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.http import Endpoints, Limits
+from gateway.http import ACTIVATE_PATH, CallbackRoute, Endpoints, Limits
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.openapi import document
@@ -185,7 +186,8 @@ def create_app(
 
     base = "/api/automation/flow/{flowId}"
     routes = [
-        Route(base + "/trigger/{triggerId}/activate", gateway.activate, methods=["POST"]),
+        # answered by CallbackRoute before the router; listed for the methods it allows
+        Route(ACTIVATE_PATH, gateway.activate, methods=["POST"]),
         Route(base + "/execute", gateway.execute, methods=["POST"]),
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),
@@ -196,6 +198,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers(logger),
+        middleware=[Middleware(CallbackRoute, endpoints=gateway)],
     )
     app.state.broker = broker
     app.state.registry = registry

@@ -827,15 +827,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-class _CompletionWatcher:
-    """Follows execution events in a thread; records when each execution completed."""
+class _Follower:
+    """Reads a topic from its end in a thread; `seen` gets every message as JSON."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap, self.topic = bootstrap, topic
-        self.completed: dict[str, int] = {}
         self._stop = False
 
-    def __enter__(self) -> "_CompletionWatcher":
+    def seen(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
         import threading
 
         self._ready = threading.Event()
@@ -863,21 +865,31 @@ class _CompletionWatcher:
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for record in records:
-                        event = json.loads(record.value)
-                        if event.get("kind") == "completed":
-                            self.completed[event["executionId"]] = event["at"]
+                        self.seen(json.loads(record.value))
         finally:
             await consumer.stop()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join(10)
+
+
+class _CompletionWatcher(_Follower):
+    """Records when each execution completed."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(bootstrap, topic)
+        self.completed: dict[str, int] = {}
+
+    def seen(self, message: dict[str, Any]) -> None:
+        if message.get("kind") == "completed":
+            self.completed[message["executionId"]] = message["at"]
 
     def wait_for(self, expected: set[str], timeout: float) -> dict[str, int]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not expected <= set(self.completed):
             time.sleep(0.05)
         return {e: self.completed[e] for e in expected if e in self.completed}
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop = True
-        self._thread.join(10)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -975,62 +987,28 @@ class _DecisionGaps:
         self.counter.__exit__(*exc)
 
 
-class _OutcomeCounter:
-    """Counts one flow's activation outcomes in a thread; remembers the last decision time."""
+class _OutcomeCounter(_Follower):
+    """Counts one flow's activation outcomes; remembers the last decision time."""
 
     def __init__(self, bootstrap: str, topic: str, flow_id: str, keep_times: bool = False) -> None:
-        self.bootstrap, self.topic, self.flow_id = bootstrap, topic, flow_id
+        super().__init__(bootstrap, topic)
+        self.flow_id = flow_id
         self.count, self.last = 0, 0
         self.keep_times = keep_times
         self.times: list[int] = []
-        self._stop = False
 
-    def __enter__(self) -> "_OutcomeCounter":
-        import threading
-
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._follow()), daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        return self
-
-    async def _follow(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="latest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        await consumer.seek_to_end()
-        for tp in consumer.assignment():
-            await consumer.position(tp)
-        self._ready.set()
-        try:
-            while not self._stop:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for record in records:
-                        outcome = json.loads(record.value)
-                        if outcome.get("flowId") == self.flow_id:
-                            self.count += 1
-                            self.last = max(self.last, int(outcome["decidedAt"]))
-                            if self.keep_times:
-                                self.times.append(int(outcome["decidedAt"]))
-        finally:
-            await consumer.stop()
+    def seen(self, message: dict[str, Any]) -> None:
+        if message.get("flowId") == self.flow_id:
+            self.count += 1
+            self.last = max(self.last, int(message["decidedAt"]))
+            if self.keep_times:
+                self.times.append(int(message["decidedAt"]))
 
     def wait_for(self, count: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.count < count:
             time.sleep(0.05)
         return self.last
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop = True
-        self._thread.join(10)
 
 
 async def _create_executions(

@@ -55,17 +55,26 @@ def register(
     router = KafkaRouter()
     batches = Batches(config, metrics)
 
-    @router.subscriber(
+    def batches_of(
+        topic: str, title: str, description: str
+    ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
+        return router.subscriber(
+            topic,
+            batch=True,
+            max_records=config.batch_size,
+            batch_timeout_ms=config.batch_timeout_ms,
+            title=title,
+            description=description,
+            group_id=config.group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_records_only,
+        )
+
+    @batches_of(
         topics.execution_starts,
-        batch=True,
-        max_records=config.batch_size,
-        batch_timeout_ms=config.batch_timeout_ms,
-        title="engine:execution-starts",
-        description="Start requests from the gateway or any service; one execution each.",
-        group_id=config.group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_records_only,
+        "engine:execution-starts",
+        "Start requests from the gateway or any service; one execution each.",
     )
     async def on_starts(
         payload: list[StartExecution], message: KafkaMessage, consumer: Consumer
@@ -78,17 +87,10 @@ def register(
 
         await batches.run(commands, start, consumer)
 
-    @router.subscriber(
+    @batches_of(
         topics.activations,
-        batch=True,
-        max_records=config.batch_size,
-        batch_timeout_ms=config.batch_timeout_ms,
-        title="engine:activations",
-        description="Trigger activations: from the gateway, or published straight to Kafka.",
-        group_id=config.group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_records_only,
+        "engine:activations",
+        "Trigger activations: from the gateway, or published straight to Kafka.",
     )
     async def on_activations(
         payload: list[ActivateTrigger], message: KafkaMessage, consumer: Consumer

@@ -1072,7 +1072,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "kafka": "Apache Kafka 4.1.1 (KRaft, one node)",
-        "mongodb": "FerretDB 1.24.2 on SQLite",
+        "mongodb": "FerretDB 1.24.2 on SQLite with the project's patches",
         "packages": versions,
     }
 

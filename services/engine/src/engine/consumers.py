@@ -10,8 +10,9 @@ one. The offsets are committed after the batch is handled.
 A record that keeps failing (after `attempts` tries with back-off) stops its key for this
 batch; its partition is rewound to it, so it and the records after it are delivered
 again while every other partition moves on (redelivered records that were applied
-already only answer their outcome again). A record that is not a valid command can
-never succeed: it is logged and skipped.
+already cost one read per batch, and their outcome is published again only when this
+process did not publish it itself). A record that is not a valid command can never
+succeed: it is logged and skipped.
 """
 
 import asyncio
@@ -54,6 +55,9 @@ def register(
     """Subscribe the engine to execution starts and activations, in batches."""
     router = KafkaRouter()
     batches = Batches(config, metrics)
+    # outcomes this process stored and published: records delivered again after a rewind
+    # (a partition waiting on a record that keeps failing) are not answered again
+    answered = _Recent(10_000)
 
     def batches_of(
         topic: str, title: str, description: str
@@ -108,13 +112,18 @@ def register(
             decided[command.activationId] = decision
             if new:
                 fresh.append(decision)
-            else:  # decided before: answer it again
+            elif not answered.seen(decision.activationId):
+                # decided before, maybe by an engine that died before publishing: answer again
                 await engine.republish(decision)
+                metrics.republished.inc()
+                answered.add(decision.activationId)
 
         try:
             await batches.run(commands, activate, consumer)
         finally:
             await engine.record(fresh)
+            for decision in fresh:
+                answered.add(decision.activationId)
             received = {c.activationId: c.receivedAt for _, c in commands}
             for decision in fresh:
                 metrics.decisions.labels(decision.outcome.value).inc()
@@ -129,6 +138,22 @@ async def _records_only(message: StreamMessage[Any]) -> list[Any]:
     that one invalid record cannot fail its batch. The handler's first parameter is then
     always empty; its type is what the AsyncAPI document shows as the payload."""
     return []
+
+
+class _Recent:
+    """The last `size` ids added, to ask whether one was."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: dict[str, None] = {}
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+
+    def seen(self, key: str) -> bool:
+        return key in self._ids
 
 
 class Batches:

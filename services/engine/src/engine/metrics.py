@@ -21,6 +21,11 @@ class Metrics:
             buckets=DECISION_BUCKETS,
             registry=self.registry,
         )
+        self.republished = Counter(
+            "hookflow_engine_outcomes_republished",
+            "Outcomes decided before and published again for a redelivered activation",
+            registry=self.registry,
+        )
         self.starts = Counter(
             "hookflow_engine_starts",
             "Start commands handled",

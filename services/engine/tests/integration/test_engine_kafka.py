@@ -210,5 +210,16 @@ async def test_a_record_that_keeps_failing_holds_back_no_other_key(
             await publisher(topics.activations, command, f"key-{command.activationId}")
         for command in later:
             assert (await outcome_of(engine, command.activationId))["outcome"] == "ACTIVATED"
+        await asyncio.sleep(1.0)  # a few more rounds of the poison and what follows it
         missing = await engine.get(f"/api/automation/activations/{poison.activationId}")
         assert missing.status_code == 404
+        metrics = (await engine.get("/metrics")).text
+        rewinds = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("hookflow_engine_rewinds_total")
+        ]
+        assert rewinds
+        assert float(rewinds[0].rsplit(" ", 1)[1]) >= 2  # it kept coming back
+        # ... and the outcomes of the records after it were not published again each time
+        assert "hookflow_engine_outcomes_republished_total 0.0" in metrics

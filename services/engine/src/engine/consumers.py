@@ -102,14 +102,17 @@ def register(
         commands = batches.parsed(message.raw_message, ActivateTrigger)
         ids = list(dict.fromkeys(c.activationId for _, c in commands))
         found = await engine.read_activations(ids)
-        decided: dict[str, ActivationOutcome] = {}
+        handled: set[str] = set()  # a record repeated in the batch is decided once
         fresh: list[ActivationOutcome] = []
         nobody_waits: set[str] = set()
 
         async def activate(command: ActivateTrigger) -> None:
-            known = decided.get(command.activationId) or found.get(command.activationId)
-            decision, new = await engine.decide(command, known, nobody_waits)
-            decided[command.activationId] = decision
+            if command.activationId in handled:
+                return
+            decision, new = await engine.decide(
+                command, found.get(command.activationId), nobody_waits
+            )
+            handled.add(command.activationId)  # only once decided: a failure is tried again
             if new:
                 fresh.append(decision)
             elif not answered.seen(decision.activationId):
@@ -122,10 +125,9 @@ def register(
             await batches.run(commands, activate, consumer)
         finally:
             await engine.record(fresh)
-            for decision in fresh:
-                answered.add(decision.activationId)
             received = {c.activationId: c.receivedAt for _, c in commands}
             for decision in fresh:
+                answered.add(decision.activationId)
                 metrics.decisions.labels(decision.outcome.value).inc()
                 waited = decision.decidedAt - received[decision.activationId]
                 metrics.decision_seconds.observe(max(0.0, waited / 1000))

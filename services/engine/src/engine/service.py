@@ -179,14 +179,10 @@ class Engine:
 
     async def record(self, decisions: list[ActivationOutcome]) -> None:
         """Store newly decided outcomes, then they are final; publish them meanwhile."""
-        if not decisions:
-            return
-        saved = (
-            self._store.save_outcome(decisions[0])
-            if len(decisions) == 1
-            else self._store.save_outcomes(decisions)
-        )
-        await asyncio.gather(saved, *(self._publish.outcome(d) for d in decisions))
+        if decisions:
+            await asyncio.gather(
+                self._store.save_outcomes(decisions), *(self._publish.outcome(d) for d in decisions)
+            )
 
     async def republish(self, decision: ActivationOutcome) -> None:
         """Answer an outcome decided before again (a redelivery)."""
@@ -234,8 +230,6 @@ class Engine:
             return await self._resume_one(act, selector.execution_id)
         if resuming is not None:
             return await self._finish_resuming(act, resuming, selector)
-        if nobody_waits is not None and trigger_id in nobody_waits:
-            return Outcome.NO_WAITER, [], None
         return await self._resume_waiting(act, selector, nobody_waits)
 
     async def _start_from_trigger(self, act: _Activation) -> str:
@@ -268,6 +262,8 @@ class Engine:
         self, act: _Activation, selector: Selector, nobody_waits: set[str] | None
     ) -> Decision:
         """`all` or `any`: find the candidates, by correlation key when the condition has one."""
+        if nobody_waits is not None and act.trigger_id in nobody_waits:
+            return Outcome.NO_WAITER, [], None
         correlation = act.flow.correlations.get(act.block.name)
         key = None
         if correlation is not None:

@@ -268,7 +268,9 @@ class MongoStore:
             )
 
     async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
-        if not outcomes:
+        if len(outcomes) <= 1:  # one upsert, whether or not a choice was recorded
+            for outcome in outcomes:
+                await self.save_outcome(outcome)
             return
         docs = [
             {"_id": o.activationId, **o.model_dump(mode="json", exclude={"activationId"})}

@@ -221,12 +221,13 @@ class Endpoints:
         return JSONResponse({"executionId": execution_id}, status_code=202)
 
     def _deadline(self) -> asyncio.Timeout:
-        """The request's one timeout: first for its body, then moved for the publish."""
+        """The request's one timeout: set for its body, off in between (the token lookup
+        has its own), then set again for the publish."""
         return asyncio.timeout(self._limits.body_seconds)
 
     async def _body(self, request: Request, deadline: asyncio.Timeout) -> dict[str, Any]:
         try:
-            return await json_object(
+            body = await json_object(
                 request.headers.get("content-type"), request.stream(), self._limits.body_bytes
             )
         except asyncio.CancelledError:
@@ -235,6 +236,8 @@ class Endpoints:
                     408, ErrorCode.REQUEST_TIMEOUT, "the body did not arrive in time"
                 ) from None
             raise
+        deadline.reschedule(None)
+        return body
 
     async def _user(self, token: str) -> User | None:
         try:

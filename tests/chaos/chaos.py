@@ -184,6 +184,7 @@ class Answer:
     execution_id: str
     at: float
     status: int  # 0: no answer (connection refused, timed out)
+    code: int | None = None  # the error body's code
 
 
 class Load:
@@ -208,8 +209,8 @@ class Load:
                 while not queue.empty():
                     execution_id = queue.get_nowait()
                     while execution_id not in self.acknowledged:
-                        status = await self._call(client, execution_id)
-                        self.answers.append(Answer(execution_id, time.time(), status))
+                        status, code = await self._call(client, execution_id)
+                        self.answers.append(Answer(execution_id, time.time(), status, code))
                         if status == 200:
                             self.acknowledged[execution_id] = time.time()
                         else:
@@ -218,7 +219,7 @@ class Load:
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
 
-    async def _call(self, client: httpx.AsyncClient, execution_id: str) -> int:
+    async def _call(self, client: httpx.AsyncClient, execution_id: str) -> tuple[int, int | None]:
         try:
             response = await client.post(
                 f"{self.url}?execution={execution_id}",
@@ -226,8 +227,13 @@ class Load:
                 headers={"Idempotency-Key": f"pay-{execution_id}"},
             )
         except httpx.HTTPError:
-            return 0
-        return response.status_code
+            return 0, None
+        if response.status_code == 200:
+            return 200, None
+        try:
+            return response.status_code, response.json().get("code")
+        except ValueError:
+            return response.status_code, None
 
 
 @contextlib.contextmanager
@@ -385,6 +391,11 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         for a in load.answers
         if 200 <= a.status < 300 and kafka["struck"] + grace < a.at < kafka["down_until"]
     ]
+    # while the broker is down, an answer says so: 503 with code 5030 (or none at all)
+    outage = [a for a in load.answers if kafka["struck"] + grace < a.at < kafka["down_until"]]
+    other_than_broker_down = sorted(
+        {f"{a.status}/{a.code}" for a in outage if a.status and (a.status, a.code) != (503, 5030)}
+    )
     resumed_at = sorted(
         entry["at"] / 1000
         for history in histories.values()
@@ -408,6 +419,8 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         "lost_acknowledged": lost,
         "not_resumed_exactly_once": twice,
         "2xx_while_kafka_down": len(during_outage),
+        "answers_while_kafka_down": sorted({f"{a.status}/{a.code}" for a in outage}),
+        "not_503_5030_while_kafka_down": other_than_broker_down,
         "calls": len(load.answers),
         "answers": {
             str(s): sum(1 for a in load.answers if a.status == s)
@@ -420,6 +433,7 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         not lost
         and not twice
         and not during_outage
+        and not other_than_broker_down
         and len(histories) == count
         and len(load.acknowledged) == count
     )

@@ -11,5 +11,8 @@ def test_no_acknowledged_callback_is_lost_and_none_resumes_twice_while_parts_die
     assert result["lost_acknowledged"] == []
     assert result["not_resumed_exactly_once"] == []
     assert result["2xx_while_kafka_down"] == 0
+    # a real broker outage, and only that, is answered 503 with code 5030
+    assert "503/5030" in result["answers_while_kafka_down"]
+    assert result["not_503_5030_while_kafka_down"] == []
     assert (result["acknowledged"], result["completed"]) == (40, 40)
     assert all(f["recovered_seconds"] is not None for f in result["faults"])

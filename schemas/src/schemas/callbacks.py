@@ -13,7 +13,9 @@ from schemas.users import User, UserStatus
 
 AUTH_MESSAGE = "Unable to execute the callback. User is missing required security role(s)"
 
-_EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# an execution id is a UUID in its usual text form (any case; kept in lower case)
+EXECUTION_ID_PATTERN = "^[0-9a-fA-F]{8}-" + "[0-9a-fA-F]{4}-" * 3 + "[0-9a-fA-F]{12}$"
+_EXECUTION_ID = re.compile(EXECUTION_ID_PATTERN)
 
 
 class AuthCheck(StrEnum):
@@ -56,14 +58,14 @@ class Selector:
 
     @classmethod
     def parse(cls, value: str | None) -> "Selector":
-        """Parse `execution`: all (the default), any, or an execution id; raise ValueError."""
+        """Parse `execution`: all (default), any, or an execution id (a UUID); or ValueError."""
         text = (value or "all").strip().lower()
         if text in ("all", ""):
             return cls(SelectorKind.ALL)
         if text == "any":
             return cls(SelectorKind.ANY)
         if not _EXECUTION_ID.match(text):
-            raise ValueError("execution must be all, any or an execution id")
+            raise ValueError("execution must be all, any or an execution id (a UUID)")
         return cls(SelectorKind.ID, text)
 
     def __str__(self) -> str:

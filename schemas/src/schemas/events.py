@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.callbacks import EXECUTION_ID_PATTERN
 from schemas.flows import AuthenticationType, OnFailPolicy
 from schemas.users import User
 
@@ -27,7 +28,7 @@ class ActivationSource(StrEnum):
 class StartExecution(_Message):
     """Start a new execution of a flow version with `input`."""
 
-    executionId: str
+    executionId: Annotated[str, Field(pattern=EXECUTION_ID_PATTERN)]  # a UUID
     flowId: str
     input: JsonObject = Field(default_factory=dict)
     requestedAt: int  # epoch milliseconds

@@ -5,12 +5,16 @@ error body; each service turns it into a response with one line.
 """
 
 import json
+import re
 from collections.abc import AsyncIterable
 from typing import Any
 
 from schemas.errors import ErrorBody, ErrorCode
 
 DEFAULT_LIMIT = 1024 * 1024
+MAX_DEPTH = 64  # arrays and objects inside one another, the body's own object counting
+# a `\\uD800`-`\\uDFFF` escape: only these can make a string that is not Unicode text
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class RequestError(Exception):
@@ -52,11 +56,21 @@ async def read_limited(chunks: AsyncIterable[bytes], limit: int = DEFAULT_LIMIT)
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object; an empty body counts as `{}`."""
+    """Parse a JSON object; an empty body counts as `{}`.
+
+    Refused with 400: text that is not JSON, a value that is not an object, numbers that
+    are not finite (`NaN`, `Infinity`, `1e400`), nesting deeper than MAX_DEPTH and lone
+    surrogates (`"\\ud800"`), none of which can be passed on as JSON. Integers of any
+    size are kept exactly.
+    """
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_not_finite, parse_float=_finite)
+    except _NotFinite as exc:
+        raise RequestError(400, ErrorCode.MALFORMED_JSON, str(exc)) from None
+    except RecursionError:
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}") from exc
     if not isinstance(value, dict):
@@ -65,7 +79,65 @@ def parse_object(body: bytes) -> dict[str, Any]:
             ErrorCode.NOT_AN_OBJECT,
             f"the body must be a JSON object, not {type(value).__name__}",
         )
+    # the walk is needed only when the text could break a rule: more brackets than the
+    # depth allows, or an escape that may leave half a surrogate pair
+    deep = body.count(b"[") + body.count(b"{") > MAX_DEPTH
+    surrogates = _SURROGATE_ESCAPE.search(body) is not None
+    if deep or surrogates:
+        _check(value, surrogates)
     return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _not_finite(text: str) -> float:
+    raise _NotFinite(f"the number {text} is not allowed: JSON numbers must be finite")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotFinite(f"the number {text} is out of range: JSON numbers must be finite")
+    return value
+
+
+def _too_deep() -> RequestError:
+    return RequestError(
+        400, ErrorCode.MALFORMED_JSON, f"the JSON is nested deeper than {MAX_DEPTH} levels"
+    )
+
+
+def _check(value: Any, surrogates: bool) -> None:
+    """Walk `value` without recursion: its depth, and its strings when asked."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            for key, child in item.items():
+                if surrogates:
+                    _text(key)
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            stack.extend((child, depth + 1) for child in item)
+        elif surrogates and isinstance(item, str):
+            _text(item)
+
+
+def _text(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(
+            400,
+            ErrorCode.MALFORMED_JSON,
+            "a string holds a lone surrogate (half of a \\ud800-\\udfff pair): not Unicode text",
+        ) from None
 
 
 async def json_object(

@@ -5,6 +5,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A longer user-token is invalid without a lookup: no token the auth service issues is
+# near this long, and a lookup of one would only cost the services.
+MAX_TOKEN_LENGTH = 4096
+
+
+def plausible_token(token: str | None) -> bool:
+    """Whether a user-token is worth looking up (present and at most MAX_TOKEN_LENGTH)."""
+    return bool(token) and len(token or "") <= MAX_TOKEN_LENGTH
+
 
 class UserStatus(StrEnum):
     ENABLED = "ENABLED"

@@ -4,6 +4,7 @@ Modules that import these tests provide a `store` fixture.
 """
 
 import asyncio
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -284,7 +285,7 @@ async def waiting_orders(
     deployed = await catalog.deploy(FlowDefinition.model_validate(definition))
     executions = []
     for i in range(count):
-        execution_id = f"e{i}-{deployed.flowId[:8]}"
+        execution_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{deployed.flowId}/{i}"))
         await engine.start(
             StartExecution(
                 executionId=execution_id,
@@ -324,7 +325,7 @@ async def test_a_crash_at_any_store_call_is_finished_by_the_redelivery_exactly_o
         crash_at = 1
         while True:
             flow_id, trigger_id, executions = await waiting_orders(store, definition, 4)
-            named = {e.split("-")[0]: e for e in executions}
+            named = {f"e{i}": e for i, e in enumerate(executions)}
             execution = named.get(selector or "", selector)
             crashing = CrashingStore(store, crash_at)
             engine, _, first = engine_over(crashing)
@@ -365,7 +366,7 @@ async def test_a_crash_at_any_store_call_is_finished_by_the_redelivery_exactly_o
 async def test_two_engines_racing_on_one_activation_resume_once(store: Store) -> None:
     for definition, selector, expected in SCENARIOS:
         flow_id, trigger_id, executions = await waiting_orders(store, definition, 4)
-        named = {e.split("-")[0]: e for e in executions}
+        named = {f"e{i}": e for i, e in enumerate(executions)}
         command = activation(flow_id, trigger_id, named.get(selector or "", selector))
         engines = [engine_over(store) for _ in range(2)]
         outcomes = await asyncio.gather(*(engine.activate(command) for engine, _, _ in engines))

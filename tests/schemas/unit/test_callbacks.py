@@ -18,7 +18,10 @@ def user(roles: list[str], status: UserStatus = UserStatus.ENABLED) -> User:
         ("", Selector(SelectorKind.ALL)),
         ("all", Selector(SelectorKind.ALL)),
         ("ANY", Selector(SelectorKind.ANY)),
-        ("5E0C-AB", Selector(SelectorKind.ID, "5e0c-ab")),
+        (
+            "5E0C4B1A-0C3D-4E2F-9A8B-7C6D5E4F3A2B",
+            Selector(SelectorKind.ID, "5e0c4b1a-0c3d-4e2f-9a8b-7c6d5e4f3a2b"),
+        ),
     ],
 )
 def test_the_execution_parameter_names_all_any_or_one_execution(
@@ -27,14 +30,18 @@ def test_the_execution_parameter_names_all_any_or_one_execution(
     assert Selector.parse(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["a b", "../x", "x" * 65, "é", "a;b"])
+@pytest.mark.parametrize(
+    "raw",
+    ["a b", "../x", "x" * 65, "é", "a;b", "bogus", "5e0c-ab", "5e0c4b1a0c3d4e2f9a8b7c6d5e4f3a2b"],
+)
 def test_anything_else_is_refused(raw: str) -> None:
     with pytest.raises(ValueError, match="all, any or an execution id"):
         Selector.parse(raw)
 
 
 def test_a_selector_prints_as_the_parameter_it_came_from() -> None:
-    assert [str(Selector.parse(v)) for v in (None, "Any", "AB-1")] == ["all", "any", "ab-1"]
+    some = "5E0C4B1A-0C3D-4E2F-9A8B-7C6D5E4F3A2B"
+    assert [str(Selector.parse(v)) for v in (None, "Any", some)] == ["all", "any", some.lower()]
 
 
 def test_a_user_trigger_needs_an_enabled_user_with_every_role() -> None:

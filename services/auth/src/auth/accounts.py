@@ -20,7 +20,7 @@ from auth.store import EmailTaken, UserStore
 from schemas.errors import ErrorCode
 from schemas.events import AuthEvent, RolesChanged, TokenRevoked, UserDisabled
 from schemas.requests import RequestError
-from schemas.users import TokenIntrospection, User, UserStatus
+from schemas.users import TokenIntrospection, User, UserStatus, plausible_token
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ class Accounts:
 
     async def introspect(self, token: str) -> TokenIntrospection:
         """Whether a token is active (known, unexpired, its user enabled) and whose it is."""
+        if not plausible_token(token):
+            return TokenIntrospection(active=False)
         stored = await self._store.token(token_hash(token))
         now = self._now()
         if stored is None or not stored.active_at(now):

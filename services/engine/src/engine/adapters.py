@@ -12,7 +12,7 @@ from engine.core.execution import HttpCall
 from engine.ports import HttpError
 from schemas.events import ActivationOutcome, ExecutionEvent, RegistryRecord, TriggerRegistered
 from schemas.topics import Topics
-from schemas.users import TokenIntrospection, User
+from schemas.users import TokenIntrospection, User, plausible_token
 
 
 class KafkaPublisher:
@@ -121,6 +121,8 @@ class AuthServiceTokens:
         self._url = base_url.rstrip("/") + self.PATH
 
     async def resolve(self, token: str) -> User | None:
+        if not plausible_token(token):
+            return None
         response = await self._client.post(self._url, json={"token": token})
         response.raise_for_status()  # auth unreachable or failing: retry the activation later
         answer = TokenIntrospection.model_validate_json(response.content)

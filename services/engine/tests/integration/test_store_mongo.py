@@ -1,5 +1,6 @@
 """The store contract against the real MongoDB-wire server, and what a decision costs there."""
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,7 +74,10 @@ async def _decide(
     started = []
     for i in range(waiting):
         command = StartExecution(
-            executionId=f"e{i}", flowId=deployed.flowId, input={"id": f"o{i}"}, requestedAt=1
+            executionId=str(uuid.uuid4()),
+            flowId=deployed.flowId,
+            input={"id": f"o{i}"},
+            requestedAt=1,
         )
         await engine.start(command)
         started.append(command.executionId)

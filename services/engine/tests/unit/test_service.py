@@ -332,7 +332,10 @@ async def test_an_http_failure_fails_the_execution(world: World) -> None:
 async def test_a_redelivered_start_does_not_start_twice(world: World) -> None:
     flow_id, triggers = await world.deploy(ORDER_FLOW)
     command = StartExecution(
-        executionId="e-1", flowId=flow_id, input={"order": {"id": "o", "total": 1}}, requestedAt=1
+        executionId=str(uuid.uuid4()),
+        flowId=flow_id,
+        input={"order": {"id": "o", "total": 1}},
+        requestedAt=1,
     )
     await world.engine.start(command)
     await world.engine.start(command)

@@ -22,7 +22,7 @@ from gateway.http import ACTIVATE_PATH, CallbackRoute, Endpoints, Limits
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.openapi import document
-from gateway.registry import Registry
+from gateway.registry import Refresh, Registry
 from gateway.settings import Settings
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 _AUTH_EVENT: TypeAdapter[AuthEvent] = TypeAdapter(AuthEvent)
 _JSON = {"content-type": "application/json"}  # the messages are published as JSON bytes
-EndOffsets = Callable[[str], Awaitable[dict[int, int]]]
+ReadOffsets = Callable[[str], Awaitable[dict[int, int]]]
 
 
 def now_ms() -> int:
@@ -47,7 +47,7 @@ def create_app(
     *,
     broker: KafkaBroker | None = None,
     introspect: Callable[[str], Awaitable[TokenIntrospection]] | None = None,
-    end_offsets: EndOffsets | None = None,
+    end_offsets: ReadOffsets | None = None,
     configure_logging: bool = True,
 ) -> Starlette:
     """Build the gateway; tests inject a test broker, an introspection function and offsets."""
@@ -134,6 +134,8 @@ def create_app(
         if settings.rate_limit_per_second > 0
         else None
     )
+    offsets = end_offsets or EndOffsets(settings.kafka_bootstrap_servers)
+    refresh = Refresh(registry, lambda: offsets(topics.flow_registry))
     gateway = Endpoints(
         registry,
         tokens,
@@ -149,9 +151,7 @@ def create_app(
         buckets,
         now_ms,
         lambda: state["ready"],
-    )
-    offsets = end_offsets or (
-        lambda topic: kafka_end_offsets(settings.kafka_bootstrap_servers, topic)
+        refresh,
     )
 
     async def catch_up() -> None:
@@ -181,6 +181,8 @@ def create_app(
         finally:
             state["ready"] = False
             loader.cancel()
+            if isinstance(offsets, EndOffsets):
+                await offsets.close()
             await broker.stop()
             await client.aclose()
 
@@ -210,25 +212,44 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(document())
 
 
-async def kafka_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """The end offset of every partition of `topic` (empty when it does not exist yet)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if described["error_code"] != 0 or not described["partitions"]:
-        return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(
-            [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-        )
-    finally:
-        await consumer.stop()
-    return {tp.partition: offset for tp, offset in ends.items()}
+class EndOffsets:
+    """The end offset of every partition of a topic (empty while it does not exist), read
+    through one client kept open: a registry refresh costs one request to the broker."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: dict[str, list[TopicPartition]] = {}
+
+    async def __call__(self, topic: str) -> dict[int, int]:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            self._consumer = consumer
+        partitions = self._partitions.get(topic)
+        if not partitions:
+            partitions = await self._describe(topic)
+            if not partitions:
+                return {}
+            self._partitions[topic] = partitions
+        ends = await self._consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def _describe(self, topic: str) -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        if described["error_code"] != 0:
+            return []
+        return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
 
 
 def app_from_env() -> Starlette:

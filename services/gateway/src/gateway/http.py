@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import MessageSizeTooLargeError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -95,8 +96,10 @@ class Endpoints:
         buckets: TokenBuckets | None,
         clock: Callable[[], int],
         ready: Callable[[], bool],
+        refresh: Callable[[], Awaitable[None]],
     ) -> None:
         self._registry = registry
+        self._refresh = refresh
         self._tokens = tokens
         self._publish = publish
         self._topics = topics
@@ -157,10 +160,13 @@ class Endpoints:
     async def _activate(self, request: Request) -> Response:
         flow_id = request.path_params["flowId"].lower()
         trigger_id = request.path_params["triggerId"].lower()
-        if self._registry.flow(flow_id) is None:
-            raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         trigger = self._registry.trigger(flow_id, trigger_id)
         if trigger is None:
+            await self._refresh()  # deployed a moment ago, maybe
+            trigger = self._registry.trigger(flow_id, trigger_id)
+        if trigger is None:
+            if self._registry.flow(flow_id) is None:
+                raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
             raise RequestError(404, ErrorCode.UNKNOWN_TRIGGER, "no such trigger in this flow")
         execution = _execution(request.query_params.get("execution"))
         key = _idempotency_key(request)
@@ -204,6 +210,8 @@ class Endpoints:
 
     async def _execute(self, request: Request) -> Response:
         flow_id = request.path_params["flowId"].lower()
+        if self._registry.flow(flow_id) is None:
+            await self._refresh()  # deployed a moment ago, maybe
         if self._registry.flow(flow_id) is None:
             raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         async with self._deadline() as deadline:
@@ -255,6 +263,13 @@ class Endpoints:
         deadline.reschedule(asyncio.get_running_loop().time() + self._limits.publish_seconds)
         try:
             await self._publish(topic, body, key)
+        except MessageSizeTooLargeError:
+            # the client's doing, not the broker's: retrying the same body cannot help
+            raise RequestError(
+                413,
+                ErrorCode.BODY_TOO_LARGE,
+                f"the request is too large for the broker ({len(body)} bytes as an event)",
+            ) from None
         except Exception as exc:
             raise self._unavailable(topic, exc) from exc
         except asyncio.CancelledError as exc:

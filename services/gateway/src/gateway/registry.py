@@ -1,6 +1,8 @@
 """The flow registry in memory, fed by the engine's compacted flow-registry topic."""
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -21,6 +23,7 @@ class Registry:
         self._flows: dict[str, FlowVersionRegistered] = {}
         self._triggers: dict[tuple[str, str], TriggerRegistered] = {}
         self._positions: dict[int, int] = {}  # partition -> next offset applied
+        self._applied = asyncio.Event()  # set at every record applied
 
     def flow(self, flow_id: str) -> FlowVersionRegistered | None:
         return self._flows.get(flow_id.lower())
@@ -31,6 +34,7 @@ class Registry:
     def apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
         """Apply one record of the topic; a record without value (tombstone) deletes its key."""
         self._positions[partition] = offset + 1
+        self._applied.set()
         if not value:
             self._forget(key)
             return
@@ -61,5 +65,52 @@ class Registry:
         """Whether every partition has been applied up to the given end offsets."""
         return all(self._positions.get(p, 0) >= end for p, end in end_offsets.items() if end > 0)
 
+    async def reach(self, end_offsets: dict[int, int]) -> None:
+        """Return once every partition has been applied up to the given end offsets."""
+        while not self.caught_up(end_offsets):
+            self._applied.clear()
+            await self._applied.wait()
+
     def __len__(self) -> int:
         return len(self._flows)
+
+
+class Refresh:
+    """Brings the registry up to the topic's end before a flow or trigger is called unknown.
+
+    A deploy answers once its registry records are on the topic, so a gateway that, on a
+    miss, reads the topic up to the end offsets it has now sees every flow deployed before
+    the call. Concurrent misses share one round; a miss never joins a round that asked
+    for the offsets before the miss arrived (that round could predate the deploy).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        end_offsets: Callable[[], Awaitable[dict[int, int]]],
+        timeout_seconds: float = 2.0,
+    ) -> None:
+        self._registry = registry
+        self._end_offsets = end_offsets
+        self._timeout = timeout_seconds
+        self._round: tuple[float, asyncio.Task[None]] | None = None
+        self.rounds = 0
+
+    async def __call__(self) -> None:
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        while True:
+            if self._round is None or self._round[1].done():
+                self._round = (loop.time(), asyncio.create_task(self._catch_up()))
+            started, task = self._round
+            await asyncio.shield(task)
+            if started >= arrived:
+                return
+
+    async def _catch_up(self) -> None:
+        self.rounds += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._registry.reach(await self._end_offsets())
+        except Exception as exc:  # the broker is away: answer from what was read
+            logger.warning("flow registry not refreshed", extra={"error": repr(exc)})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import ValidationError
 
-from schemas.users import TokenIntrospection, User
+from schemas.users import TokenIntrospection, User, plausible_token
 
 
 class AuthUnavailable(Exception):
@@ -54,6 +54,8 @@ class TokenCache:
 
     async def user(self, token: str) -> User | None:
         """The active token's user, or None when the token is not active."""
+        if not plausible_token(token):
+            return None
         key = token_hash(token)
         entry = self._entries.get(key)
         if entry is not None and entry.expires > self._clock():

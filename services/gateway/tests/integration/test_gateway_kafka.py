@@ -205,3 +205,45 @@ async def test_user_triggers_check_real_tokens_and_roles(stack: Stack) -> None:
             )
         ).status_code != 401:
             await asyncio.sleep(0.1)
+
+
+async def test_a_body_the_broker_cannot_take_is_413_and_the_next_call_goes_through(
+    stack: Stack,
+) -> None:
+    # under the 1 MiB body limit, but the event around it is over the broker's message size
+    body = b'{"a": "' + b"x" * (1024 * 1024 - 10) + b'"}'
+    assert len(body) == 1024 * 1024 - 1
+    big = await stack.gateway.post(stack.url(stack.open_trigger), content=body)
+    assert (big.status_code, big.json()["code"]) == (413, 4130)
+    small = await stack.gateway.post(stack.url(stack.open_trigger), json={"n": 2})
+    assert small.status_code == 200
+    ((_, event),) = await stack.activations(1)
+    assert event["data"] == {"n": 2}
+
+
+async def test_a_flow_is_callable_the_moment_its_registry_records_are_acknowledged(
+    stack: Stack,
+) -> None:
+    # what the engine does before a deploy answers; the very next calls must find the flow
+    for _ in range(5):
+        flow_id, trigger_id = str(uuid.uuid4()), str(uuid.uuid4())
+        trigger = TriggerRegistered(
+            flowId=flow_id,
+            triggerId=trigger_id,
+            name="New",
+            authenticationType=AuthenticationType.NONE,
+            requiredRoles=[],
+            onFailPolicy=OnFailPolicy.ERROR,
+            entry=False,
+        )
+        await publish_registry(stack.bootstrap, stack.topics, flow_id, {trigger_id: trigger})
+        calls = await asyncio.gather(
+            *(
+                stack.gateway.post(
+                    f"/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate", json={}
+                )
+                for _ in range(3)
+            ),
+            stack.gateway.post(f"/api/automation/flow/{flow_id}/execute", json={}),
+        )
+        assert [c.status_code for c in calls] == [200, 200, 200, 202]

@@ -78,6 +78,15 @@ async def test_unknown_flow_or_trigger_is_404(
         (b"42", "application/json", 400, 2001),
         (b"a=1", "application/x-www-form-urlencoded", 415, 4150),
         (b'{"a": "' + b"x" * (1024 * 1024) + b'"}', "application/json", 413, 4130),
+        (b'{"a": NaN}', "application/json", 400, 2000),
+        (b'{"a": [Infinity]}', "application/json", 400, 2000),
+        (b'{"a": -1e400}', "application/json", 400, 2000),
+        (b'{"s": "\\ud800"}', "application/json", 400, 2000),
+        (b'{"\\udfff": 1}', "application/json", 400, 2000),
+        (b'{"a": ' + b"[" * 64 + b"]" * 64 + b"}", "application/json", 400, 2000),
+        (b'{"a": ' + b"[" * 254 + b"]" * 254 + b"}", "application/json", 400, 2000),
+        (b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}", "application/json", 400, 2000),
+        (b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "application/json", 400, 2000),
     ],
 )
 async def test_bad_bodies_are_refused_and_publish_nothing(
@@ -97,12 +106,34 @@ async def test_bad_bodies_are_refused_and_publish_nothing(
 
 
 async def test_execution_selects_and_keys_the_event(gw: Harness) -> None:
+    some = "5F2C4B1A-0C3D-4E2F-9A8B-7C6D5E4F3A2B"
     await gw.http.post(gw.url(OPEN, query="?execution=any"), json={})
-    await gw.http.post(gw.url(OPEN, query="?execution=5F2C-AB12"), json={})
-    assert [e["execution"] for e in gw.activations] == ["any", "5f2c-ab12"]
-    assert gw.keys == [OPEN.encode(), b"5f2c-ab12"]
-    bad = await gw.http.post(gw.url(OPEN, query="?execution=not%20an%20id"), json={})
-    assert (bad.status_code, bad.json()["code"]) == (400, 2002)
+    await gw.http.post(gw.url(OPEN, query=f"?execution={some}"), json={})
+    assert [e["execution"] for e in gw.activations] == ["any", some.lower()]
+    assert gw.keys == [OPEN.encode(), some.lower().encode()]
+    for query in ("?execution=not%20an%20id", "?execution=bogus", "?execution=5f2c-ab12"):
+        bad = await gw.http.post(gw.url(OPEN, query=query), json={})
+        assert (bad.status_code, bad.json()["code"]) == (400, 2002)
+    assert len(gw.activations) == 2
+
+
+async def test_a_deeply_nested_body_is_400_and_the_connection_serves_the_next_request(
+    gw: Harness,
+) -> None:
+    deep = b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    first = await gw.http.post(gw.url(OPEN), content=deep)
+    second = await gw.http.post(gw.url(OPEN), json={"ok": 1})
+    assert (first.status_code, second.status_code) == (400, 200)
+    assert [e["data"] for e in gw.activations] == [{"ok": 1}]
+
+
+async def test_integers_of_any_size_and_exact_floats_travel_unchanged(gw: Harness) -> None:
+    text = b'{"big": 123456789012345678901234567890123, "neg": -98765432109876543210, "f": 0.1}'
+    assert (await gw.http.post(gw.url(OPEN), content=text)).status_code == 200
+    (raw,) = gw.raw
+    assert b'"big":123456789012345678901234567890123' in raw
+    assert b'"neg":-98765432109876543210' in raw
+    assert json.loads(raw)["data"] == json.loads(text)
 
 
 async def test_the_idempotency_key_travels_on_the_event(gw: Harness) -> None:
@@ -146,6 +177,18 @@ async def test_the_resolved_user_travels_on_the_event(gw: Harness) -> None:
     assert user["email"] == "pay@gw.example"
     assert user["firstName"] == "Pay"
     assert user["roles"] == ["PaymentGateway"]
+
+
+async def test_a_token_over_4_kib_is_an_invalid_token_and_is_never_looked_up(
+    gw: Harness,
+) -> None:
+    huge = "t" * 70_000
+    on_none = await gw.http.post(gw.url(OPEN), json={}, headers={"user-token": huge})
+    on_user = await gw.http.post(gw.url(PAY), json={}, headers={"user-token": huge})
+    assert (on_none.status_code, on_user.status_code) == (200, 401)
+    assert on_user.json() == AUTH_BODY
+    assert gw.activations[0]["user"] is None
+    assert gw.introspections == []
 
 
 async def test_none_trigger_with_a_bad_token_carries_no_user(gw: Harness) -> None:

@@ -151,6 +151,39 @@ def outcome(activation_id: str, engine: EngineUrl = ENGINE, within: float = 30.0
     console.print(f"{body['outcome']} {' '.join(body['executionIds'])}")
 
 
+@app.command("dead-letters")
+def dead_letters(
+    replay: Annotated[
+        str | None, typer.Option("--replay", help="publish this dead letter again")
+    ] = None,
+    limit: int = 50,
+    cursor: Annotated[str | None, typer.Option(help="the next page, as printed")] = None,
+    engine: EngineUrl = ENGINE,
+) -> None:
+    """List the messages the engine gave up on, or replay one (--replay ID)."""
+    if replay:
+        letter = _request("POST", f"{engine}/api/automation/dead-letters/{replay}/replay").json()
+        console.print(f"replayed {letter['deadLetterId']} to {letter['topic']}")
+        return
+    params: dict[str, Any] = {"limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+    page = _request("GET", f"{engine}/api/automation/dead-letters", params=params).json()
+    table = Table("id", "kind", "topic", "activation / execution", "error", "replayed")
+    for letter in page["deadLetters"]:
+        table.add_row(
+            letter["deadLetterId"],
+            letter["kind"],
+            f"{letter['topic']}[{letter['partition']}]@{letter['offset']}",
+            letter["activationId"] or letter["executionId"] or "",
+            letter["error"][:120],
+            "yes" if letter["replayedAt"] else "",
+        )
+    console.print(table)
+    if page["next"]:
+        console.print(f"more: hookflow dead-letters --cursor {page['next']}")
+
+
 @users.command("create")
 def create_user(
     email: str,

@@ -62,6 +62,8 @@ class Outcome(StrEnum):
     DUPLICATE = "DUPLICATE"
     IGNORED_AUTH = "IGNORED_AUTH"
     UNKNOWN_TRIGGER = "UNKNOWN_TRIGGER"
+    INVALID = "INVALID"  # the message failed validation; `detail` says why
+    DEAD_LETTERED = "DEAD_LETTERED"  # it kept failing; a replay of the dead letter decides it
 
 
 class ActivationOutcome(_Message):
@@ -172,3 +174,29 @@ class UserDisabled(_Message):
 
 
 AuthEvent = Annotated[TokenRevoked | RolesChanged | UserDisabled, Field(discriminator="kind")]
+
+
+class DeadLetterKind(StrEnum):
+    INVALID = "invalid"  # not a valid command: parked at once
+    FAILED = "failed"  # valid, but its processing failed every attempt
+
+
+class DeadLetter(_Message):
+    """A message the engine gave up on, on the dead-letter topic (key: the original key).
+
+    `value` is the original message as text, ready to be published again (a replay).
+    """
+
+    deadLetterId: str
+    kind: DeadLetterKind
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+    value: str
+    error: str
+    attempts: int
+    activationId: str | None = None
+    executionId: str | None = None
+    at: int  # epoch milliseconds
+    replayedAt: int | None = None

@@ -25,6 +25,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.TokenRevoked,
     events.RolesChanged,
     events.UserDisabled,
+    events.DeadLetter,
 )
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "jsonschema"

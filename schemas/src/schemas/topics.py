@@ -10,6 +10,7 @@ EXECUTION_EVENTS = "execution-events"
 ACTIVATION_OUTCOMES = "activation-outcomes"
 FLOW_REGISTRY = "flow-registry"
 AUTH_EVENTS = "auth-events"
+DEAD_LETTERS = "dead-letters"
 
 ALL = (
     ACTIVATIONS,
@@ -18,6 +19,7 @@ ALL = (
     ACTIVATION_OUTCOMES,
     FLOW_REGISTRY,
     AUTH_EVENTS,
+    DEAD_LETTERS,
 )
 COMPACTED = frozenset({FLOW_REGISTRY})
 
@@ -57,3 +59,7 @@ class Topics:
     @property
     def auth_events(self) -> str:
         return self.name(AUTH_EVENTS)
+
+    @property
+    def dead_letters(self) -> str:
+        return self.name(DEAD_LETTERS)

@@ -7,7 +7,13 @@ from typing import Any
 
 from engine.core.execution import ExecutionState, HttpCall
 from engine.ports import FlowRecord, HttpError, Page, Resuming, decode_cursor, encode_cursor
-from schemas.events import ActivationOutcome, ExecutionEvent, ExecutionStatus, RegistryRecord
+from schemas.events import (
+    ActivationOutcome,
+    DeadLetter,
+    ExecutionEvent,
+    ExecutionStatus,
+    RegistryRecord,
+)
 from schemas.users import User
 
 
@@ -22,6 +28,7 @@ class InMemoryStore:
         self.outcomes: dict[str, ActivationOutcome] = {}
         self.resuming: dict[str, Resuming] = {}
         self.keys: dict[str, tuple[str, int]] = {}
+        self.letters: dict[str, DeadLetter] = {}
 
     async def setup(self) -> None:
         return None
@@ -143,6 +150,36 @@ class InMemoryStore:
             del self.keys[key]
         return len(expired)
 
+    async def save_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.setdefault(letter.deadLetterId, letter)
+
+    async def get_dead_letter(self, letter_id: str) -> DeadLetter | None:
+        return self.letters.get(letter_id)
+
+    async def dead_letter_of(self, activation_id: str) -> DeadLetter | None:
+        found = [d for d in self.letters.values() if d.activationId == activation_id]
+        return max(found, key=lambda d: d.at) if found else None
+
+    async def list_dead_letters(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[DeadLetter], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        found = sorted(
+            (d for d in self.letters.values() if after is None or (d.at, d.deadLetterId) > after),
+            key=lambda d: (d.at, d.deadLetterId),
+        )
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], encode_cursor(last.at, last.deadLetterId)
+
+    async def mark_replayed(self, letter_id: str, at: int) -> DeadLetter | None:
+        letter = self.letters.get(letter_id)
+        if letter is None:
+            return None
+        self.letters[letter_id] = letter.model_copy(update={"replayedAt": at})
+        return self.letters[letter_id]
+
 
 class RecordingPublisher:
     """The Publisher port, keeping what was published."""
@@ -151,6 +188,8 @@ class RecordingPublisher:
         self.events: list[ExecutionEvent] = []
         self.outcomes: list[ActivationOutcome] = []
         self.records: list[RegistryRecord] = []
+        self.dead_letters: list[DeadLetter] = []
+        self.replayed: list[DeadLetter] = []
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
         self.events.extend(events)
@@ -160,6 +199,12 @@ class RecordingPublisher:
 
     async def registry(self, records: Sequence[RegistryRecord]) -> None:
         self.records.extend(records)
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        self.dead_letters.append(letter)
+
+    async def replay(self, letter: DeadLetter) -> None:
+        self.replayed.append(letter)
 
 
 class ScriptedHttp:

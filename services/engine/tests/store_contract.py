@@ -11,10 +11,12 @@ from typing import Any
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
 from engine.ports import FlowRecord, Resuming, Store
-from engine.service import Engine, EngineConfig
+from engine.service import Engine, EngineConfig, ExecutionFault
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,
+    DeadLetter,
+    DeadLetterKind,
     ExecutionResumed,
     ExecutionStatus,
     Outcome,
@@ -227,6 +229,47 @@ async def test_an_idempotency_key_belongs_to_its_first_activation_until_it_expir
     assert await store.remember_key("f1:t-1", "k", "a5", now=1301, retention_ms=100) == "a5"
 
 
+def letter(n: int, at: int, activation_id: str | None = None) -> DeadLetter:
+    return DeadLetter(
+        deadLetterId=f"dl-{n}",
+        kind=DeadLetterKind.FAILED,
+        topic="t.activations",
+        partition=0,
+        offset=n,
+        key="k",
+        value='{"a.b": {"$set": [[1]]}, "n": ' + str(2**80) + "}",
+        error="boom",
+        attempts=5,
+        activationId=activation_id,
+        at=at,
+    )
+
+
+async def test_dead_letters_are_kept_once_paged_in_order_and_marked_when_replayed(
+    store: Store,
+) -> None:
+    await store.save_dead_letter(letter(1, at=200, activation_id="a1"))
+    await store.save_dead_letter(letter(2, at=100))
+    await store.save_dead_letter(letter(3, at=200, activation_id="a1"))
+    await store.save_dead_letter(replace_letter := letter(1, at=999))  # parked again: kept
+    first, cursor = await store.list_dead_letters(None, 2)
+    assert [d.deadLetterId for d in first] == ["dl-2", "dl-1"]
+    assert cursor is not None
+    rest, last = await store.list_dead_letters(cursor, 2)
+    assert ([d.deadLetterId for d in rest], last) == (["dl-3"], None)
+    assert first[1] == letter(1, at=200, activation_id="a1") != replace_letter
+    found = await store.dead_letter_of("a1")
+    assert found is not None
+    assert found.deadLetterId in ("dl-1", "dl-3")
+    assert await store.dead_letter_of("a2") is None
+    marked = await store.mark_replayed("dl-2", 555)
+    assert marked is not None
+    assert marked.replayedAt == 555
+    assert (await store.get_dead_letter("dl-2")) == marked
+    assert await store.mark_replayed("dl-9", 555) is None
+    assert await store.get_dead_letter("dl-9") is None
+
+
 # -- exactly-once through the engine, on this store -------------------------------------
 
 KEYED_ORDER = {
@@ -332,8 +375,10 @@ async def test_a_crash_at_any_store_call_is_finished_by_the_redelivery_exactly_o
             command = activation(flow_id, trigger_id, execution)
             try:
                 await engine.activate(command)
-            except Crash:
-                crashed = True
+            except (Crash, ExecutionFault) as exc:  # a fault names the execution it met
+                crashed = isinstance(exc, Crash) or isinstance(exc.__cause__, Crash)
+                if not crashed:
+                    raise
             else:
                 crashed = False
             engine, _, again = engine_over(store)

@@ -10,7 +10,13 @@ from faststream.kafka import KafkaBroker
 
 from engine.core.execution import HttpCall
 from engine.ports import HttpError
-from schemas.events import ActivationOutcome, ExecutionEvent, RegistryRecord, TriggerRegistered
+from schemas.events import (
+    ActivationOutcome,
+    DeadLetter,
+    ExecutionEvent,
+    RegistryRecord,
+    TriggerRegistered,
+)
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection, User, plausible_token
 
@@ -19,6 +25,16 @@ class KafkaPublisher:
     """Publishes engine events; each waits for the broker's acknowledgement (acks=all)."""
 
     def __init__(self, broker: KafkaBroker, topics: Topics) -> None:
+        self._broker = broker
+        self._inputs = frozenset({topics.activations, topics.execution_starts})
+        self._letters = broker.publisher(
+            topics.dead_letters,
+            title="engine:dead-letters",
+            schema=DeadLetter,
+            description="Messages the engine gave up on: invalid ones at once, others after "
+            "every attempt failed; key: the original key. Listed and replayed through "
+            "/api/automation/dead-letters.",
+        )
         self._events = broker.publisher(
             topics.execution_events,
             title="engine:execution-events",
@@ -56,6 +72,21 @@ class KafkaPublisher:
             outcome.model_dump(mode="json"), key=outcome.activationId.encode()
         )
 
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        key = letter.key.encode() if letter.key is not None else None
+        await self._letters.publish(letter.model_dump(mode="json"), key=key)
+
+    async def replay(self, letter: DeadLetter) -> None:
+        if letter.topic not in self._inputs:
+            raise ValueError(f"dead letter {letter.deadLetterId} is from topic {letter.topic}")
+        key = letter.key.encode() if letter.key is not None else None
+        await self._broker.publish(
+            letter.value.encode(),
+            topic=letter.topic,
+            key=key,
+            headers={"content-type": "application/json"},
+        )
+
     async def registry(self, records: Sequence[RegistryRecord]) -> None:
         for record in records:
             key = (
@@ -67,7 +98,12 @@ class KafkaPublisher:
 
 
 class HttpxRunner:
-    """Runs http_request blocks with a timeout and a response size limit."""
+    """Runs http_request blocks with a timeout and a response size limit.
+
+    Whatever a request built from a flow's data can do wrong (a header that is not ASCII,
+    a URL that does not parse, a port out of range, a refused connection) is an
+    HttpError: the block fails and the execution with it, never the message.
+    """
 
     def __init__(self, client: httpx.AsyncClient, max_bytes: int) -> None:
         self._client = client
@@ -87,16 +123,30 @@ class HttpxRunner:
                     if size > self._max:
                         raise HttpError(f"response larger than {self._max} bytes")
                     chunks.append(chunk)
+        except HttpError:
+            raise
         except httpx.TimeoutException as exc:
             raise HttpError(f"{call.method} {call.url} timed out after {call.timeout}s") from exc
         except httpx.HTTPError as exc:
             raise HttpError(f"{call.method} {call.url} failed: {exc}") from exc
+        except UnicodeEncodeError as exc:
+            raise HttpError(
+                f"{call.method} {call.url} not sent: a header is not ASCII ({exc.reason})"
+            ) from exc
+        except Exception as exc:  # InvalidURL's cousins, ExceptionGroup from the transport
+            raise HttpError(f"{call.method} {call.url!r} not sent: {_describe(exc)}") from exc
         raw = b"".join(chunks)
         return {
             "status": response.status_code,
             "headers": dict(response.headers),
             "body": _decode(raw, response.headers.get("content-type", "")),
         }
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _describe(exc.exceptions[0])
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _decode(raw: bytes, content_type: str) -> Any:

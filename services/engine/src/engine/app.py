@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
 from engine.catalog import Catalog, CatalogConfig
 from engine.consumers import ConsumerConfig, register
+from engine.dead_letters import DeadLetters
 from engine.http import Endpoints
 from engine.metrics import Metrics
 from engine.ports import Store
@@ -80,9 +81,11 @@ def create_app(
         config,
         now_ms,
     )
+    letters = DeadLetters(engine, store, publisher, now_ms)
     register(
         broker,
         engine,
+        letters,
         names,
         ConsumerConfig(
             group=settings.consumer_group,
@@ -116,7 +119,7 @@ def create_app(
                 return False
         return True
 
-    endpoints = Endpoints(catalog, store, request_start, now_ms, ready, metrics)
+    endpoints = Endpoints(catalog, store, letters, request_start, now_ms, ready, metrics)
 
     async def maintain_forever() -> None:
         """Off the hot path: purge expired idempotency keys."""

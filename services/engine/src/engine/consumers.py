@@ -7,31 +7,38 @@ activation batch reads the stored outcomes of all its activations in one stateme
 looks a trigger up only once when nobody waits there, and stores the new outcomes in
 one. The offsets are committed after the batch is handled.
 
-A record that keeps failing (after `attempts` tries with back-off) stops its key for this
-batch; its partition is rewound to it, so it and the records after it are delivered
-again while every other partition moves on (redelivered records that were applied
-already cost one read per batch, and their outcome is published again only when this
-process did not publish it itself). A record that is not a valid command can never
-succeed: it is logged and skipped.
+No record can hold its partition back for good:
+- a record that is not a valid command is dead-lettered at once (`dead_letters.py`);
+- a record whose handling fails is tried `attempts` times with a doubling back-off; if
+  the last error is one the record causes, it is dead-lettered and its partition moves on;
+- if the error is the infrastructure's (the store, Kafka or the auth service away), the
+  partition is rewound to the record: it and the records after it are delivered again
+  once the batch is committed, while every other partition moves on (redelivered records
+  that were applied already cost one read per batch, and their outcome is published
+  again only when this process did not publish it itself).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+import httpx
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
+from engine.dead_letters import DeadLetters, Received
 from engine.metrics import Metrics
-from engine.service import Engine
-from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
+from engine.service import Engine, ExecutionFault
+from schemas.events import ActivateTrigger, ActivationOutcome, DeadLetterKind, StartExecution
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -45,18 +52,35 @@ class ConsumerConfig:
     batch_size: int = 500
     batch_timeout_ms: int = 20
     concurrency: int = 16  # keys handled at once within a batch
-    attempts: int = 3  # tries of one record within a batch before its partition rewinds
-    backoff_seconds: float = 1.0
+    attempts: int = 5  # tries of one record before it is dead-lettered (or its partition rewinds)
+    backoff_seconds: float = 0.2  # after the first failed try; doubled after each, at most 5 s
+
+
+@dataclass(frozen=True)
+class Item(Generic[Command]):
+    """A record of a batch: its command, or why it is not one."""
+
+    record: ConsumerRecord[Any, Any]
+    command: Command | None
+    invalid: str | None = None
+
+
+Park = Callable[[Item[Command], BaseException | None], Awaitable[None]]
 
 
 def register(
-    broker: KafkaBroker, engine: Engine, topics: Topics, config: ConsumerConfig, metrics: Metrics
+    broker: KafkaBroker,
+    engine: Engine,
+    letters: DeadLetters,
+    topics: Topics,
+    config: ConsumerConfig,
+    metrics: Metrics,
 ) -> None:
     """Subscribe the engine to execution starts and activations, in batches."""
     router = KafkaRouter()
     batches = Batches(config, metrics)
     # outcomes this process stored and published: records delivered again after a rewind
-    # (a partition waiting on a record that keeps failing) are not answered again
+    # (a partition waiting for the store to come back) are not answered again
     answered = _Recent(10_000)
 
     def batches_of(
@@ -75,6 +99,31 @@ def register(
             decoder=_records_only,
         )
 
+    def parking(model: type[Command]) -> Park[Command]:
+        async def park(item: Item[Command], error: BaseException | None) -> None:
+            record = Received(
+                item.record.topic,
+                item.record.partition,
+                item.record.offset,
+                item.record.key,
+                item.record.value,
+            )
+            fault = _cause(error, ExecutionFault) if error is not None else None
+            command = item.command
+            assert command is None or isinstance(command, ActivateTrigger | StartExecution)
+            await letters.park(
+                record,
+                DeadLetterKind.INVALID if error is None else DeadLetterKind.FAILED,
+                _describe(error) if error is not None else item.invalid or "invalid",
+                1 if error is None else config.attempts,
+                command,
+                fault.execution_id if isinstance(fault, ExecutionFault) else None,
+            )
+            kind = "invalid" if error is None else "failed"
+            metrics.dead_letters.labels(record.topic, kind).inc()
+
+        return park
+
     @batches_of(
         topics.execution_starts,
         "engine:execution-starts",
@@ -83,13 +132,13 @@ def register(
     async def on_starts(
         payload: list[StartExecution], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        commands = batches.parsed(message.raw_message, StartExecution)
+        items = batches.parsed(message.raw_message, StartExecution)
 
         async def start(command: StartExecution) -> None:
             await engine.start(command)
             metrics.starts.inc()
 
-        await batches.run(commands, start, consumer)
+        await batches.run(items, start, parking(StartExecution), consumer)
 
     @batches_of(
         topics.activations,
@@ -99,8 +148,9 @@ def register(
     async def on_activations(
         payload: list[ActivateTrigger], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        commands = batches.parsed(message.raw_message, ActivateTrigger)
-        ids = list(dict.fromkeys(c.activationId for _, c in commands))
+        items = batches.parsed(message.raw_message, ActivateTrigger)
+        commands = [item.command for item in items if item.command is not None]
+        ids = list(dict.fromkeys(c.activationId for c in commands))
         found = await engine.read_activations(ids)
         handled: set[str] = set()  # a record repeated in the batch is decided once
         fresh: list[ActivationOutcome] = []
@@ -122,10 +172,10 @@ def register(
                 answered.add(decision.activationId)
 
         try:
-            await batches.run(commands, activate, consumer)
+            await batches.run(items, activate, parking(ActivateTrigger), consumer)
         finally:
             await engine.record(fresh)
-            received = {c.activationId: c.receivedAt for _, c in commands}
+            received = {c.activationId: c.receivedAt for c in commands}
             for decision in fresh:
                 answered.add(decision.activationId)
                 metrics.decisions.labels(decision.outcome.value).inc()
@@ -140,6 +190,51 @@ async def _records_only(message: StreamMessage[Any]) -> list[Any]:
     that one invalid record cannot fail its batch. The handler's first parameter is then
     always empty; its type is what the AsyncAPI document shows as the payload."""
     return []
+
+
+# Errors of the infrastructure, not of a record: waiting for it helps, dead-lettering would not
+_INFRASTRUCTURE = (
+    ConnectionFailure,
+    KafkaError,
+    httpx.TransportError,
+    httpx.HTTPStatusError,
+    OSError,
+)
+
+
+def infrastructure_error(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is the infrastructure's: the store, Kafka or the
+    auth service unreachable, failing or timing out."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, _INFRASTRUCTURE):
+            return True
+        if isinstance(seen, PyMongoError) and (
+            seen.has_error_label("RetryableWriteError")
+            or seen.has_error_label("TransientTransactionError")
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    """The error and its causes, innermost last: what a user reads in the dead letter."""
+    parts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None and len(parts) < 5:
+        parts.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(reversed(parts))
 
 
 class _Recent:
@@ -159,102 +254,122 @@ class _Recent:
 
 
 class Batches:
-    """Runs the commands of a batch: in order per key, keys concurrently."""
+    """Runs the items of a batch: in order per key, keys concurrently."""
 
     def __init__(self, config: ConsumerConfig, metrics: Metrics) -> None:
         self._config = config
         self._metrics = metrics
 
-    def parsed(
-        self, raw: Any, model: type[Command]
-    ) -> list[tuple[ConsumerRecord[Any, Any], Command]]:
-        """The records of a batch with their commands; invalid ones are logged and skipped."""
+    def parsed(self, raw: Any, model: type[Command]) -> list[Item[Command]]:
+        """The records of a batch with their commands, or why each is not one."""
         records: Sequence[ConsumerRecord[Any, Any]] = (
             raw if isinstance(raw, tuple | list) else (raw,)
         )
         self._metrics.batch_size.observe(len(records))
-        parsed = []
+        items: list[Item[Command]] = []
         for record in records:
             try:
-                parsed.append((record, model.model_validate_json(record.value or b"")))
+                items.append(Item(record, model.model_validate_json(record.value or b"")))
             except ValidationError as exc:
-                self._metrics.invalid.labels(record.topic).inc()
-                logger.error(
-                    "invalid message skipped",
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "error": str(exc)[:500],
-                    },
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}"
+                    for e in exc.errors()[:10]
                 )
-        return parsed
+                items.append(Item(record, None, f"not a valid {model.__name__}: {problems}"))
+        return items
 
     async def run(
         self,
-        commands: list[tuple[ConsumerRecord[Any, Any], Command]],
+        items: list[Item[Command]],
         handle: Callable[[Command], Awaitable[None]],
+        park: Park[Command],
         consumer: Any,
     ) -> None:
-        """Handle every command; rewind each partition to its first record that failed."""
-        by_key: dict[tuple[str, int, bytes | None], list[tuple[Any, Command]]] = {}
-        for record, command in commands:
-            by_key.setdefault((record.topic, record.partition, record.key), []).append(
-                (record, command)
-            )
+        """Handle every item; rewind each partition to its first record left undone."""
+        by_key: dict[tuple[str, int, bytes | None], list[Item[Command]]] = {}
+        for item in items:
+            record = item.record
+            by_key.setdefault((record.topic, record.partition, record.key), []).append(item)
         failed: dict[TopicPartition, int] = {}
         slots = asyncio.Semaphore(self._config.concurrency)
 
-        async def in_order(items: list[tuple[Any, Command]]) -> None:
+        async def in_order(keyed: list[Item[Command]]) -> None:
             async with slots:
-                for record, command in items:
-                    if not await self._tried(handle, command, record):
+                for item in keyed:
+                    if not await self._settle(item, handle, park):
+                        record = item.record
                         partition = TopicPartition(record.topic, record.partition)
                         failed[partition] = min(failed.get(partition, record.offset), record.offset)
                         return
 
-        await asyncio.gather(*(in_order(items) for items in by_key.values()))
+        await asyncio.gather(*(in_order(keyed) for keyed in by_key.values()))
         if consumer is None:  # FastStream's test broker has no consumer
             return
         for partition, offset in failed.items():
             consumer.seek(partition, offset)  # the commit after this batch stops there
             self._metrics.rewinds.labels(partition.topic).inc()
-        self._note_lag(commands, failed, consumer)
+        self._note_lag(items, failed, consumer)
+
+    async def _settle(
+        self,
+        item: Item[Command],
+        handle: Callable[[Command], Awaitable[None]],
+        park: Park[Command],
+    ) -> bool:
+        """Handle an item, or park it; False leaves it to be delivered again."""
+        error: BaseException | None = None
+        if item.command is not None:
+            command = item.command
+            error = await self._tried(lambda: handle(command), item.record)
+            if error is None:
+                return True
+            if infrastructure_error(error):
+                return False
+        # invalid, or failed by its own doing: parked, unless parking fails too
+        parked = await self._tried(lambda: park(item, error), item.record)
+        return parked is None
+
+    async def _tried(
+        self, attempt: Callable[[], Awaitable[None]], record: ConsumerRecord[Any, Any]
+    ) -> BaseException | None:
+        """Run `attempt` until it succeeds, at most `attempts` times; the last error, if any."""
+        delay = self._config.backoff_seconds
+        error: BaseException | None = None
+        for tried in range(1, self._config.attempts + 1):
+            try:
+                await attempt()
+            except Exception as exc:
+                error = exc
+                self._metrics.retries.labels(record.topic).inc()
+                logger.warning(
+                    "handling failed",
+                    exc_info=True,
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "attempt": tried,
+                    },
+                )
+                if tried < self._config.attempts:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            else:
+                return None
+        return error
 
     def _note_lag(
         self,
-        commands: list[tuple[ConsumerRecord[Any, Any], Command]],
+        items: list[Item[Command]],
         failed: dict[TopicPartition, int],
         consumer: Any,
     ) -> None:
         handled: dict[TopicPartition, int] = {}
-        for record, _ in commands:
-            partition = TopicPartition(record.topic, record.partition)
-            handled[partition] = max(handled.get(partition, -1), record.offset + 1)
+        for item in items:
+            partition = TopicPartition(item.record.topic, item.record.partition)
+            handled[partition] = max(handled.get(partition, -1), item.record.offset + 1)
         for partition, next_offset in handled.items():
             end = consumer.highwater(partition)
             if isinstance(end, int):
                 behind = end - failed.get(partition, next_offset)
                 self._metrics.lag.labels(partition.topic, str(partition.partition)).set(behind)
-
-    async def _tried(
-        self, handle: Callable[[Command], Awaitable[None]], command: Command, record: Any
-    ) -> bool:
-        for attempt in range(1, self._config.attempts + 1):
-            try:
-                await handle(command)
-            except Exception:
-                self._metrics.retries.labels(record.topic).inc()
-                logger.exception(
-                    "handling failed",
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "attempt": attempt,
-                    },
-                )
-                await asyncio.sleep(self._config.backoff_seconds * attempt)
-            else:
-                return True
-        return False

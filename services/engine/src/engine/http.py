@@ -13,6 +13,7 @@ from starlette.routing import Route
 from engine.catalog import Catalog
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
+from engine.dead_letters import DeadLetters, UnknownDeadLetter
 from engine.metrics import Metrics
 from engine.ports import Store
 from schemas.errors import ErrorCode
@@ -34,6 +35,7 @@ class Endpoints:
         self,
         catalog: Catalog,
         store: Store,
+        letters: DeadLetters,
         request_start: Callable[[StartExecution], Awaitable[None]],
         clock: Callable[[], int],
         ready: Callable[[], Awaitable[bool]],
@@ -41,6 +43,7 @@ class Endpoints:
     ) -> None:
         self._catalog = catalog
         self._store = store
+        self._letters = letters
         self._request_start = request_start
         self._now = clock
         self._ready = ready
@@ -56,6 +59,13 @@ class Endpoints:
             Route("/api/automation/flow/{flowId}/executions", self._guard(self.executions)),
             Route("/api/automation/executions/{executionId}", self._guard(self.get_execution)),
             Route("/api/automation/activations/{activationId}", self._guard(self.get_activation)),
+            Route("/api/automation/dead-letters", self._guard(self.dead_letters)),
+            Route("/api/automation/dead-letters/{deadLetterId}", self._guard(self.dead_letter)),
+            Route(
+                "/api/automation/dead-letters/{deadLetterId}/replay",
+                self._guard(self.replay),
+                methods=["POST"],
+            ),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
             Route("/metrics", self.metrics),
@@ -126,15 +136,13 @@ class Endpoints:
         status_text = request.query_params.get("status")
         try:
             status = ExecutionStatus(status_text.lower()) if status_text else None
-            limit = int(request.query_params.get("limit", "100"))
         except ValueError as exc:
             raise RequestError(
                 400,
                 ErrorCode.INVALID_PARAMETER,
-                "status must be running, waiting, completed or failed; limit a number",
+                "status must be running, waiting, completed or failed",
             ) from exc
-        if not 1 <= limit <= MAX_PAGE:
-            raise RequestError(400, ErrorCode.INVALID_PARAMETER, f"limit must be 1..{MAX_PAGE}")
+        limit = _limit(request)
         try:
             page, cursor = await self._store.list_executions(
                 request.path_params["flowId"], status, request.query_params.get("cursor"), limit
@@ -150,14 +158,40 @@ class Endpoints:
         return JSONResponse(view(state))
 
     async def get_activation(self, request: Request) -> Response:
-        outcome = await self._store.get_activation(request.path_params["activationId"].lower())
+        activation_id = request.path_params["activationId"].lower()
+        outcome = await self._store.get_activation(activation_id)
         if not isinstance(outcome, ActivationOutcome):
+            outcome = await self._letters.outcome_of(activation_id)
+        if outcome is None:
             raise RequestError(
                 404,
                 ErrorCode.UNKNOWN_ACTIVATION,
                 "no outcome for this activation (unknown, or not processed yet)",
             )
         return JSONResponse(outcome.model_dump(mode="json"))
+
+    async def dead_letters(self, request: Request) -> Response:
+        limit = _limit(request)
+        try:
+            letters, cursor = await self._letters.list(request.query_params.get("cursor"), limit)
+        except ValueError as exc:
+            raise RequestError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
+        return JSONResponse(
+            {"deadLetters": [d.model_dump(mode="json") for d in letters], "next": cursor}
+        )
+
+    async def dead_letter(self, request: Request) -> Response:
+        letter = await self._letters.get(request.path_params["deadLetterId"].lower())
+        if letter is None:
+            raise RequestError(404, ErrorCode.UNKNOWN_DEAD_LETTER, "no such dead letter")
+        return JSONResponse(letter.model_dump(mode="json"))
+
+    async def replay(self, request: Request) -> Response:
+        try:
+            letter = await self._letters.replay(request.path_params["deadLetterId"].lower())
+        except UnknownDeadLetter as exc:
+            raise RequestError(404, ErrorCode.UNKNOWN_DEAD_LETTER, "no such dead letter") from exc
+        return JSONResponse(letter.model_dump(mode="json"), status_code=202)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -171,6 +205,15 @@ class Endpoints:
         return JSONResponse(
             RequestError(503, ErrorCode.NOT_READY, "not ready").body(), status_code=503
         )
+
+
+def _limit(request: Request) -> int:
+    text = request.query_params.get("limit", "100")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise RequestError(
+            400, ErrorCode.INVALID_PARAMETER, f"limit must be a number 1..{MAX_PAGE}"
+        )
+    return int(text)
 
 
 def view(state: ExecutionState) -> dict[str, Any]:

@@ -43,10 +43,10 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
-        self.invalid = Counter(
-            "hookflow_engine_invalid_records",
-            "Records skipped because they are not a valid command, by topic",
-            ["topic"],
+        self.dead_letters = Counter(
+            "hookflow_engine_dead_letters",
+            "Records given up on, by topic and kind (invalid, failed)",
+            ["topic", "kind"],
             registry=self.registry,
         )
         self.lag = Gauge(

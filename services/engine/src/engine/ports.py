@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.core.execution import ExecutionState, HttpCall
-from schemas.events import ActivationOutcome, ExecutionEvent, ExecutionStatus, RegistryRecord
+from schemas.events import (
+    ActivationOutcome,
+    DeadLetter,
+    ExecutionEvent,
+    ExecutionStatus,
+    RegistryRecord,
+)
 from schemas.flows import FlowDefinition
 from schemas.users import User
 
@@ -108,6 +114,22 @@ class Store(Protocol):
     async def purge(self, now: int, retention_ms: int) -> int:
         """Delete expired idempotency keys; return how many."""
 
+    async def save_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a dead letter; saving one with the same id again changes nothing."""
+
+    async def get_dead_letter(self, letter_id: str) -> DeadLetter | None: ...
+
+    async def dead_letter_of(self, activation_id: str) -> DeadLetter | None:
+        """The latest dead letter of an activation, if it has one."""
+
+    async def list_dead_letters(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[DeadLetter], str | None]:
+        """Dead letters in the order they were parked, a page at a time."""
+
+    async def mark_replayed(self, letter_id: str, at: int) -> DeadLetter | None:
+        """Note that a dead letter was published again; None when there is no such letter."""
+
 
 def encode_cursor(created: int, key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created, key]).encode()).decode()
@@ -132,6 +154,11 @@ class Publisher(Protocol):
     async def outcome(self, outcome: ActivationOutcome) -> None: ...
 
     async def registry(self, records: Sequence[RegistryRecord]) -> None: ...
+
+    async def dead_letter(self, letter: DeadLetter) -> None: ...
+
+    async def replay(self, letter: DeadLetter) -> None:
+        """Publish a dead letter's original message to its original topic, with its key."""
 
 
 class HttpError(Exception):

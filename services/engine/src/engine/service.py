@@ -44,6 +44,14 @@ _ANY_CHOICES = 8
 Decision = tuple[Outcome, list[str], str | None]
 
 
+class ExecutionFault(Exception):
+    """Applying a message to this execution failed; the cause is chained."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"while applying it to execution {execution_id}")
+        self.execution_id = execution_id
+
+
 class Unread:
     """The caller has not read what the store holds for an activation."""
 
@@ -114,14 +122,17 @@ class Engine:
         self, flow: Flow, execution_id: str, first_step: Callable[[int], ex.Step]
     ) -> ex.ExecutionState | None:
         """Create an execution once; a repeat finds the one the first attempt created."""
-        existing = await self._store.get_execution(execution_id)
-        if existing is not None:
-            return existing
-        step = await self._run_http(flow, first_step(self._now()))
-        if await self._store.create_execution(step.state):
-            await self._publish.execution_events(step.events)
-            return step.state
-        return await self._store.get_execution(execution_id)
+        try:
+            existing = await self._store.get_execution(execution_id)
+            if existing is not None:
+                return existing
+            step = await self._run_http(flow, first_step(self._now()))
+            if await self._store.create_execution(step.state):
+                await self._publish.execution_events(step.events)
+                return step.state
+            return await self._store.get_execution(execution_id)
+        except Exception as exc:
+            raise ExecutionFault(execution_id) from exc
 
     async def activate(self, command: ActivateTrigger) -> ActivationOutcome:
         """Apply an activation once; a redelivery answers the outcome already decided."""
@@ -223,8 +234,13 @@ class Engine:
             return Outcome.NO_WAITER, [], str(exc)
         act = _Activation(flow, block, trigger_id, command, user.as_context() if user else None)
         if flow.entry == block.name and selector.kind != SelectorKind.ID:
-            # an entry trigger starts an execution per activation; one naming an execution
-            # resumes that one instead (an execution started through the API waits there)
+            # an entry trigger starts an execution per activation, when its condition holds;
+            # one naming an execution resumes that one instead (an execution started
+            # through the API waits there)
+            fresh = ex.new_execution(flow, str(uuid.UUID(int=0)), command.data, self._now())
+            check = condition_holds(flow, block, ex.context(flow, fresh), command.data, act.user)
+            if not check.holds:
+                return Outcome.FILTERED, [], check.error or "the entry condition is false"
             return Outcome.ACTIVATED, [await self._start_from_trigger(act)], None
         if selector.execution_id is not None:
             return await self._resume_one(act, selector.execution_id)
@@ -334,9 +350,17 @@ class Engine:
         return check.holds
 
     async def _resume(
-        self, act: _Activation, state: ex.ExecutionState | None, checked: bool = True
+        self, act: _Activation, state: ex.ExecutionState, checked: bool = True
     ) -> bool:
         """Resume one execution by compare-and-set; False when it no longer waits for this."""
+        try:
+            return await self._resume_once(act, state, checked)
+        except Exception as exc:
+            raise ExecutionFault(state.execution_id) from exc
+
+    async def _resume_once(
+        self, act: _Activation, state: ex.ExecutionState | None, checked: bool
+    ) -> bool:
         for _ in range(_SAVE_ATTEMPTS):
             if state is None:
                 return False
@@ -366,6 +390,34 @@ class Engine:
             f"execution {state and state.execution_id} keeps changing "
             f"under activation {act.activation_id}"
         )
+
+    async def give_up(
+        self, execution_id: str, reason: str, start: StartExecution | None = None
+    ) -> bool:
+        """Fail an execution a message kept failing on (a start creates it failed).
+
+        Returns whether it was failed now; one already ended is left as it is.
+        """
+        for _ in range(_SAVE_ATTEMPTS):
+            state = await self._store.get_execution(execution_id)
+            now = self._now()
+            if state is None:
+                flow = await self._catalog.compiled(start.flowId) if start else None
+                if start is None or flow is None:
+                    return False
+                fresh = ex.new_execution(flow, execution_id, start.input, now)
+                step = ex.give_up(fresh, reason, now)
+                if await self._store.create_execution(step.state):
+                    await self._publish.execution_events(step.events)
+                    return True
+                continue
+            if state.status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+                return False
+            step = ex.give_up(state, reason, now)
+            if await self._store.save_execution(replace(step.state, version=state.version + 1)):
+                await self._publish.execution_events(step.events)
+                return True
+        return False
 
     async def _note(self, flow: Flow, state: ex.ExecutionState, block: str, error: str) -> None:
         """Record a condition error in the execution's history (best effort, CAS)."""

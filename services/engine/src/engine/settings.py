@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
     consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # wait for a batch to fill
     consumer_concurrency: int = Field(default=16, ge=1, le=256)  # keys handled at once
-    consumer_attempts: int = Field(default=3, ge=1)  # tries of a record before it rewinds
+    consumer_attempts: int = Field(default=5, ge=1)  # tries of a record, then a dead letter
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
     public_url: str = "http://127.0.0.1:8080"  # the gateway, as callers reach it
@@ -37,6 +37,6 @@ class Settings(BaseSettings):
     auth_timeout_seconds: float = 5.0
     http_max_response_bytes: int = 1024 * 1024
     idempotency_retention_hours: float = 24.0
-    retry_backoff_seconds: float = 1.0
+    retry_backoff_seconds: float = 0.2  # after a record's first failed try, then doubled
     log_format: str = "text"  # or "json"
     log_level: str = "INFO"

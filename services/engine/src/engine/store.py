@@ -20,10 +20,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from engine.core.execution import ExecutionState
 from engine.ports import FlowRecord, Page, Resuming, decode_cursor, encode_cursor
 from schemas import opaque
-from schemas.events import ActivationOutcome, ExecutionStatus
+from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus
 from schemas.flows import FlowDefinition
 
-_STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "error", "applied")
+_STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "error", "applied", "steps")
 _ORDER = [("waitSince", ASCENDING), ("_id", ASCENDING)]
 
 
@@ -68,6 +68,7 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
         history=tuple(opaque.decode(doc["history"])),
         error=body["error"],
         applied=tuple(body["applied"]),
+        steps=body.get("steps", 0),  # stored since the step budget counts across resumes
     )
 
 
@@ -96,6 +97,7 @@ class MongoStore:
         self._executions = db["executions"]
         self._outcomes = db["activations"]
         self._keys = db["idempotency_keys"]
+        self._letters = db["dead_letters"]
         self._batch = batch_size
 
     async def setup(self) -> None:
@@ -117,6 +119,8 @@ class MongoStore:
         await executions.create_index([("waitTrigger", ASCENDING), *_ORDER])
         await executions.create_index([("waitKey", ASCENDING)])
         await self._keys.create_index([("created", ASCENDING)])
+        await self._letters.create_index([("at", ASCENDING), ("_id", ASCENDING)])
+        await self._letters.create_index([("activationId", ASCENDING), ("at", ASCENDING)])
 
     async def next_version(self, name: str) -> int:
         doc = await self._names.find_one_and_update(
@@ -316,3 +320,44 @@ class MongoStore:
     async def purge(self, now: int, retention_ms: int) -> int:
         result = await self._keys.delete_many({"created": {"$lt": now - retention_ms}})
         return result.deleted_count
+
+    async def save_dead_letter(self, letter: DeadLetter) -> None:
+        body = letter.model_dump(mode="json", exclude={"deadLetterId"})
+        with contextlib.suppress(DuplicateKeyError):
+            await self._letters.insert_one({"_id": letter.deadLetterId, **body})
+
+    async def get_dead_letter(self, letter_id: str) -> DeadLetter | None:
+        doc = await self._letters.find_one({"_id": letter_id})
+        return None if doc is None else _letter_from_doc(doc)
+
+    async def dead_letter_of(self, activation_id: str) -> DeadLetter | None:
+        found = self._letters.find({"activationId": activation_id}).sort("at", -1).limit(1)
+        async for doc in found:
+            return _letter_from_doc(doc)
+        return None
+
+    async def list_dead_letters(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[DeadLetter], str | None]:
+        query: dict[str, Any] = {}
+        if cursor:
+            at, key = decode_cursor(cursor)
+            query = {"$or": [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": key}}]}
+        found = self._letters.find(query).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        letters = [_letter_from_doc(doc) async for doc in found.limit(limit + 1)]
+        if len(letters) <= limit:
+            return letters, None
+        last = letters[limit - 1]
+        return letters[:limit], encode_cursor(last.at, last.deadLetterId)
+
+    async def mark_replayed(self, letter_id: str, at: int) -> DeadLetter | None:
+        doc = await self._letters.find_one_and_update(
+            {"_id": letter_id},
+            {"$set": {"replayedAt": at}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _letter_from_doc(doc)
+
+
+def _letter_from_doc(doc: dict[str, Any]) -> DeadLetter:
+    return DeadLetter.model_validate({"deadLetterId": doc.pop("_id"), **doc})

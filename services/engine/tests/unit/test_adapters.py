@@ -80,3 +80,23 @@ async def test_raw_tokens_resolve_through_the_auth_service() -> None:
         assert user is not None
         assert user.email == "u@x.example"
         assert await tokens.resolve("bad") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "says"),
+    [
+        ("http://127.0.0.1:9/x", {"X-Name": "José"}, "not ASCII"),
+        ("http://127.0.0.1:9/\u0000", {}, "not sent"),
+        ("http://[::1/x", {}, "not sent"),
+        ("http://127.0.0.1:99999/x", {}, "99999"),
+        ("http://127.0.0.1:9/x", {}, "failed"),  # nothing listens on the discard port
+        ("nope://x", {}, "failed"),
+    ],
+)
+async def test_a_request_that_cannot_be_made_is_an_http_error_naming_the_cause(
+    url: str, headers: dict[str, str], says: str
+) -> None:
+    async with httpx.AsyncClient() as http:
+        runner = HttpxRunner(http, max_bytes=1000)
+        with pytest.raises(HttpError, match=says):
+            await runner(HttpCall("b", "GET", url, headers, None, 2.0))

@@ -128,7 +128,48 @@ def test_a_loop_that_never_waits_fails_instead_of_spinning() -> None:
     )
     state = started(flow, {}).state
     assert state.status == ExecutionStatus.FAILED
-    assert "without waiting" in (state.error or "")
+    assert "ran 10000 blocks" in (state.error or "")
+    assert state.steps == ex.MAX_STEPS
+
+
+def test_an_http_block_that_calls_itself_stops_at_the_budget_of_the_execution() -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "h"},
+                {"name": "h", "type": "http_request", "url": "'http://x'", "next": "h"},
+            ],
+        }
+    )
+    step = started(flow, {})
+    calls = 0
+    while step.http is not None:
+        calls += 1
+        step = ex.complete_http(flow, step.state, "h", {"status": 200, "body": None}, 1200)
+    assert calls == ex.MAX_STEPS - 1  # the start block counts too
+    assert step.state.status == ExecutionStatus.FAILED
+    assert "limit of one execution" in (step.state.error or "")
+
+
+def test_the_budget_counts_across_resumes() -> None:
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "a"},
+                {"name": "a", "type": "assign", "assign": {"n": "1"}, "next": "cb"},
+                {"name": "cb", "type": "external_callback", "next": "a"},
+            ],
+        }
+    )
+    state = started(flow, {}).state
+    for n in range(ex.MAX_STEPS):
+        if state.status != ExecutionStatus.WAITING:
+            break
+        state = ex.resume(flow, state, flow.trigger_ids["cb"], {}, None, f"a{n}", 2000).state
+    assert state.status == ExecutionStatus.FAILED
+    assert n == (ex.MAX_STEPS - 1) // 2  # start once, then two blocks per round
 
 
 def test_http_request_is_handed_to_the_service_and_its_response_becomes_the_result() -> None:

@@ -238,6 +238,27 @@ async def test_an_entry_trigger_starts_an_execution_per_activation(world: World)
     assert state.status == ExecutionStatus.COMPLETED
 
 
+async def test_the_condition_of_an_entry_trigger_decides_whether_it_starts(world: World) -> None:
+    guarded = {
+        "name": "Guarded webhook",
+        "blocks": [
+            {"name": "Webhook", "type": "external_callback", "condition": "data.ok == true"},
+        ],
+    }
+    flow_id, triggers = await world.deploy(guarded)
+    refused = await world.activate(flow_id, triggers["Webhook"], {"ok": False})
+    broken = await world.activate(flow_id, triggers["Webhook"], {"other": 1})
+    taken = await world.activate(flow_id, triggers["Webhook"], {"ok": True})
+    assert [o.outcome for o in (refused, broken, taken)] == [
+        Outcome.FILTERED,
+        Outcome.FILTERED,
+        Outcome.ACTIVATED,
+    ]
+    assert refused.executionIds == broken.executionIds == []
+    assert "ok" in (broken.detail or "")
+    assert list(world.store.executions) == taken.executionIds
+
+
 async def test_a_redelivered_activation_resumes_once(world: World) -> None:
     flow_id, trigger_id, _execution_id = await order(world)
     args = {"activationId": "act-1", "user": GATEWAY}

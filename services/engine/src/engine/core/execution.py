@@ -29,7 +29,7 @@ from schemas.flows import (
     StartBlock,
 )
 
-MAX_STEPS = 10_000  # per advance: a flow that loops without waiting fails instead of spinning
+MAX_STEPS = 10_000  # blocks one execution runs in all (HTTP blocks too), then it fails
 MAX_HISTORY = 1_000  # oldest entries are dropped past this
 MAX_APPLIED = 32  # recent activation ids remembered to recognise a redelivery
 
@@ -55,6 +55,7 @@ class ExecutionState:
     version: int = 0  # compare-and-set: a save succeeds only over the version it read
     applied: tuple[str, ...] = ()  # activation ids already applied, newest last
     wait_key: str | None = None  # the correlation key of the trigger it waits at, if any
+    steps: int = 0  # blocks run so far, across every resume
 
 
 @dataclass(frozen=True)
@@ -204,12 +205,25 @@ def fail_http(flow: Flow, state: ExecutionState, block_name: str, error: str, no
     return _fail(state, now, block_name, f"block {block_name!r}: {error}")
 
 
+def give_up(state: ExecutionState, reason: str, now: int) -> Step:
+    """Fail an execution from outside its flow (a message about it kept failing)."""
+    return _fail(state, now, None, reason)
+
+
 def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
     """Run blocks from `state.at` until a wait, the end, a failure or an HTTP call."""
     events: list[ExecutionEvent] = []
-    for _ in range(MAX_STEPS):
+    while True:
         if state.status != ExecutionStatus.RUNNING:
             return Step(state, events)
+        if state.at is not None and state.steps >= MAX_STEPS:
+            step = _fail(
+                state,
+                now,
+                state.at,
+                f"the execution ran {MAX_STEPS} blocks, the limit of one execution (a loop?)",
+            )
+            return Step(step.state, events + step.events)
         if state.at is None:
             state = _log(
                 replace(state, status=ExecutionStatus.COMPLETED, updated=now), now, "completed"
@@ -220,6 +234,7 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
             return Step(state, events)
         name = state.at
         block = flow.blocks[name]
+        state = replace(state, steps=state.steps + 1)
         try:
             if isinstance(block, StartBlock):
                 state = replace(_log(state, now, "block", name), at=block.next)
@@ -256,10 +271,6 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
         except ExpressionError as exc:
             failed = _fail(state, now, name, f"block {name!r}: {exc}")
             return Step(failed.state, events + failed.events)
-    step = _fail(
-        state, now, state.at, f"more than {MAX_STEPS} blocks ran without waiting (a loop?)"
-    )
-    return Step(step.state, events + step.events)
 
 
 def _assign(flow: Flow, state: ExecutionState, block: AssignBlock, now: int) -> ExecutionState:

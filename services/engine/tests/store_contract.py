@@ -8,6 +8,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from engine.adapters import ExpressionWorkers
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
 from engine.ports import FlowRecord, Resuming, Store
@@ -315,7 +316,16 @@ def engine_over(store: Any) -> tuple[Engine, Catalog, RecordingPublisher]:
     clock = Clock()
     catalog = Catalog(store, published, CatalogConfig(public_url="http://gw/"), clock)
     return (
-        Engine(catalog, store, published, ScriptedHttp(), StaticTokens(), EngineConfig(), clock),
+        Engine(
+            catalog,
+            store,
+            published,
+            ScriptedHttp(),
+            StaticTokens(),
+            EngineConfig(),
+            clock,
+            ExpressionWorkers(1, 1.0, 0),  # these flows have no guarded expression: never starts
+        ),
         catalog,
         published,
     )

@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
-from engine.adapters import AuthServiceTokens, HttpxRunner, KafkaPublisher
+from engine.adapters import AuthServiceTokens, ExpressionWorkers, HttpxRunner, KafkaPublisher
 from engine.catalog import Catalog, CatalogConfig
 from engine.consumers import ConsumerConfig, register
 from engine.dead_letters import DeadLetters
@@ -72,6 +72,11 @@ def create_app(
     metrics = Metrics()
     publisher = KafkaPublisher(broker, names)
     catalog = Catalog(store, publisher, CatalogConfig(public_url=settings.public_url), now_ms)
+    workers = ExpressionWorkers(
+        settings.expression_workers,
+        settings.expression_time_limit_ms / 1000,
+        settings.expression_memory_mb * 1024 * 1024,
+    )
     engine = Engine(
         catalog,
         store,
@@ -80,6 +85,7 @@ def create_app(
         AuthServiceTokens(client, settings.auth_url),
         config,
         now_ms,
+        workers,
     )
     letters = DeadLetters(engine, store, publisher, now_ms)
     register(
@@ -152,6 +158,7 @@ def create_app(
             state["ready"] = False
             maintenance.cancel()
             await broker.stop()
+            await workers.close()
             await client.aclose()
             if mongo is not None:
                 await mongo.close()

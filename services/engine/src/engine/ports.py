@@ -173,6 +173,16 @@ class HttpRunner(Protocol):
         ...
 
 
+class Evaluator(Protocol):
+    """Evaluates expressions not bounded in cost, off the event loop and under a time limit."""
+
+    async def __call__(
+        self, expressions: Sequence[tuple[str, str]], context: dict[str, Any], assigns: bool
+    ) -> dict[str, Any]:
+        """The value of each (key, source), in order; with `assigns`, each is a variable the
+        later ones see. Raise ExpressionError when one fails or runs out of time."""
+
+
 class TokenResolver(Protocol):
     """Turns a raw user-token into the user it names, or None when it is not active."""
 

@@ -19,8 +19,24 @@ from engine.catalog import Catalog
 from engine.core import execution as ex
 from engine.core.correlation import MISSING
 from engine.core.definition import Flow
-from engine.core.matching import authorized, condition_holds, outcome
-from engine.ports import HttpError, HttpRunner, Publisher, Resuming, Store, TokenResolver
+from engine.core.expressions import Bindings, ExpressionError
+from engine.core.matching import (
+    ConditionResult,
+    activation_bindings,
+    authorized,
+    condition_holds,
+    judge,
+    outcome,
+)
+from engine.ports import (
+    Evaluator,
+    HttpError,
+    HttpRunner,
+    Publisher,
+    Resuming,
+    Store,
+    TokenResolver,
+)
 from schemas.callbacks import Selector, SelectorKind
 from schemas.events import (
     ActivateTrigger,
@@ -73,6 +89,7 @@ class _Activation:
     trigger_id: str
     command: ActivateTrigger
     user: dict[str, Any] | None
+    bindings: Bindings  # data and user, converted once for every condition evaluated
 
     @property
     def activation_id(self) -> str:
@@ -91,8 +108,10 @@ class Engine:
         tokens: TokenResolver,
         config: EngineConfig,
         clock: Callable[[], int],
+        expressions: Evaluator,
     ) -> None:
         self._catalog = catalog
+        self._expressions = expressions
         self._store = store
         self._publish = publisher
         self._http = http
@@ -126,7 +145,7 @@ class Engine:
             existing = await self._store.get_execution(execution_id)
             if existing is not None:
                 return existing
-            step = await self._run_http(flow, first_step(self._now()))
+            step = await self._run_requests(flow, first_step(self._now()))
             if await self._store.create_execution(step.state):
                 await self._publish.execution_events(step.events)
                 return step.state
@@ -232,13 +251,21 @@ class Engine:
             selector = Selector.parse(command.execution)
         except ValueError as exc:  # only from Kafka: the gateway answers 400
             return Outcome.NO_WAITER, [], str(exc)
-        act = _Activation(flow, block, trigger_id, command, user.as_context() if user else None)
+        user_context = user.as_context() if user else None
+        act = _Activation(
+            flow,
+            block,
+            trigger_id,
+            command,
+            user_context,
+            activation_bindings(command.data, user_context),
+        )
         if flow.entry == block.name and selector.kind != SelectorKind.ID:
             # an entry trigger starts an execution per activation, when its condition holds;
             # one naming an execution resumes that one instead (an execution started
             # through the API waits there)
             fresh = ex.new_execution(flow, str(uuid.UUID(int=0)), command.data, self._now())
-            check = condition_holds(flow, block, ex.context(flow, fresh), command.data, act.user)
+            check = await self._condition(act, ex.context(flow, fresh))
             if not check.holds:
                 return Outcome.FILTERED, [], check.error or "the entry condition is false"
             return Outcome.ACTIVATED, [await self._start_from_trigger(act)], None
@@ -342,12 +369,24 @@ class Engine:
         return activated
 
     async def _holds(self, act: _Activation, state: ex.ExecutionState) -> bool:
-        check = condition_holds(
-            act.flow, act.block, ex.context(act.flow, state), act.command.data, act.user
-        )
+        check = await self._condition(act, ex.context(act.flow, state))
         if check.error:
             await self._note(act.flow, state, act.block.name, check.error)
         return check.holds
+
+    async def _condition(self, act: _Activation, snapshot: dict[str, Any]) -> ConditionResult:
+        """The trigger's condition for one execution: in place when its cost is bounded,
+        else in a worker under the time limit (cut off: FALSE, with the reason)."""
+        if act.block.condition is None or act.block.name not in act.flow.guarded_blocks:
+            return condition_holds(act.flow, act.block, snapshot, act.bindings)
+        context = {**snapshot, "data": act.command.data, "user": act.user}
+        try:
+            values = await self._expressions(
+                [("condition", act.block.condition)], context, assigns=False
+            )
+        except ExpressionError as exc:
+            return ConditionResult(False, str(exc))
+        return judge(values["condition"])
 
     async def _resume(
         self, act: _Activation, state: ex.ExecutionState, checked: bool = True
@@ -380,7 +419,7 @@ class Engine:
                 act.activation_id,
                 now,
             )
-            step = await self._run_http(act.flow, step)
+            step = await self._run_requests(act.flow, step)
             if await self._store.save_execution(replace(step.state, version=state.version + 1)):
                 await self._publish.execution_events(step.events)
                 return True
@@ -435,16 +474,31 @@ class Engine:
                 return
             current = await self._store.get_execution(state.execution_id)
 
-    async def _run_http(self, flow: Flow, step: ex.Step) -> ex.Step:
+    async def _run_requests(self, flow: Flow, step: ex.Step) -> ex.Step:
+        """Do what the core asked for (HTTP calls, guarded expressions) until it asks no more."""
         events = list(step.events)
-        while step.http is not None:
-            call = step.http
-            try:
-                response = await self._http(call)
-            except HttpError as exc:
-                step = ex.fail_http(flow, step.state, call.block, str(exc), self._now())
-            else:
-                step = ex.complete_http(flow, step.state, call.block, response, self._now())
+        while step.http is not None or step.evaluation is not None:
+            if step.evaluation is not None:
+                request = step.evaluation
+                sources = [(key, e.source) for key, e in request.expressions]
+                try:
+                    values = await self._expressions(sources, request.context, request.assigns)
+                except ExpressionError as exc:
+                    step = ex.fail_evaluation(
+                        flow, step.state, request.block, str(exc), self._now()
+                    )
+                else:
+                    step = ex.complete_evaluation(
+                        flow, step.state, request.block, values, self._now()
+                    )
+            elif step.http is not None:
+                call = step.http
+                try:
+                    response = await self._http(call)
+                except HttpError as exc:
+                    step = ex.fail_http(flow, step.state, call.block, str(exc), self._now())
+                else:
+                    step = ex.complete_http(flow, step.state, call.block, response, self._now())
             events.extend(step.events)
         return replace(step, events=events)
 

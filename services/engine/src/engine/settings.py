@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     auth_timeout_seconds: float = 5.0
     http_max_response_bytes: int = 1024 * 1024
     idempotency_retention_hours: float = 24.0
+    expression_time_limit_ms: int = Field(default=1000, ge=10)  # per guarded evaluation
+    expression_workers: int = Field(default=2, ge=1)  # processes for guarded expressions
+    expression_memory_mb: int = Field(default=1024, ge=0)  # per worker; 0: no limit
     retry_backoff_seconds: float = 0.2  # after a record's first failed try, then doubled
     log_format: str = "text"  # or "json"
     log_level: str = "INFO"

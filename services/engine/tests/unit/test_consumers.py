@@ -1,5 +1,6 @@
 """The engine's Kafka consumers over FastStream's test broker."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -221,3 +222,44 @@ async def test_an_outage_of_the_infrastructure_never_dead_letters(
     assert store.letters == {}  # left to be delivered again (its partition rewinds)
     assert store.outcomes == {}
     assert store.executions == {}
+
+
+async def test_the_engine_answers_health_checks_while_an_expression_runs(engine: Any) -> None:
+    broker, http, store = engine
+    flow = {
+        "name": "Heavy",
+        "blocks": [
+            {"name": "s", "type": "start", "next": "cb"},
+            {
+                "name": "cb",
+                "type": "external_callback",
+                "condition": "data.items.map(a, data.items.map(b, a + b)).size() > 0",
+            },
+        ],
+    }
+    deployed = (await http.post("/api/automation/flows", json=flow)).json()
+    execution_id = str(uuid.uuid4())
+    start = StartExecution(
+        executionId=execution_id, flowId=deployed["flowId"], input={}, requestedAt=1
+    )
+    await broker.publish(start.model_dump(mode="json"), TOPICS.execution_starts)
+    activation = ActivateTrigger(
+        activationId=str(uuid.uuid4()),
+        flowId=deployed["flowId"],
+        triggerId=deployed["triggers"][0]["triggerId"],
+        data={"items": list(range(1000))},  # about a minute in place
+        receivedAt=1,
+    )
+    deciding = asyncio.create_task(
+        broker.publish(activation.model_dump(mode="json"), TOPICS.activations)
+    )
+    answered = 0
+    while not deciding.done():
+        assert (await http.get("/healthz")).status_code == 200
+        answered += 1
+        await asyncio.sleep(0.01)
+    await deciding
+    assert answered >= 20  # it kept answering through the second the expression had
+    outcome = (await http.get(f"/api/automation/activations/{activation.activationId}")).json()
+    assert outcome["outcome"] == "FILTERED"
+    assert "cut off" in store.executions[execution_id].history[-1]["detail"]

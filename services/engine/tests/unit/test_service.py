@@ -1,12 +1,15 @@
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
+from engine.adapters import ExpressionWorkers
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.definition import DefinitionError
+from engine.core.expressions import ExpressionError
 from engine.service import Engine, EngineConfig
 from schemas.events import (
     ActivateTrigger,
@@ -40,6 +43,7 @@ class World:
     published: RecordingPublisher
     http: ScriptedHttp
     tokens: StaticTokens
+    workers: ExpressionWorkers
 
     async def deploy(self, definition: dict[str, Any]) -> tuple[str, dict[str, str]]:
         deployed = await self.catalog.deploy(FlowDefinition.model_validate(definition))
@@ -68,13 +72,15 @@ class World:
 
 
 @pytest.fixture
-def world() -> World:
+async def world() -> AsyncIterator[World]:
     store, published, http = InMemoryStore(), RecordingPublisher(), ScriptedHttp()
     tokens = StaticTokens({"good-token": GATEWAY})
     clock = Clock()
     catalog = Catalog(store, published, CatalogConfig(public_url="http://gw:8080/"), clock)
-    engine = Engine(catalog, store, published, http, tokens, EngineConfig(), clock)
-    return World(catalog, engine, store, published, http, tokens)
+    workers = ExpressionWorkers(1, 0.5, 512 * 1024 * 1024)
+    engine = Engine(catalog, store, published, http, tokens, EngineConfig(), clock, workers)
+    yield World(catalog, engine, store, published, http, tokens, workers)
+    await workers.close()
 
 
 async def order(world: World, order_id: str = "o-1") -> tuple[str, str, str]:
@@ -395,3 +401,84 @@ async def test_an_execution_started_through_the_api_waits_at_its_entry_trigger(
     )
     assert outcome.executionIds == [execution_id]
     assert await world.status(execution_id) == ExecutionStatus.COMPLETED
+
+
+HEAVY = "data.items.map(a, data.items.map(b, a + b)).size() > 0"  # a minute for 1,000 items
+
+
+def guarded_flow(condition: str, assign: str = "size(data.items.filter(i, i > 1))") -> Any:
+    return {
+        "name": "Guarded",
+        "blocks": [
+            {"name": "s", "type": "start", "next": "cb"},
+            {"name": "cb", "type": "external_callback", "condition": condition, "next": "count"},
+            {
+                "name": "count",
+                "type": "assign",
+                "assign": {"big": assign, "twice": "vars.big * 2"},
+            },
+        ],
+    }
+
+
+async def test_a_condition_over_its_time_budget_counts_as_false_with_a_history_entry(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(guarded_flow(HEAVY))
+    execution_id = await world.start(flow_id, {})
+    heavy = await world.activate(flow_id, triggers["cb"], {"items": list(range(1000))})
+    assert heavy.outcome == Outcome.FILTERED
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.status == ExecutionStatus.WAITING
+    assert "cut off after 500 ms" in state.history[-1]["detail"]
+    assert world.workers.replaced == 1
+    # the replacement evaluates the next one; the assign block's comprehension runs there too
+    light = await world.activate(flow_id, triggers["cb"], {"items": [1, 2, 3]})
+    assert light.outcome == Outcome.ACTIVATED
+    done = await world.store.get_execution(execution_id)
+    assert done is not None
+    assert (done.status, done.vars) == (ExecutionStatus.COMPLETED, {"big": 2, "twice": 4})
+
+
+async def test_a_block_expression_over_its_time_budget_fails_the_execution(world: World) -> None:
+    flow_id, triggers = await world.deploy(guarded_flow("true", assign=HEAVY))
+    execution_id = await world.start(flow_id, {})
+    decided = await world.activate(flow_id, triggers["cb"], {"items": list(range(1000))})
+    assert decided.outcome == Outcome.ACTIVATED
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.status == ExecutionStatus.FAILED
+    assert "block 'count'" in (state.error or "")
+    assert "time budget" in (state.error or "")
+
+
+async def test_an_expression_over_its_memory_budget_is_cut_off_and_its_worker_replaced() -> None:
+    workers = ExpressionWorkers(1, 30.0, 512 * 1024 * 1024)
+    # 3,200 strings of a megabyte: far over the worker's 512 MiB, long before its time is up
+    hungry = [("c", "data.items.map(a, data.s + data.s).size() > 0")]
+    data = {"items": list(range(3200)), "s": "x" * 512 * 1024}
+    try:
+        with pytest.raises(ExpressionError, match="memory budget"):
+            await workers(hungry, {"data": data}, assigns=False)
+        assert workers.replaced == 1
+        assert await workers([("c", "size(data.s)")], {"data": data}, assigns=False) == {
+            "c": 512 * 1024
+        }
+    finally:
+        await workers.close()
+
+
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [
+        ("x" * 2001, "2001 characters"),
+        ("(" * 40 + "1" + ")" * 40, "nested 40 deep"),
+        ("[1].map(a, [1].map(b, [1].map(c, c))) == []", "nested 3 deep"),
+    ],
+)
+async def test_an_expression_over_the_cost_budget_is_refused_at_deploy(
+    world: World, expression: str, says: str
+) -> None:
+    with pytest.raises(DefinitionError, match=says):
+        await world.deploy(guarded_flow("true", assign=expression))

@@ -40,6 +40,11 @@ class Flow:
     correlations: Mapping[str, Correlation] = field(default_factory=dict)
 
     @cached_property
+    def guarded_blocks(self) -> frozenset[str]:
+        """Blocks with an expression not bounded in cost: evaluated under a time limit."""
+        return frozenset(block for (block, _), e in self.expressions.items() if not e.bounded)
+
+    @cached_property
     def trigger_blocks(self) -> Mapping[str, str]:
         """Trigger id -> block name."""
         return {tid: name for name, tid in self.trigger_ids.items()}
@@ -47,6 +52,13 @@ class Flow:
     def expression(self, block: str, key: str) -> Expression:
         """Return the compiled expression `key` of `block` (keys as `expression_sources` yields)."""
         return self.expressions[(block, key)]
+
+    def block_expressions(self, block: str) -> list[tuple[str, Expression]]:
+        """The compiled expressions of `block`, by key, in the order they are evaluated."""
+        return [
+            (key, self.expressions[(block, key)])
+            for key, _ in expression_sources(self.blocks[block])
+        ]
 
     def trigger(self, trigger_id: str) -> ExternalCallbackBlock | None:
         """Return the callback block with `trigger_id`, or None."""

@@ -1,16 +1,19 @@
 """Step an execution through its flow: the engine's deterministic heart.
 
 `advance` runs blocks until the execution waits at callback blocks, ends, fails, or
-needs the result of an HTTP request (which the service performs, then hands back
-through `complete_http`). Every function returns a new state and the events to publish.
+needs what only the service can do: the result of an HTTP request (handed back through
+`complete_http`), or the values of a block's expressions that are not bounded in cost
+(evaluated under a time limit, handed back through `complete_evaluation`). Every
+function returns a new state and the events to publish.
 """
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.core.definition import Flow
-from engine.core.expressions import ExpressionError
+from engine.core.expressions import Expression, ExpressionError
 from schemas.events import (
     ExecutionCompleted,
     ExecutionEvent,
@@ -71,12 +74,28 @@ class HttpCall:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """The expressions of block `block` that the service must evaluate under a time limit.
+
+    `expressions` in order, by key (as `definition.expression_sources` names them); for
+    an assign block, each value is a variable the later ones see (`assigns`).
+    """
+
+    block: str
+    expressions: tuple[tuple[str, Expression], ...]
+    context: dict[str, Any]
+    assigns: bool
+
+
+@dataclass(frozen=True)
 class Step:
-    """The result of stepping: the new state, events to publish and maybe an HTTP call."""
+    """The result of stepping: the new state, events to publish and maybe a request for
+    the service (an HTTP call, or expressions to evaluate)."""
 
     state: ExecutionState
     events: list[ExecutionEvent]
     http: HttpCall | None = None
+    evaluation: Evaluation | None = None
 
 
 class NotWaiting(Exception):
@@ -200,6 +219,20 @@ def complete_http(
     )
 
 
+def complete_evaluation(
+    flow: Flow, state: ExecutionState, block_name: str, values: Mapping[str, Any], now: int
+) -> Step:
+    """Run a block with the values the service evaluated for it, and advance past it."""
+    return advance(flow, state, now, (block_name, values))
+
+
+def fail_evaluation(
+    flow: Flow, state: ExecutionState, block_name: str, error: str, now: int
+) -> Step:
+    """Fail an execution whose block's expression failed or ran out of time."""
+    return _fail(state, now, block_name, f"block {block_name!r}: {error}")
+
+
 def fail_http(flow: Flow, state: ExecutionState, block_name: str, error: str, now: int) -> Step:
     """Fail an execution whose HTTP block could not get a response."""
     return _fail(state, now, block_name, f"block {block_name!r}: {error}")
@@ -210,8 +243,18 @@ def give_up(state: ExecutionState, reason: str, now: int) -> Step:
     return _fail(state, now, None, reason)
 
 
-def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
-    """Run blocks from `state.at` until a wait, the end, a failure or an HTTP call."""
+def advance(
+    flow: Flow,
+    state: ExecutionState,
+    now: int,
+    evaluated: tuple[str, Mapping[str, Any]] | None = None,
+) -> Step:
+    """Run blocks from `state.at` until a wait, the end, a failure or a request.
+
+    Args:
+        evaluated: the block at `state.at` and the values of its expressions, when the
+            service evaluated them (`complete_evaluation`).
+    """
     events: list[ExecutionEvent] = []
     while True:
         if state.status != ExecutionStatus.RUNNING:
@@ -234,6 +277,21 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
             return Step(state, events)
         name = state.at
         block = flow.blocks[name]
+        given = evaluated[1] if evaluated is not None and evaluated[0] == name else None
+        evaluated = None
+        if (
+            given is None
+            and name in flow.guarded_blocks
+            and isinstance(block, AssignBlock | BranchBlock | HttpRequestBlock)
+        ):
+            request = Evaluation(
+                name,
+                tuple(flow.block_expressions(name)),
+                context(flow, state),
+                isinstance(block, AssignBlock),
+            )
+            return Step(replace(state, updated=now), events, evaluation=request)
+        value_of = _values(flow, name, given)
         state = replace(state, steps=state.steps + 1)
         try:
             if isinstance(block, StartBlock):
@@ -241,9 +299,9 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
             elif isinstance(block, EndBlock):
                 state = replace(_log(state, now, "block", name), at=None)
             elif isinstance(block, AssignBlock):
-                state = _assign(flow, state, block, now)
+                state = _assign(flow, state, block, now, given)
             elif isinstance(block, BranchBlock):
-                state = _branch(flow, state, block, now)
+                state = _branch(state, block, now, value_of)
             elif isinstance(block, ExternalCallbackBlock):
                 trigger_id = flow.trigger_ids[name]
                 correlation = flow.correlations.get(name)
@@ -267,23 +325,48 @@ def advance(flow: Flow, state: ExecutionState, now: int) -> Step:
                 )
                 return Step(state, events)
             else:
-                return Step(replace(state, updated=now), events, _http_call(flow, state, block))
+                call = _http_call(flow, state, block, value_of)
+                return Step(replace(state, updated=now), events, call)
         except ExpressionError as exc:
             failed = _fail(state, now, name, f"block {name!r}: {exc}")
             return Step(failed.state, events + failed.events)
 
 
-def _assign(flow: Flow, state: ExecutionState, block: AssignBlock, now: int) -> ExecutionState:
+def _values(
+    flow: Flow, block: str, given: Mapping[str, Any] | None
+) -> Callable[[str, ExecutionState], Any]:
+    """How a block gets the value of its expression `key`: given, or evaluated in place."""
+    if given is not None:
+        return lambda key, state: given[key]
+    return lambda key, state: flow.expression(block, key).evaluate(context(flow, state))
+
+
+def _assign(
+    flow: Flow,
+    state: ExecutionState,
+    block: AssignBlock,
+    now: int,
+    given: Mapping[str, Any] | None,
+) -> ExecutionState:
     variables = dict(state.vars)
     for var in block.assign:
-        ctx = context(flow, replace(state, vars=variables))
-        variables[var] = flow.expression(block.name, f"assign.{var}").evaluate(ctx)
+        key = f"assign.{var}"
+        if given is not None:
+            variables[var] = given[key]
+        else:
+            ctx = context(flow, replace(state, vars=variables))
+            variables[var] = flow.expression(block.name, key).evaluate(ctx)
     state = replace(state, vars=variables, at=block.next)
     return _log(state, now, "block", block.name)
 
 
-def _branch(flow: Flow, state: ExecutionState, block: BranchBlock, now: int) -> ExecutionState:
-    value = flow.expression(block.name, "if").evaluate(context(flow, state))
+def _branch(
+    state: ExecutionState,
+    block: BranchBlock,
+    now: int,
+    value_of: Callable[[str, ExecutionState], Any],
+) -> ExecutionState:
+    value = value_of("if", state)
     if not isinstance(value, bool):
         raise ExpressionError(f"`if` gave {type(value).__name__} {value!r}, not a boolean")
     target = block.then if value else block.else_
@@ -292,16 +375,17 @@ def _branch(flow: Flow, state: ExecutionState, block: BranchBlock, now: int) -> 
     )
 
 
-def _http_call(flow: Flow, state: ExecutionState, block: HttpRequestBlock) -> HttpCall:
-    ctx = context(flow, state)
-    url = flow.expression(block.name, "url").evaluate(ctx)
+def _http_call(
+    flow: Flow,
+    state: ExecutionState,
+    block: HttpRequestBlock,
+    value_of: Callable[[str, ExecutionState], Any],
+) -> HttpCall:
+    url = value_of("url", state)
     if not isinstance(url, str):
         raise ExpressionError(f"url gave {type(url).__name__}, not a string")
-    headers = {
-        header: str(flow.expression(block.name, f"headers.{header}").evaluate(ctx))
-        for header in block.headers
-    }
-    body = flow.expression(block.name, "body").evaluate(ctx) if block.body is not None else None
+    headers = {header: str(value_of(f"headers.{header}", state)) for header in block.headers}
+    body = value_of("body", state) if block.body is not None else None
     return HttpCall(block.name, block.method, url, headers, body, block.timeoutSeconds)
 
 

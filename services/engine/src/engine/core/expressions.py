@@ -1,17 +1,39 @@
-"""CEL expressions: compile once at deploy, evaluate against an execution's context."""
+"""CEL expressions: compile once at deploy, evaluate against an execution's context.
+
+Every expression has a cost budget, checked at deploy: its length, how deeply it nests,
+and how deeply its comprehensions (`map`, `filter`, `all`, `exists`, `exists_one`) nest.
+Without a comprehension, evaluating an expression costs time in proportion to the
+expression and the values it reads: it is `bounded` and runs in place. One with a
+comprehension can cost far more (a nested `map` over the posted data multiplies
+sizes): the service runs it in a worker process under a time limit.
+"""
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+)")
+MAX_LENGTH = 2_000  # characters
+MAX_NESTING = 32  # parentheses, brackets and braces inside one another
+MAX_COMPREHENSION_DEPTH = 2  # comprehensions inside one another
+_MACROS = frozenset({"map", "filter", "all", "exists", "exists_one"})
 
 
 class ExpressionError(Exception):
     """An expression failed to compile or to evaluate; the message is for users."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the cost budget looks at in an expression's text."""
+
+    nesting: int
+    comprehensions: int
+    comprehension_depth: int
 
 
 @dataclass(frozen=True)
@@ -20,20 +42,128 @@ class Expression:
 
     source: str
     program: cel.Program
+    bounded: bool = True  # no comprehension: cheap enough to evaluate in place
 
-    def evaluate(self, context: dict[str, Any]) -> Any:
+    def evaluate(self, context: "Mapping[str, Any] | Bindings") -> Any:
         """Evaluate against `context`; raise ExpressionError on any runtime error."""
         try:
-            value = self.program.execute(context)
+            if isinstance(context, Bindings):
+                value = context.execute(self.program)
+            else:
+                value = self.program.execute(dict(context))
         except Exception as exc:  # the extension raises KeyError, TypeError, ValueError...
             raise ExpressionError(_runtime_message(self.source, exc)) from exc
         return to_json(value)
 
 
+@dataclass
+class Bindings:
+    """A context whose `shared` names are converted to CEL once, for many evaluations.
+
+    An activation's `data` (up to a megabyte) and `user` are the same for every waiting
+    execution its condition is evaluated for; only each execution's own names change.
+    """
+
+    shared: Mapping[str, Any]
+    own: Mapping[str, Any] = field(default_factory=dict)
+    _context: "cel.Context | None" = None
+
+    def execute(self, program: cel.Program) -> Any:
+        if self._context is None:
+            self._context = cel.Context()
+            for name, value in self.shared.items():
+                self._context.add_variable(name, value)
+            # consulted first; None falls through to the shared names
+            self._context.set_variable_resolver(
+                lambda name: None if name in self.shared else self.own.get(name)
+            )
+        return program.execute(self._context)
+
+
+def shape(source: str) -> Shape:
+    """Measure nesting and comprehensions, outside string literals."""
+    depth = max_depth = comprehensions = macro_depth = max_macro_depth = 0
+    stack: list[bool] = []  # per open bracket: whether it opened a comprehension
+    i, n = 0, len(source)
+    while i < n:
+        char = source[i]
+        if char in "'\"":
+            i = _string_end(source, i)
+            continue
+        if char in "([{":
+            macro = char == "(" and _macro_before(source, i)
+            stack.append(macro)
+            depth = len(stack)
+            max_depth = max(max_depth, depth)
+            if macro:
+                comprehensions += 1
+                macro_depth += 1
+                max_macro_depth = max(max_macro_depth, macro_depth)
+        elif char in ")]}" and stack and stack.pop():
+            macro_depth -= 1
+        i += 1
+    return Shape(max_depth, comprehensions, max_macro_depth)
+
+
+def _string_end(source: str, start: int) -> int:
+    """The index after the string literal that starts at `start`."""
+    quote = source[start]
+    raw = start > 0 and source[start - 1] in "rR"
+    if source.startswith(quote * 3, start):
+        end = source.find(quote * 3, start + 3)
+        return len(source) if end < 0 else end + 3
+    i = start + 1
+    while i < len(source):
+        if source[i] == "\\" and not raw:
+            i += 2
+            continue
+        if source[i] == quote:
+            return i + 1
+        i += 1
+    return len(source)
+
+
+def _macro_before(source: str, paren: int) -> bool:
+    """Whether the parenthesis at `paren` opens `.map(`, `.filter(`, ... (a comprehension)."""
+    end = paren
+    while end > 0 and source[end - 1].isspace():
+        end -= 1
+    start = end
+    while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
+        start -= 1
+    if source[start:end] not in _MACROS:
+        return False
+    dot = start
+    while dot > 0 and source[dot - 1].isspace():
+        dot -= 1
+    return dot > 0 and source[dot - 1] == "."
+
+
+def check_budget(source: str) -> Shape:
+    """Refuse an expression over the cost budget, saying which limit and by how much."""
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(
+            f"over the cost budget: {len(source)} characters (at most {MAX_LENGTH})"
+        )
+    measured = shape(source)
+    if measured.nesting > MAX_NESTING:
+        raise ExpressionError(
+            f"over the cost budget: nested {measured.nesting} deep (at most {MAX_NESTING})"
+        )
+    if measured.comprehension_depth > MAX_COMPREHENSION_DEPTH:
+        raise ExpressionError(
+            f"over the cost budget: comprehensions (map, filter, all, exists) nested "
+            f"{measured.comprehension_depth} deep (at most {MAX_COMPREHENSION_DEPTH})"
+        )
+    return measured
+
+
 def compile_expression(source: str) -> Expression:
-    """Compile `source`; raise ExpressionError naming the line and column of a syntax error."""
+    """Compile `source` within the cost budget; raise ExpressionError naming the line and
+    column of a syntax error, or the limit it is over."""
+    measured = check_budget(source)
     try:
-        return Expression(source, cel.compile(source))
+        return Expression(source, cel.compile(source), bounded=measured.comprehensions == 0)
     except Exception as exc:
         text = str(exc)
         match = _POSITION.search(text)

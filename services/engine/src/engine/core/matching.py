@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.core.definition import Flow
-from engine.core.expressions import ExpressionError
+from engine.core.expressions import Bindings, ExpressionError
 from schemas.callbacks import AuthCheck, check_user
 from schemas.events import Outcome
 from schemas.flows import ExternalCallbackBlock
@@ -22,27 +22,35 @@ def authorized(trigger: ExternalCallbackBlock, user: User | None) -> bool:
     return check_user(trigger.authenticationType, trigger.requiredRoles, user) == AuthCheck.PASSED
 
 
+def activation_bindings(data: dict[str, Any], user: dict[str, Any] | None) -> Bindings:
+    """The names an activation binds for its conditions, converted once for all of them."""
+    return Bindings({"data": data, "user": user})
+
+
 def condition_holds(
     flow: Flow,
     block: ExternalCallbackBlock,
     snapshot: dict[str, Any],
-    data: dict[str, Any],
-    user: dict[str, Any] | None,
+    activation: Bindings,
 ) -> ConditionResult:
-    """Evaluate the block's condition for one waiting execution.
+    """Evaluate the block's condition for one waiting execution, in place.
 
     `snapshot` is the execution's expression context taken when it started waiting;
-    `data` and `user` are bound to the incoming activation. A runtime error counts as
-    FALSE and is reported so that it can be recorded in the execution's history.
+    `activation` binds `data` and `user` of the incoming activation. A runtime error
+    counts as FALSE and is reported so that it can be recorded in the execution's history.
     """
     if block.condition is None:
         return ConditionResult(True)
+    activation.own = snapshot
     try:
-        value = flow.expression(block.name, "condition").evaluate(
-            {**snapshot, "data": data, "user": user}
-        )
+        value = flow.expression(block.name, "condition").evaluate(activation)
     except ExpressionError as exc:
         return ConditionResult(False, str(exc))
+    return judge(value)
+
+
+def judge(value: Any) -> ConditionResult:
+    """A condition's value as a result: only `true` holds; a non-boolean is an error."""
     if not isinstance(value, bool):
         return ConditionResult(
             False, f"condition gave {type(value).__name__} {value!r}, not a boolean"

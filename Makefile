@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src cl
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down status logs user bench bench-smoke chaos test test-unit lint fmt schemas infra-up infra-down infra-status clean
+.PHONY: help install lock up down status logs user bench bench-smoke chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ bench: install ## the benchmark suite: bench/results/report.md, latest.json and 
 chaos: install ## the fault suite: kill -9 every part under load; nothing acknowledged is lost
 	$(PY) tests/chaos/chaos.py --executions 400
 
+fuzz: install ## 10,000 generated and hostile requests against the running services: no 5xx
+	$(LOCAL)/with-infra.sh env HOOKFLOW_FUZZ_REQUESTS=10000 HOOKFLOW_FUZZ_REPORT=.local/fuzz/report.json \
+		$(PY) -m pytest -q -s -W ignore::hypothesis.errors.HypothesisWarning tests/e2e/test_fuzz.py
+
 bench-smoke: install ## every benchmark for a moment, to show that it still runs
 	$(LOCAL)/with-infra.sh $(PY) bench/run.py --smoke --out .local/bench-smoke
 
@@ -81,6 +85,7 @@ lint: install ## ruff (lint and format check) and mypy --strict
 schemas: install ## export the JSON Schemas of Kafka messages and the gateway OpenAPI document
 	$(PY) -m schemas.export
 	$(PY) -m gateway.openapi
+	$(PY) -m engine.openapi
 	$(PY) docs/asyncapi/generate.py
 
 fmt: install ## format and fix what ruff can

@@ -13,6 +13,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from engine.adapters import AuthServiceTokens, ExpressionWorkers, HttpxRunner, KafkaPublisher
 from engine.catalog import Catalog, CatalogConfig
@@ -20,6 +23,7 @@ from engine.consumers import ConsumerConfig, register
 from engine.dead_letters import DeadLetters
 from engine.http import Endpoints
 from engine.metrics import Metrics
+from engine.openapi import document
 from engine.ports import Store
 from engine.service import Engine, EngineConfig
 from engine.settings import Settings
@@ -163,8 +167,11 @@ def create_app(
             if mongo is not None:
                 await mongo.close()
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document())
+
     app = Starlette(
-        routes=endpoints.routes(),
+        routes=[*endpoints.routes(), Route("/openapi.json", openapi)],
         lifespan=lifespan,
         exception_handlers=exception_handlers(logger),
     )

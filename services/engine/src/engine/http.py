@@ -1,10 +1,12 @@
 """The engine's management API (Starlette): flows, executions and activation outcomes."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 BODY_LIMIT = 1024 * 1024
 MAX_PAGE = 500
+PUBLISH_SECONDS = 5.0
 
 
 class Endpoints:
@@ -122,14 +125,23 @@ class Endpoints:
         if found is None:
             raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         execution_id = str(uuid.uuid4())
-        await self._request_start(
-            StartExecution(
-                executionId=execution_id,
-                flowId=found[0].flow_id,
-                input=body,
-                requestedAt=self._now(),
-            )
+        command = StartExecution(
+            executionId=execution_id, flowId=found[0].flow_id, input=body, requestedAt=self._now()
         )
+        try:
+            async with asyncio.timeout(PUBLISH_SECONDS):
+                await self._request_start(command)
+        except MessageSizeTooLargeError:
+            raise RequestError(
+                413, ErrorCode.BODY_TOO_LARGE, "the input is too large for the broker"
+            ) from None
+        except (KafkaError, TimeoutError) as exc:
+            logger.warning("start not published", extra={"error": repr(exc)})
+            raise RequestError(
+                503,
+                ErrorCode.BROKER_UNAVAILABLE,
+                "the start was not accepted: the broker is unavailable; retry later",
+            ) from exc
         return JSONResponse({"executionId": execution_id}, status_code=202)
 
     async def executions(self, request: Request) -> Response:

@@ -26,7 +26,10 @@ _COMMON_ERRORS = {
     ),
     "404": _error("Unknown flow or trigger", ErrorCode.UNKNOWN_FLOW, ErrorCode.UNKNOWN_TRIGGER),
     "408": _error("The body did not arrive in time", ErrorCode.REQUEST_TIMEOUT),
-    "413": _error("The body is over the limit (1 MiB by default)", ErrorCode.BODY_TOO_LARGE),
+    "413": _error(
+        "The body is over the limit (1 MiB by default), or too large for the broker",
+        ErrorCode.BODY_TOO_LARGE,
+    ),
     "415": _error("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
     "429": _error("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
     "503": _error(

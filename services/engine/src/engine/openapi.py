@@ -1,0 +1,276 @@
+"""The engine's OpenAPI document (the management API), also committed under docs/openapi/."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.http import MAX_PAGE
+from schemas.errors import ErrorBody, ErrorCode
+from schemas.events import ActivationOutcome, DeadLetter
+from schemas.executions import ExecutionView
+from schemas.flows import DeployedFlow, FlowDefinition, FlowVersion
+
+_REF = "#/components/schemas/{model}"
+_MODELS: tuple[type[BaseModel], ...] = (
+    ErrorBody,
+    FlowDefinition,
+    DeployedFlow,
+    FlowVersion,
+    ExecutionView,
+    ActivationOutcome,
+    DeadLetter,
+)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str, *codes: ErrorCode) -> dict[str, Any]:
+    listed = ", ".join(f"{c.value} ({c.name})" for c in codes)
+    return _json(_ref(ErrorBody), f"{description}. Codes: {listed}")
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_BAD_BODY = _error(
+    "Malformed JSON, or a body that is not an object",
+    ErrorCode.MALFORMED_JSON,
+    ErrorCode.NOT_AN_OBJECT,
+)
+_TOO_LARGE = _error("The body is over 1 MiB", ErrorCode.BODY_TOO_LARGE)
+_MEDIA = _error("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+_PAGE = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "`next` of the previous page",
+        "schema": {"type": "string"},
+    },
+]
+_BAD_PAGE = _error("A bad limit, status or cursor", ErrorCode.INVALID_PARAMETER)
+_ANY_OBJECT = {"type": "object", "additionalProperties": True}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the engine's management API."""
+    flow_id = _path("flowId", "a deployed flow version")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hookflow engine",
+            "version": "1.0.0",
+            "description": "Flows, executions, activation outcomes and dead letters.",
+        },
+        "paths": {
+            "/api/automation/flows": {
+                "post": {
+                    "operationId": "deployFlow",
+                    "summary": "Deploy a flow definition as a new version",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(FlowDefinition)}},
+                    },
+                    "responses": {
+                        "201": _json(_ref(DeployedFlow), "Deployed; each trigger's callback URL"),
+                        "400": _error(
+                            "Not a valid definition (every problem listed), or bad JSON",
+                            ErrorCode.INVALID_DEFINITION,
+                            ErrorCode.MALFORMED_JSON,
+                            ErrorCode.NOT_AN_OBJECT,
+                        ),
+                        "413": _TOO_LARGE,
+                        "415": _MEDIA,
+                    },
+                }
+            },
+            "/api/automation/flows/{flowId}": {
+                "get": {
+                    "operationId": "getFlow",
+                    "summary": "A flow version with its definition and triggers",
+                    "parameters": [flow_id],
+                    "responses": {
+                        "200": _json(_ref(FlowVersion), "The flow version"),
+                        "404": _error("No such flow", ErrorCode.UNKNOWN_FLOW),
+                    },
+                }
+            },
+            "/api/automation/flow/{flowId}/execute": {
+                "post": {
+                    "operationId": "startExecution",
+                    "summary": "Start an execution of a flow version with the body as input",
+                    "parameters": [flow_id],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ANY_OBJECT}},
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["executionId"],
+                                "properties": {"executionId": {"type": "string"}},
+                            },
+                            "Start requested",
+                        ),
+                        "400": _BAD_BODY,
+                        "404": _error("No such flow", ErrorCode.UNKNOWN_FLOW),
+                        "413": _error(
+                            "The body is over 1 MiB, or too large for the broker",
+                            ErrorCode.BODY_TOO_LARGE,
+                        ),
+                        "415": _MEDIA,
+                        "503": _error(
+                            "Nothing was accepted: the broker is unavailable",
+                            ErrorCode.BROKER_UNAVAILABLE,
+                        ),
+                    },
+                }
+            },
+            "/api/automation/flow/{flowId}/executions": {
+                "get": {
+                    "operationId": "listExecutions",
+                    "summary": "Executions of a flow version, oldest first, a page at a time",
+                    "parameters": [
+                        flow_id,
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "string",
+                                "enum": ["running", "waiting", "completed", "failed"],
+                            },
+                        },
+                        *_PAGE,
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["executions", "next"],
+                                "properties": {
+                                    "executions": {"type": "array", "items": _ref(ExecutionView)},
+                                    "next": {"type": ["string", "null"]},
+                                },
+                            },
+                            "A page of executions",
+                        ),
+                        "400": _BAD_PAGE,
+                    },
+                }
+            },
+            "/api/automation/executions/{executionId}": {
+                "get": {
+                    "operationId": "getExecution",
+                    "summary": "An execution: status, waits, variables, results, history",
+                    "parameters": [_path("executionId", "a UUID")],
+                    "responses": {
+                        "200": _json(_ref(ExecutionView), "The execution"),
+                        "404": _error("No such execution", ErrorCode.UNKNOWN_EXECUTION),
+                    },
+                }
+            },
+            "/api/automation/activations/{activationId}": {
+                "get": {
+                    "operationId": "getActivation",
+                    "summary": "What became of an activation (X-Activation-Id)",
+                    "parameters": [_path("activationId", "as the gateway answered it")],
+                    "responses": {
+                        "200": _json(_ref(ActivationOutcome), "Its outcome"),
+                        "404": _error(
+                            "Unknown, not decided yet, or ignored by an IGNORE policy",
+                            ErrorCode.UNKNOWN_ACTIVATION,
+                        ),
+                    },
+                }
+            },
+            "/api/automation/dead-letters": {
+                "get": {
+                    "operationId": "listDeadLetters",
+                    "summary": "Messages the engine gave up on, in the order they were parked",
+                    "parameters": _PAGE,
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["deadLetters", "next"],
+                                "properties": {
+                                    "deadLetters": {"type": "array", "items": _ref(DeadLetter)},
+                                    "next": {"type": ["string", "null"]},
+                                },
+                            },
+                            "A page of dead letters",
+                        ),
+                        "400": _BAD_PAGE,
+                    },
+                }
+            },
+            "/api/automation/dead-letters/{deadLetterId}": {
+                "get": {
+                    "operationId": "getDeadLetter",
+                    "summary": "One dead letter",
+                    "parameters": [_path("deadLetterId", "a dead letter's id")],
+                    "responses": {
+                        "200": _json(_ref(DeadLetter), "The dead letter"),
+                        "404": _error("No such dead letter", ErrorCode.UNKNOWN_DEAD_LETTER),
+                    },
+                }
+            },
+            "/api/automation/dead-letters/{deadLetterId}/replay": {
+                "post": {
+                    "operationId": "replayDeadLetter",
+                    "summary": "Publish a dead letter's message again: it is decided as if new",
+                    "parameters": [_path("deadLetterId", "a dead letter's id")],
+                    "responses": {
+                        "202": _json(_ref(DeadLetter), "Published again; replayedAt is set"),
+                        "404": _error("No such dead letter", ErrorCode.UNKNOWN_DEAD_LETTER),
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _components()},
+    }
+
+
+def _components() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in _MODELS:
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+COMMITTED = Path(__file__).resolve().parents[4] / "docs" / "openapi" / "engine.json"
+
+
+def rendered() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    COMMITTED.parent.mkdir(parents=True, exist_ok=True)
+    COMMITTED.write_text(rendered())
+    print(f"wrote {COMMITTED}")

@@ -1,0 +1,35 @@
+import httpx
+import schemathesis
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from starlette.routing import Route
+
+from engine import openapi
+from engine.app import create_app
+from engine.settings import Settings
+
+from ..fakes import InMemoryStore
+
+
+def test_the_committed_document_is_current() -> None:
+    assert openapi.COMMITTED.read_text() == openapi.rendered(), (
+        "docs/openapi/engine.json is stale: run `make schemas` and commit it"
+    )
+
+
+async def test_the_engine_serves_a_document_of_every_management_route() -> None:
+    broker = KafkaBroker()
+    app = create_app(
+        Settings(topic_prefix="unit"), store=InMemoryStore(), broker=broker, configure_logging=False
+    )
+    routes = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
+    assert routes == set(openapi.document()["paths"])
+    async with TestKafkaBroker(broker), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+            assert (await http.get("/openapi.json")).json() == openapi.document()
+
+
+def test_the_document_is_valid_openapi() -> None:
+    schema = schemathesis.openapi.from_dict(openapi.document())
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 9

@@ -583,6 +583,49 @@ class Suite:
 
     # -- 3. consumer overhead ------------------------------------------------------------
 
+    def responsiveness(self) -> None:
+        """P10: the engine's /healthz latency while guarded expressions run, against the
+        lateness of an event loop that evaluates the same condition in place (as the
+        engine did before expressions had a budget)."""
+        engine, gateway = self.s.url("engine"), self.s.url("gateway")
+        items = list(range(300 if self.smoke else 1000))  # 2 s, or a minute, in place
+        flow = http(
+            "POST",
+            f"{engine}/api/automation/flows",
+            {
+                "name": "bench-heavy",
+                "blocks": [
+                    {"name": "Go", "type": "start", "next": "Wait"},
+                    {"name": "Wait", "type": "external_callback", "condition": HEAVY},
+                ],
+            },
+        )
+        for _ in range(2):
+            http("POST", f"{gateway}/api/automation/flow/{flow['flowId']}/execute", {})
+        callback = flow["triggers"][0]["callbackUrl"]
+        for _ in range(self.runs):
+            latencies: list[float] = []
+            stop = time.monotonic() + max(3.0, self.seconds)
+            sent = 0
+            while time.monotonic() < stop:
+                if sent < 3:  # each is cut off after 1 s for each waiting execution
+                    http("POST", callback, {"items": items})
+                    sent += 1
+                started = time.perf_counter()
+                http("GET", f"{engine}/healthz")
+                latencies.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.01)
+            self.fig(
+                "engine /healthz max latency while guarded expressions run",
+                "ms",
+                "below 100 ms",
+                better="lower",
+                id="P10",
+            ).values.append(max(latencies))
+            self.fig("engine /healthz max latency while guarded expressions run", "ms").peer.append(
+                _in_place_stall(items[:300])
+            )
+
     def consumers(self) -> None:
         count = 2000 if self.smoke else 50_000
         for run in range(self.runs):
@@ -820,6 +863,33 @@ def _summarise(raw: Path) -> dict[str, Any]:
         else {},
         "inclusive": {f: round(n / total, 3) for n, f in top} if total else {},
     }
+
+
+HEAVY = "data.items.map(a, data.items.map(b, a + b)).size() > 0"
+
+
+def _in_place_stall(items: list[int]) -> float:
+    """How late a 10 ms ticker on an event loop gets while that loop evaluates HEAVY in
+    place over `items` (milliseconds): what /healthz waited before the budget."""
+    import cel  # the engine's expression library
+
+    async def measure() -> float:
+        late: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                late.append((time.perf_counter() - before - 0.01) * 1000)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        cel.compile(HEAVY).execute({"data": {"items": items}})
+        await asyncio.sleep(0.05)
+        task.cancel()
+        return max(late)
+
+    return asyncio.run(measure())
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -1116,6 +1186,8 @@ def main() -> None:
             suite.fig("peak RSS, engine", "MB", better="lower").values.append(
                 rss_peak_mb(services.processes["engine"].pid)
             )
+        progress("health checks while guarded expressions run")
+        suite.responsiveness()
         progress("consumer overhead")
         suite.consumers()
         services.stop("engine")  # the gateway is measured alone: no consumer competes

@@ -39,13 +39,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ADMIN_KEY = "bench-admin-key"
+
+
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    """A call with the admin key (the management API needs it; callbacks ignore it)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url,
         data=data,
         method=method,
-        headers={"content-type": "application/json", **(headers or {})},
+        headers={"content-type": "application/json", "x-admin-key": ADMIN_KEY, **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=60) as response:  # loopback
         text = response.read()
@@ -84,7 +88,7 @@ class Services:
     logs: Path
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    admin_key: str = "bench-admin-key"
+    admin_key: str = ADMIN_KEY
 
     def env(self) -> dict[str, str]:
         p = self.ports
@@ -105,6 +109,8 @@ class Services:
             "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
             "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
             "HOOKFLOW_AUTH_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_ENGINE_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_GATEWAY_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_ENGINE_LOG_LEVEL": "WARNING",
             "HOOKFLOW_AUTH_LOG_LEVEL": "WARNING",
             "HOOKFLOW_GATEWAY_LOG_LEVEL": "WARNING",

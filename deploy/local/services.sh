@@ -36,8 +36,17 @@ export_settings() {
   export HOOKFLOW_ENGINE_PUBLIC_URL=${HOOKFLOW_ENGINE_PUBLIC_URL:-http://127.0.0.1:$GATEWAY_PORT}
   export HOOKFLOW_ENGINE_AUTH_URL=http://127.0.0.1:$AUTH_PORT
   export HOOKFLOW_GATEWAY_AUTH_URL=http://127.0.0.1:$AUTH_PORT
-  HOOKFLOW_AUTH_ADMIN_KEY=$(admin_key)
-  export HOOKFLOW_AUTH_ADMIN_KEY
+  # flows may call the example's stub, and no other internal address (docs/security.md)
+  export HOOKFLOW_ENGINE_EGRESS_ALLOW=${HOOKFLOW_ENGINE_EGRESS_ALLOW:-127.0.0.1:$STUB_PORT}
+}
+
+# The admin key goes only to the processes that check it.
+secrets_of() {
+  case $1 in
+    engine) echo "HOOKFLOW_ENGINE_ADMIN_KEY=$(admin_key)" ;;
+    auth) echo "HOOKFLOW_AUTH_ADMIN_KEY=$(admin_key)" ;;
+    gateway) echo "HOOKFLOW_GATEWAY_ADMIN_KEY=$(admin_key)" ;;
+  esac
 }
 
 command_of() {
@@ -73,7 +82,7 @@ start_one() {
   fi
   port_open 127.0.0.1 "$port" && die "port $port for $name is taken; set HOOKFLOW_${name^^}_PORT"
   # shellcheck disable=SC2046
-  nohup $(command_of "$name") >>"$LOG_DIR/$name.log" 2>&1 &
+  env $(secrets_of "$name") nohup $(command_of "$name") >>"$LOG_DIR/$name.log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 1 600); do
     pid_alive "$pidfile" || die "$name exited during start; see $LOG_DIR/$name.log"
@@ -88,7 +97,10 @@ start_one() {
 
 start() {
   [ -x "$PY" ] || die "the virtual environment is missing; run 'make install'"
+  umask 077  # logs, pid files and the admin key: readable by this user only
   mkdir -p "$LOG_DIR" "$RUN_DIR"
+  touch "$LOG_DIR"/{engine,auth,gateway,stub}.log
+  chmod 600 "$LOG_DIR"/*.log
   export_settings
   # the engine first: it creates the topics and publishes the flow registry
   for name in "${SERVICES[@]}"; do start_one "$name"; done

@@ -11,19 +11,23 @@ ENGINE=http://127.0.0.1:${HOOKFLOW_ENGINE_PORT:-8081}
 AUTH=http://127.0.0.1:${HOOKFLOW_AUTH_PORT:-8082}
 EXAMPLE=$LOCAL_DIR/example-flow.json
 PY=$HOOKFLOW_ROOT/.venv/bin/python
+ADMIN_KEY=$("$DEPLOY_DIR/services.sh" admin-key)
 
 flow_id=""
 if [ -s "$EXAMPLE" ]; then
   flow_id=$("$PY" -c 'import json,sys;print(json.load(open(sys.argv[1]))["flowId"])' "$EXAMPLE")
-  python3 -c 'import sys,urllib.request;urllib.request.urlopen(sys.argv[1],timeout=5)' \
-    "$ENGINE/api/automation/flows/$flow_id" 2>/dev/null || flow_id=""
+  KEY=$ADMIN_KEY python3 -c 'import os,sys,urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"x-admin-key": os.environ["KEY"]})
+urllib.request.urlopen(request, timeout=5)' "$ENGINE/api/automation/flows/$flow_id" 2>/dev/null \
+    || flow_id=""
 fi
 if [ -z "$flow_id" ]; then
-  python3 - "$ENGINE/api/automation/flows" "$HOOKFLOW_ROOT/examples/order-flow.json" "$EXAMPLE" <<'PY'
-import sys, urllib.request
+  KEY=$ADMIN_KEY python3 - "$ENGINE/api/automation/flows" "$HOOKFLOW_ROOT/examples/order-flow.json" "$EXAMPLE" <<'PY'
+import os, sys, urllib.request
 url, flow, out = sys.argv[1:]
 request = urllib.request.Request(url, data=open(flow, "rb").read(),
-                                 headers={"content-type": "application/json"})
+                                 headers={"content-type": "application/json",
+                                          "x-admin-key": os.environ["KEY"]})
 with urllib.request.urlopen(request, timeout=30) as response:
     open(out, "wb").write(response.read())
 PY
@@ -41,9 +45,11 @@ hookflow is up.
 The example order flow is deployed: flow $flow_id
   "Payment Confirmed" callback URL: $callback
   start an order:  curl -X POST $GATEWAY/api/automation/flow/$flow_id/execute \\
-                     -H 'content-type: application/json' \\
+                     -H "X-Admin-Key: \$HOOKFLOW_ADMIN_KEY" -H 'content-type: application/json' \\
                      -d '{"order": {"id": "o-1", "total": 25, "customer": "ann@example.com"}}'
-  admin key (roles): $(cat "$LOCAL_DIR/admin-key")   (also: deploy/local/services.sh admin-key)
+  The management API (engine, and the gateway's /execute) and roles take the admin key:
+    export HOOKFLOW_ADMIN_KEY=$ADMIN_KEY
+  (the CLI reads it; curl sends it as X-Admin-Key; also: deploy/local/services.sh admin-key)
   the README walks through the rest.
 
 Logs: make logs   (files in $LOCAL_DIR/logs)     Stop: make down

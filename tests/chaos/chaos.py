@@ -138,6 +138,8 @@ class Services:
             "HOOKFLOW_AUTH_TOPIC_PREFIX": run,
             "HOOKFLOW_AUTH_DATABASE": f"{run}_auth",
             "HOOKFLOW_AUTH_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_ENGINE_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_GATEWAY_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_GATEWAY_PORT": str(p["gateway"]),
             "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
             "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
@@ -260,7 +262,7 @@ def product(state: Path) -> Iterator[tuple[Infra, Services]]:
 def prepare(services: Services, count: int) -> tuple[str, list[str]]:
     """Deploy the flow and start `count` executions; wait until they all wait."""
     engine, gateway = services.url("engine"), services.url("gateway")
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
         deployed = http.post(f"{engine}/api/automation/flows", json=FLOW).json()
         flow_id = deployed["flowId"]
         callback = deployed["triggers"][0]["callbackUrl"]
@@ -373,7 +375,7 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         injected = faults(infra, services, pause)
         driver.join(timeout=900)
         engine = services.url("engine")
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
             flow_id = callback.split("/flow/")[1].split("/")[0]
             completed = wait_for_status(http, engine, flow_id, "completed", count, timeout=300)
             histories = {

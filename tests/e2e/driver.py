@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .conftest import ROOT, Product
+from ..conftest import ROOT, Product
 
 ORDER_FLOW = Path(ROOT / "examples" / "order-flow.json")
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from hookflow_cli.main import app as cli
 from schemas.topics import Topics
 
-from .conftest import Product
+from ..conftest import Product
 from .driver import Driver
 
 NOTIFY_BY_NAME = {
@@ -48,7 +48,8 @@ OPEN = {
 
 @pytest.fixture
 async def driver(product: Product) -> AsyncIterator[Driver]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    admin = {"X-Admin-Key": product.admin_key}
+    async with httpx.AsyncClient(timeout=30, headers=admin) as http:
         yield Driver(product, http)
 
 
@@ -69,7 +70,8 @@ async def test_a_request_a_block_cannot_send_fails_its_execution_and_stalls_noth
     # the next activation of the trigger (the same partition) is decided as usual
     ann = await driver.callback(f"{callback}?execution={second}", {"name": "Ann"})
     assert (await driver.outcome(ann))["outcome"] == "ACTIVATED"
-    assert "127.0.0.1:9" in (await driver.execution(second, "failed"))["error"]
+    refused = (await driver.execution(second, "failed"))["error"]
+    assert "egress policy: 127.0.0.1:9 is a loopback address" in refused
 
 
 async def test_the_condition_of_an_entry_trigger_applies(driver: Driver) -> None:
@@ -166,8 +168,9 @@ async def test_a_kafka_message_that_fails_validation_is_a_dead_letter_to_list_an
 
     runner = CliRunner()
     engine = ["--engine", driver.product.engine]
+    admin = ["--admin-key", driver.product.admin_key]
     listed = await asyncio.to_thread(
-        runner.invoke, cli, ["dead-letters", "--limit", "500", *engine]
+        runner.invoke, cli, [*admin, "dead-letters", "--limit", "500", *engine]
     )
     assert listed.exit_code == 0, listed.output
     page = await driver.http.get(
@@ -176,7 +179,7 @@ async def test_a_kafka_message_that_fails_validation_is_a_dead_letter_to_list_an
     (letter,) = [d for d in page.json()["deadLetters"] if d["activationId"] == activation_id]
     assert letter["deadLetterId"][:8] in listed.output
     replayed = await asyncio.to_thread(
-        runner.invoke, cli, ["dead-letters", "--replay", letter["deadLetterId"], *engine]
+        runner.invoke, cli, [*admin, "dead-letters", "--replay", letter["deadLetterId"], *engine]
     )
     assert replayed.exit_code == 0, replayed.output
     assert f"replayed {letter['deadLetterId']}" in replayed.output

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.events import ActivateTrigger
 from schemas.topics import Topics
 
-from .conftest import Product
+from ..conftest import Product
 from .driver import Driver
 
 AUTH_ERROR = {
@@ -22,7 +22,8 @@ AUTH_ERROR = {
 
 @pytest.fixture
 async def driver(product: Product) -> AsyncIterator[Driver]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    admin = {"X-Admin-Key": product.admin_key}
+    async with httpx.AsyncClient(timeout=30, headers=admin) as http:
         yield Driver(product, http)
 
 

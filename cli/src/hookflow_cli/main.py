@@ -1,6 +1,8 @@
 """`hookflow`: everyday work with a running hookflow from the terminal.
 
 Service URLs come from flags or HOOKFLOW_GATEWAY_URL, HOOKFLOW_ENGINE_URL, HOOKFLOW_AUTH_URL.
+The management API needs the admin key (`--admin-key` or HOOKFLOW_ADMIN_KEY) or the
+user-token of a FlowAdmin or FlowViewer user (`--token` or HOOKFLOW_USER_TOKEN).
 """
 
 import json
@@ -30,9 +32,33 @@ ENGINE = "http://127.0.0.1:8081"
 AUTH = "http://127.0.0.1:8082"
 
 
+_credentials: dict[str, str] = {}  # sent with every request (the global options)
+
+
+@app.callback()
+def credentials(
+    admin_key: Annotated[
+        str, typer.Option("--admin-key", envvar="HOOKFLOW_ADMIN_KEY", help="the admin key")
+    ] = "",
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token", envvar="HOOKFLOW_USER_TOKEN", help="a FlowAdmin or FlowViewer user-token"
+        ),
+    ] = "",
+) -> None:
+    """Deploy flows, start and inspect executions, activate triggers."""
+    _credentials.clear()
+    if admin_key:
+        _credentials["X-Admin-Key"] = admin_key
+    elif token:
+        _credentials["user-token"] = token
+
+
 def _request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    headers = {**_credentials, **kwargs.pop("headers", {})}
     try:
-        response = httpx.request(method, url, timeout=30, **kwargs)
+        response = httpx.request(method, url, timeout=30, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         err.print(f"[red]cannot reach {url}: {exc}[/red]")
         raise typer.Exit(2) from exc
@@ -140,7 +166,11 @@ def outcome(activation_id: str, engine: EngineUrl = ENGINE, within: float = 30.0
     """Show what became of an activation (waits until it is decided)."""
     deadline = time.monotonic() + within
     while True:
-        response = httpx.get(f"{engine}/api/automation/activations/{activation_id}", timeout=10)
+        response = httpx.get(
+            f"{engine}/api/automation/activations/{activation_id}",
+            timeout=10,
+            headers=_credentials,
+        )
         if response.status_code == 200 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -189,10 +219,9 @@ def create_user(
     email: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
     role: Annotated[list[str] | None, typer.Option(help="repeat for several roles")] = None,
-    admin_key: Annotated[str, typer.Option(envvar="HOOKFLOW_ADMIN_KEY")] = "",
     auth: AuthUrl = AUTH,
 ) -> None:
-    """Register a user and give it roles (roles need the admin key)."""
+    """Register a user and give it roles (roles need the admin key: --admin-key)."""
     user = _request(
         "POST", f"{auth}/api/users/register", json={"email": email, "password": password}
     ).json()
@@ -201,7 +230,6 @@ def create_user(
             "PUT",
             f"{auth}/api/users/{user['objectId']}/roles",
             json={"roles": role},
-            headers={"X-Admin-Key": admin_key},
         ).json()
     console.print(f"user {user['objectId']} ({user['email']}) roles: {', '.join(user['roles'])}")
 

@@ -12,6 +12,7 @@ class ErrorCode(IntEnum):
     """Stable error codes of the public API."""
 
     AUTH_FAILED = 1000  # fixed by the contract for every callback auth failure
+    ACCESS_DENIED = 1001  # fixed by the contract for the management API
     MALFORMED_JSON = 2000
     NOT_AN_OBJECT = 2001
     INVALID_PARAMETER = 2002

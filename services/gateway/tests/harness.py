@@ -35,6 +35,7 @@ PAYER = User(
 )  # type: ignore[call-arg]
 CLERK = User(objectId="U2", ownerId="U2", email="clerk@shop.example", created=1, roles=["Clerk"])
 USERS = {"payer-token": PAYER, "clerk-token": CLERK}
+ADMIN_KEY = "unit-admin-key"
 
 
 def trigger(
@@ -99,6 +100,7 @@ async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
     async def no_offsets(topic: str) -> dict[int, int]:
         return {0: 0}  # the registry topic exists and was empty when the gateway started
 
+    overrides.setdefault("admin_key", ADMIN_KEY)
     settings = Settings(topic_prefix="unit", **overrides)
     app = create_app(
         settings,
@@ -118,6 +120,8 @@ async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
                 record.model_dump(mode="json"), TOPICS.flow_registry, key=key.encode()
             )
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers={"X-Admin-Key": ADMIN_KEY}
+        ) as http:
             harness.http = http
             yield harness

@@ -21,6 +21,7 @@ from engine.adapters import AuthServiceTokens, ExpressionWorkers, HttpxRunner, K
 from engine.catalog import Catalog, CatalogConfig
 from engine.consumers import ConsumerConfig, register
 from engine.dead_letters import DeadLetters
+from engine.egress import EgressPolicy, egress_client
 from engine.http import Endpoints
 from engine.metrics import Metrics
 from engine.openapi import document
@@ -69,13 +70,15 @@ def create_app(
             settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=10_000
         )
         store = MongoStore(mongo[settings.database])
-    client = httpx.AsyncClient(follow_redirects=False)
+    client = httpx.AsyncClient(follow_redirects=False)  # to the auth service
+    blocks = egress_client(EgressPolicy.parse(settings.egress_allow))  # http_request blocks
     config = EngineConfig(
         idempotency_retention_ms=int(settings.idempotency_retention_hours * 3600 * 1000),
     )
     metrics = Metrics()
     publisher = KafkaPublisher(broker, names)
     catalog = Catalog(store, publisher, CatalogConfig(public_url=settings.public_url), now_ms)
+    tokens = AuthServiceTokens(client, settings.auth_url)
     workers = ExpressionWorkers(
         settings.expression_workers,
         settings.expression_time_limit_ms / 1000,
@@ -85,8 +88,8 @@ def create_app(
         catalog,
         store,
         publisher,
-        HttpxRunner(client, settings.http_max_response_bytes),
-        AuthServiceTokens(client, settings.auth_url),
+        HttpxRunner(blocks, settings.http_max_response_bytes),
+        tokens,
         config,
         now_ms,
         workers,
@@ -129,7 +132,10 @@ def create_app(
                 return False
         return True
 
-    endpoints = Endpoints(catalog, store, letters, request_start, now_ms, ready, metrics)
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    endpoints = Endpoints(
+        catalog, store, letters, request_start, now_ms, ready, metrics, tokens, admin_key
+    )
 
     async def maintain_forever() -> None:
         """Off the hot path: purge expired idempotency keys."""
@@ -164,6 +170,7 @@ def create_app(
             await broker.stop()
             await workers.close()
             await client.aclose()
+            await blocks.aclose()
             if mongo is not None:
                 await mongo.close()
 

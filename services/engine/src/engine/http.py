@@ -1,4 +1,8 @@
-"""The engine's management API (Starlette): flows, executions and activation outcomes."""
+"""The engine's management API (Starlette): flows, executions, outcomes and dead letters.
+
+Every `/api/automation/...` route takes the admin key or a FlowAdmin/FlowViewer user-token
+(`schemas.access`); `/healthz`, `/readyz`, `/metrics` and `/openapi.json` are open.
+"""
 
 import asyncio
 import logging
@@ -17,7 +21,8 @@ from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
 from engine.dead_letters import DeadLetters, UnknownDeadLetter
 from engine.metrics import Metrics
-from engine.ports import Store
+from engine.ports import Store, TokenResolver
+from schemas.access import ADMIN_KEY_HEADER, Access, management_access
 from schemas.errors import ErrorCode
 from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
 from schemas.executions import ExecutionView, HistoryEntry
@@ -43,7 +48,11 @@ class Endpoints:
         clock: Callable[[], int],
         ready: Callable[[], Awaitable[bool]],
         metrics: Metrics,
+        tokens: TokenResolver,
+        admin_key: str | None,
     ) -> None:
+        self._tokens = tokens
+        self._admin_key = admin_key
         self._catalog = catalog
         self._store = store
         self._letters = letters
@@ -74,17 +83,35 @@ class Endpoints:
             Route("/metrics", self.metrics),
         ]
 
-    @staticmethod
     def _guard(
-        handler: Callable[[Request], Awaitable[Response]],
+        self, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
             try:
+                await self._authorize(request)
                 return await handler(request)
             except RequestError as exc:
                 return JSONResponse(exc.body(), status_code=exc.status)
 
         return guarded
+
+    async def _authorize(self, request: Request) -> None:
+        key = request.headers.get(ADMIN_KEY_HEADER)
+        token = request.headers.get("user-token")
+        user = None
+        if key is None and token:
+            try:
+                user = await self._tokens.resolve(token)
+            except Exception as exc:  # the auth service did not answer
+                logger.warning("auth service unavailable", extra={"error": repr(exc)})
+                raise RequestError(
+                    503,
+                    ErrorCode.AUTH_UNAVAILABLE,
+                    "the user-token cannot be checked right now; retry later",
+                ) from exc
+        access = management_access(request.method, key, self._admin_key, user)
+        if access != Access.GRANTED:
+            raise RequestError(access.status, ErrorCode.ACCESS_DENIED, access.message)
 
     async def deploy(self, request: Request) -> Response:
         body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)

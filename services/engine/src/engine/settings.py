@@ -24,6 +24,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HOOKFLOW_ENGINE_MONGODB_URL", "MONGODB_URL"),
     )
     database: str = "hookflow_engine"
+    # the management API's admin key; unset: only FlowAdmin/FlowViewer user-tokens
+    admin_key: SecretStr | None = None
     topic_prefix: str = "hookflow"
     consumer_group: str = "engine"
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
     auth_url: str = "http://127.0.0.1:8082"
     auth_timeout_seconds: float = 5.0
     http_max_response_bytes: int = 1024 * 1024
+    # host:port pairs http_request blocks may reach although internal (docs/security.md)
+    egress_allow: str = ""
     idempotency_retention_hours: float = 24.0
     expression_time_limit_ms: int = Field(default=1000, ge=10)  # per guarded evaluation
     expression_workers: int = Field(default=2, ge=1)  # processes for guarded expressions

@@ -34,6 +34,7 @@ def settings(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Settin
         consumer_group=unique_name,
         topic_partitions=3,
         retry_backoff_seconds=0.2,
+        admin_key="integration-key",
     )
 
 
@@ -42,7 +43,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
     app = create_app(settings, configure_logging=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://engine",
+            headers={"X-Admin-Key": "integration-key"},
+        ) as client:
             yield client
 
 

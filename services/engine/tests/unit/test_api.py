@@ -14,7 +14,10 @@ from schemas.topics import Topics
 from ..fakes import InMemoryStore
 from ..flows import ORDER_FLOW
 
-SETTINGS = Settings(topic_prefix="unit", public_url="https://hooks.example")
+KEY = "unit-admin-key"
+ADMIN = {"X-Admin-Key": KEY}
+
+SETTINGS = Settings(topic_prefix="unit", public_url="https://hooks.example", admin_key=KEY)
 
 
 @pytest.fixture
@@ -29,7 +32,9 @@ async def client() -> AsyncIterator[tuple[httpx.AsyncClient, list[Any]]]:
     app = create_app(SETTINGS, store=InMemoryStore(), broker=broker, configure_logging=False)
     async with TestKafkaBroker(broker), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://engine", headers=ADMIN
+        ) as http:
             yield http, starts
 
 
@@ -139,7 +144,9 @@ async def test_an_unexpected_failure_is_a_500_without_internals() -> None:
     app = create_app(SETTINGS, store=store, broker=KafkaBroker(), configure_logging=False)
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://engine", headers=ADMIN
+        ) as http:
             response = await http.get("/api/automation/executions/e1")
     assert response.status_code == 500
     assert response.json() == {"code": 5000, "message": "internal error; it has been logged"}

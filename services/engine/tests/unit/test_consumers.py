@@ -21,6 +21,9 @@ from schemas.users import User
 from ..fakes import InMemoryStore
 from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW
 
+KEY = "unit-admin-key"
+ADMIN = {"X-Admin-Key": KEY}
+
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
 )
@@ -31,11 +34,13 @@ TOPICS = Topics("unit")
 @pytest.fixture
 async def engine() -> AsyncIterator[tuple[KafkaBroker, httpx.AsyncClient, InMemoryStore]]:
     broker, store = KafkaBroker(), InMemoryStore()
-    settings = Settings(topic_prefix="unit", retry_backoff_seconds=0.001)
+    settings = Settings(topic_prefix="unit", retry_backoff_seconds=0.001, admin_key=KEY)
     app = create_app(settings, store=store, broker=broker, configure_logging=False)
     async with TestKafkaBroker(broker) as test_broker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://engine", headers=ADMIN
+        ) as http:
             yield test_broker, http, store
 
 

@@ -9,6 +9,9 @@ from engine.settings import Settings
 
 from ..fakes import InMemoryStore
 
+KEY = "unit-admin-key"
+ADMIN = {"X-Admin-Key": KEY}
+
 
 def test_the_committed_document_is_current() -> None:
     assert openapi.COMMITTED.read_text() == openapi.rendered(), (
@@ -19,13 +22,18 @@ def test_the_committed_document_is_current() -> None:
 async def test_the_engine_serves_a_document_of_every_management_route() -> None:
     broker = KafkaBroker()
     app = create_app(
-        Settings(topic_prefix="unit"), store=InMemoryStore(), broker=broker, configure_logging=False
+        Settings(topic_prefix="unit", admin_key=KEY),
+        store=InMemoryStore(),
+        broker=broker,
+        configure_logging=False,
     )
     routes = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
     assert routes == set(openapi.document()["paths"])
     async with TestKafkaBroker(broker), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://engine", headers=ADMIN
+        ) as http:
             assert (await http.get("/openapi.json")).json() == openapi.document()
 
 

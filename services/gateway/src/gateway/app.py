@@ -147,6 +147,7 @@ def create_app(
             settings.body_timeout_seconds,
             settings.trust_forwarded_for,
             settings.publish_timeout_seconds,
+            settings.admin_key.get_secret_value() if settings.admin_key else None,
         ),
         buckets,
         now_ms,

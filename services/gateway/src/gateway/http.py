@@ -24,6 +24,7 @@ from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.tokens import AuthUnavailable, TokenCache
+from schemas.access import ADMIN_KEY_HEADER, Access, management_access
 from schemas.callbacks import AUTH_MESSAGE, AuthCheck, Selector, check_user
 from schemas.errors import ErrorCode
 from schemas.events import ActivationSource, StartExecution
@@ -49,6 +50,7 @@ class Limits:
     body_seconds: float
     trust_forwarded_for: bool
     publish_seconds: float = 5.0
+    admin_key: str | None = None  # for /execute, with FlowAdmin user-tokens
 
 
 ACTIVATE_PATH = "/api/automation/flow/{flowId}/trigger/{triggerId}/activate"
@@ -209,6 +211,12 @@ class Endpoints:
         return Response(status_code=200, headers={"X-Activation-Id": activation_id})
 
     async def _execute(self, request: Request) -> Response:
+        key = request.headers.get(ADMIN_KEY_HEADER)
+        token = request.headers.get("user-token")
+        user = await self._user(token) if key is None and token else None
+        access = management_access(request.method, key, self._limits.admin_key, user)
+        if access != Access.GRANTED:
+            raise RequestError(access.status, ErrorCode.ACCESS_DENIED, access.message)
         flow_id = request.path_params["flowId"].lower()
         if self._registry.flow(flow_id) is None:
             await self._refresh()  # deployed a moment ago, maybe

@@ -1,6 +1,6 @@
 """Gateway settings, from HOOKFLOW_GATEWAY_* environment variables."""
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,8 @@ class Settings(BaseSettings):
         ),
     )
     topic_prefix: str = "hookflow"
+    # `/execute` takes this key or a FlowAdmin user-token; unset: user-tokens only
+    admin_key: SecretStr | None = None
     auth_url: str = "http://127.0.0.1:8082"
     auth_timeout_seconds: float = 3.0
     token_cache_size: int = Field(default=10_000, ge=1)

@@ -133,13 +133,19 @@ async def stack(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Asy
         auth = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=auth_app), base_url="http://auth")
         )
-        settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=unique_name)
+        settings = Settings(
+            kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=unique_name, admin_key=ADMIN
+        )
         app = create_app(
             settings, introspect=AuthClient(auth, "http://auth", 5.0), configure_logging=False
         )
         await stack.enter_async_context(app.router.lifespan_context(app))
         gateway = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://gateway",
+                headers={"X-Admin-Key": ADMIN},
+            )
         )
         async with asyncio.timeout(30):
             while (await gateway.get("/readyz")).status_code != 200:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,18 @@ def product(
         "HOOKFLOW_AUTH_PORT": str(ports["auth"]),
         "HOOKFLOW_AUTH_TOPIC_PREFIX": run,
         "HOOKFLOW_AUTH_DATABASE": f"{run}_auth",
-        "HOOKFLOW_AUTH_ADMIN_KEY": admin_key,
         "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
         "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
         "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
+        # the example's stub is the one internal address flows may call
+        "HOOKFLOW_ENGINE_EGRESS_ALLOW": f"127.0.0.1:{ports['stub']}",
+    }
+    # the admin key reaches only the processes that check it
+    secrets_of = {
+        "engine": {"HOOKFLOW_ENGINE_ADMIN_KEY": admin_key},
+        "auth": {"HOOKFLOW_AUTH_ADMIN_KEY": admin_key},
+        "gateway": {"HOOKFLOW_GATEWAY_ADMIN_KEY": admin_key},
+        "stub": {},
     }
     commands = {
         "engine": [sys.executable, "-m", "engine"],
@@ -105,7 +113,7 @@ def product(
             log = stack.enter_context((logs / f"{name}.log").open("wb"))
             processes[name] = subprocess.Popen(  # noqa: S603  # our own commands
                 command,
-                env=env,
+                env={**env, **secrets_of[name]},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -111,6 +111,8 @@ class Services:
             "HOOKFLOW_AUTH_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_ENGINE_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_GATEWAY_ADMIN_KEY": self.admin_key,
+            "HOOKFLOW_ENGINE_ACTIVATION_KEY": "bench-activation-key",
+            "HOOKFLOW_GATEWAY_ACTIVATION_KEY": "bench-activation-key",
             "HOOKFLOW_ENGINE_LOG_LEVEL": "WARNING",
             "HOOKFLOW_AUTH_LOG_LEVEL": "WARNING",
             "HOOKFLOW_GATEWAY_LOG_LEVEL": "WARNING",

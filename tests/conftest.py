@@ -95,10 +95,17 @@ def product(
         "HOOKFLOW_ENGINE_EGRESS_ALLOW": f"127.0.0.1:{ports['stub']}",
     }
     # the admin key reaches only the processes that check it
+    activation_key = secrets.token_urlsafe(16)
     secrets_of = {
-        "engine": {"HOOKFLOW_ENGINE_ADMIN_KEY": admin_key},
+        "engine": {
+            "HOOKFLOW_ENGINE_ADMIN_KEY": admin_key,
+            "HOOKFLOW_ENGINE_ACTIVATION_KEY": activation_key,
+        },
         "auth": {"HOOKFLOW_AUTH_ADMIN_KEY": admin_key},
-        "gateway": {"HOOKFLOW_GATEWAY_ADMIN_KEY": admin_key},
+        "gateway": {
+            "HOOKFLOW_GATEWAY_ADMIN_KEY": admin_key,
+            "HOOKFLOW_GATEWAY_ACTIVATION_KEY": activation_key,
+        },
         "stub": {},
     }
     commands = {

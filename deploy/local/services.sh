@@ -8,6 +8,7 @@ PY=$HOOKFLOW_ROOT/.venv/bin/python
 LOG_DIR=$LOCAL_DIR/logs
 RUN_DIR=$LOCAL_DIR/run
 ADMIN_KEY_FILE=$LOCAL_DIR/admin-key
+ACTIVATION_KEY_FILE=$LOCAL_DIR/activation-key
 
 ENGINE_PORT=${HOOKFLOW_ENGINE_PORT:-8081}
 AUTH_PORT=${HOOKFLOW_AUTH_PORT:-8082}
@@ -22,11 +23,13 @@ port_of() {
   esac
 }
 
-admin_key() {
-  [ -s "$ADMIN_KEY_FILE" ] || python3 -c 'import secrets;print(secrets.token_urlsafe(24))' >"$ADMIN_KEY_FILE"
-  chmod 600 "$ADMIN_KEY_FILE"
-  cat "$ADMIN_KEY_FILE"
+secret_in() {  # a random secret kept in file $1 (owner-only), made on first use
+  (umask 077; [ -s "$1" ] || python3 -c 'import secrets;print(secrets.token_urlsafe(24))' >"$1")
+  chmod 600 "$1"
+  cat "$1"
 }
+admin_key() { secret_in "$ADMIN_KEY_FILE"; }
+activation_key() { secret_in "$ACTIVATION_KEY_FILE"; }
 
 export_settings() {
   export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_HOST:$KAFKA_PORT}
@@ -43,9 +46,9 @@ export_settings() {
 # The admin key goes only to the processes that check it.
 secrets_of() {
   case $1 in
-    engine) echo "HOOKFLOW_ENGINE_ADMIN_KEY=$(admin_key)" ;;
+    engine) echo "HOOKFLOW_ENGINE_ADMIN_KEY=$(admin_key) HOOKFLOW_ENGINE_ACTIVATION_KEY=$(activation_key)" ;;
     auth) echo "HOOKFLOW_AUTH_ADMIN_KEY=$(admin_key)" ;;
-    gateway) echo "HOOKFLOW_GATEWAY_ADMIN_KEY=$(admin_key)" ;;
+    gateway) echo "HOOKFLOW_GATEWAY_ADMIN_KEY=$(admin_key) HOOKFLOW_GATEWAY_ACTIVATION_KEY=$(activation_key)" ;;
   esac
 }
 

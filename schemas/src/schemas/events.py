@@ -38,9 +38,10 @@ class ActivateTrigger(_Message):
     """Activate an External Callback trigger with posted data.
 
     `execution` selects which waiting executions may resume: `all` (default), `any`
-    (the oldest whose condition holds) or one execution id. `user` is the user the
-    gateway resolved; a service publishing straight to Kafka may send `userToken`
-    instead, and the engine resolves it.
+    (the oldest whose condition holds) or one execution id (a UUID). `user` is the user
+    the gateway resolved, trusted only with the gateway's `userSignature`
+    (`schemas.signing`); a service publishing straight to Kafka sends `userToken`, which
+    the engine resolves, and any `user` it sends is ignored.
     """
 
     activationId: str
@@ -50,6 +51,7 @@ class ActivateTrigger(_Message):
     data: JsonObject = Field(default_factory=dict)
     user: User | None = None
     userToken: str | None = None
+    userSignature: str | None = None
     idempotencyKey: Annotated[str, Field(max_length=256)] | None = None
     source: ActivationSource = ActivationSource.KAFKA
     receivedAt: int  # epoch milliseconds

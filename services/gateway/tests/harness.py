@@ -36,6 +36,7 @@ PAYER = User(
 CLERK = User(objectId="U2", ownerId="U2", email="clerk@shop.example", created=1, roles=["Clerk"])
 USERS = {"payer-token": PAYER, "clerk-token": CLERK}
 ADMIN_KEY = "unit-admin-key"
+ACTIVATION_KEY = "unit-activation-key"
 
 
 def trigger(
@@ -101,6 +102,7 @@ async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
         return {0: 0}  # the registry topic exists and was empty when the gateway started
 
     overrides.setdefault("admin_key", ADMIN_KEY)
+    overrides.setdefault("activation_key", ACTIVATION_KEY)
     settings = Settings(topic_prefix="unit", **overrides)
     app = create_app(
         settings,

@@ -74,6 +74,9 @@ def create_app(
     blocks = egress_client(EgressPolicy.parse(settings.egress_allow))  # http_request blocks
     config = EngineConfig(
         idempotency_retention_ms=int(settings.idempotency_retention_hours * 3600 * 1000),
+        activation_key=(
+            settings.activation_key.get_secret_value() if settings.activation_key else None
+        ),
     )
     metrics = Metrics()
     publisher = KafkaPublisher(broker, names)

@@ -46,6 +46,8 @@ from schemas.events import (
     StartExecution,
 )
 from schemas.flows import ExternalCallbackBlock
+from schemas.signing import user_is_signed
+from schemas.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ UNREAD = Unread()
 @dataclass(frozen=True)
 class EngineConfig:
     idempotency_retention_ms: int = 24 * 3600 * 1000
+    activation_key: str | None = None  # the gateway's, to verify the users it signed
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ class Engine:
         block = flow.trigger(command.triggerId) if flow else None
         if flow is None or block is None:
             return Outcome.UNKNOWN_TRIGGER, [], "no such flow or trigger"
-        user = command.user
+        user = self._signed_user(command)
         if user is None and command.userToken:
             user = await self._tokens.resolve(command.userToken)
         if not authorized(block, user):
@@ -274,6 +277,23 @@ class Engine:
         if resuming is not None:
             return await self._finish_resuming(act, resuming, selector)
         return await self._resume_waiting(act, selector, nobody_waits)
+
+    def _signed_user(self, command: ActivateTrigger) -> User | None:
+        """The activation's user if the gateway signed it; anyone else's is ignored."""
+        if command.user is None:
+            return None
+        if user_is_signed(
+            self._config.activation_key,
+            command.activationId,
+            command.user.as_context(),
+            command.userSignature,
+        ):
+            return command.user
+        logger.warning(
+            "an unsigned user on an activation ignored",
+            extra={"activation_id": command.activationId, "flow_id": command.flowId},
+        )
+        return None
 
     async def _start_from_trigger(self, act: _Activation) -> str:
         execution_id = str(uuid.uuid5(_ENTRY_NAMESPACE, act.activation_id))

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     database: str = "hookflow_engine"
     # the management API's admin key; unset: only FlowAdmin/FlowViewer user-tokens
     admin_key: SecretStr | None = None
+    # shared with the gateway: a `user` on an activation is trusted only with its signature
+    activation_key: SecretStr | None = None
     topic_prefix: str = "hookflow"
     consumer_group: str = "engine"
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch

@@ -14,11 +14,13 @@ from pymongo import AsyncMongoClient
 from engine.app import create_app
 from engine.settings import Settings
 from schemas.events import ActivateTrigger, StartExecution
+from schemas.signing import sign_user
 from schemas.topics import Topics
 from schemas.users import User
 
 from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW
 
+ACTIVATION_KEY = "integration-activation-key"
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
 )
@@ -35,6 +37,7 @@ def settings(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Settin
         topic_partitions=3,
         retry_backoff_seconds=0.2,
         admin_key="integration-key",
+        activation_key=ACTIVATION_KEY,
     )
 
 
@@ -100,12 +103,14 @@ async def outcome_of(client: httpx.AsyncClient, activation_id: str) -> Any:
 
 
 def activation(flow_id: str, trigger_id: str, order_id: str, **extra: Any) -> ActivateTrigger:
+    activation_id = extra.pop("activationId", str(uuid.uuid4()))
     return ActivateTrigger(
-        activationId=extra.pop("activationId", str(uuid.uuid4())),
+        activationId=activation_id,
         flowId=flow_id,
         triggerId=trigger_id,
         data={"orderId": order_id, "amount": 12.5},
-        user=GATEWAY,
+        user=GATEWAY,  # as the gateway sends it: signed
+        userSignature=sign_user(ACTIVATION_KEY, activation_id, GATEWAY.as_context()),
         receivedAt=1,
         **extra,
     )

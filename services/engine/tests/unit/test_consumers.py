@@ -15,6 +15,7 @@ from pymongo.errors import AutoReconnect
 from engine.app import create_app
 from engine.settings import Settings
 from schemas.events import ActivateTrigger, StartExecution
+from schemas.signing import sign_user
 from schemas.topics import Topics
 from schemas.users import User
 
@@ -34,7 +35,9 @@ TOPICS = Topics("unit")
 @pytest.fixture
 async def engine() -> AsyncIterator[tuple[KafkaBroker, httpx.AsyncClient, InMemoryStore]]:
     broker, store = KafkaBroker(), InMemoryStore()
-    settings = Settings(topic_prefix="unit", retry_backoff_seconds=0.001, admin_key=KEY)
+    settings = Settings(
+        topic_prefix="unit", retry_backoff_seconds=0.001, admin_key=KEY, activation_key=KEY
+    )
     app = create_app(settings, store=store, broker=broker, configure_logging=False)
     async with TestKafkaBroker(broker) as test_broker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -99,13 +102,15 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_and_fails_its_execu
         requestedAt=1,
     )
     await broker.publish(start.model_dump(mode="json"), TOPICS.execution_starts)
+    activation_id = str(uuid.uuid4())
     activation = ActivateTrigger(
-        activationId=str(uuid.uuid4()),
+        activationId=activation_id,
         flowId=deployed["flowId"],
         triggerId=trigger_id,
         execution=execution_id,
         data={"orderId": "o-1"},
         user=GATEWAY,
+        userSignature=sign_user(KEY, activation_id, GATEWAY.as_context()),
         receivedAt=1,
     )
     saving = store.save_execution

@@ -23,6 +23,7 @@ from schemas.events import (
     TriggerRegistered,
 )
 from schemas.flows import FlowDefinition
+from schemas.signing import sign_user
 from schemas.users import User
 
 from ..fakes import Clock, InMemoryStore, RecordingPublisher, ScriptedHttp, StaticTokens
@@ -32,6 +33,7 @@ GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
 )
 PAID = {"orderId": "o-1", "amount": 10}
+ACTIVATION_KEY = "unit-activation-key"
 NOBODY = User(objectId="u2", ownerId="u2", email="x@y", created=1, roles=[])
 
 
@@ -60,6 +62,11 @@ class World:
         self, flow_id: str, trigger_id: str, data: dict[str, Any] | None = None, **extra: Any
     ) -> Any:
         extra.setdefault("activationId", str(uuid.uuid4()))
+        if isinstance(extra.get("user"), User) and "userSignature" not in extra:
+            # as the gateway sends it: the user it resolved, signed
+            extra["userSignature"] = sign_user(
+                ACTIVATION_KEY, extra["activationId"], extra["user"].as_context()
+            )
         command = ActivateTrigger(
             flowId=flow_id, triggerId=trigger_id, data=data or {}, receivedAt=1, **extra
         )
@@ -78,7 +85,8 @@ async def world() -> AsyncIterator[World]:
     clock = Clock()
     catalog = Catalog(store, published, CatalogConfig(public_url="http://gw:8080/"), clock)
     workers = ExpressionWorkers(1, 0.5, 512 * 1024 * 1024)
-    engine = Engine(catalog, store, published, http, tokens, EngineConfig(), clock, workers)
+    config = EngineConfig(activation_key=ACTIVATION_KEY)
+    engine = Engine(catalog, store, published, http, tokens, config, clock, workers)
     yield World(catalog, engine, store, published, http, tokens, workers)
     await workers.close()
 
@@ -482,3 +490,34 @@ async def test_an_expression_over_the_cost_budget_is_refused_at_deploy(
 ) -> None:
     with pytest.raises(DefinitionError, match=says):
         await world.deploy(guarded_flow("true", assign=expression))
+
+
+async def test_a_user_on_an_activation_counts_only_with_the_gateways_signature(
+    world: World,
+) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    forged = await world.activate(flow_id, trigger_id, PAID, user=GATEWAY, userSignature="x")
+    other_key = await world.activate(
+        flow_id,
+        trigger_id,
+        PAID,
+        activationId="a-other",
+        user=GATEWAY,
+        userSignature=sign_user("not the key", "a-other", GATEWAY.as_context()),
+    )
+    # a signature is for one activation and one user
+    replayed = await world.activate(
+        flow_id,
+        trigger_id,
+        PAID,
+        activationId="a-replayed",
+        user=GATEWAY,
+        userSignature=sign_user(ACTIVATION_KEY, "a-original", GATEWAY.as_context()),
+    )
+    assert [o.outcome for o in (forged, other_key, replayed)] == [Outcome.IGNORED_AUTH] * 3
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    # a raw token, resolved by the engine, is what a straight-to-Kafka publisher sends
+    paid = await world.activate(flow_id, trigger_id, PAID, user=NOBODY, userToken="good-token")
+    assert paid.outcome == Outcome.IGNORED_AUTH  # NOBODY is signed, but lacks the role
+    paid = await world.activate(flow_id, trigger_id, PAID, userToken="good-token")
+    assert paid.outcome == Outcome.ACTIVATED

@@ -148,6 +148,7 @@ def create_app(
             settings.trust_forwarded_for,
             settings.publish_timeout_seconds,
             settings.admin_key.get_secret_value() if settings.admin_key else None,
+            settings.activation_key.get_secret_value() if settings.activation_key else None,
         ),
         buckets,
         now_ms,

@@ -30,6 +30,7 @@ from schemas.errors import ErrorCode
 from schemas.events import ActivationSource, StartExecution
 from schemas.flows import OnFailPolicy
 from schemas.requests import RequestError, json_object
+from schemas.signing import sign_user
 from schemas.topics import Topics
 from schemas.users import User
 
@@ -51,6 +52,7 @@ class Limits:
     trust_forwarded_for: bool
     publish_seconds: float = 5.0
     admin_key: str | None = None  # for /execute, with FlowAdmin user-tokens
+    activation_key: str | None = None  # signs the users it resolves (schemas.signing)
 
 
 ACTIVATE_PATH = "/api/automation/flow/{flowId}/trigger/{triggerId}/activate"
@@ -188,6 +190,10 @@ class Endpoints:
                     return Response(status_code=200, headers={"X-Activation-Id": activation_id})
                 raise RequestError(check.status, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
 
+            # the user travels signed (the engine trusts no other); without an activation
+            # key the token travels instead, and the engine resolves it
+            signing = self._limits.activation_key
+            resolved = user.as_context() if user and signing else None
             # the ActivateTrigger message, built as bytes once (tests/unit/test_activate.py
             # checks that it is exactly what the model would write)
             message = json.dumps(
@@ -197,8 +203,13 @@ class Endpoints:
                     "triggerId": trigger_id,
                     "execution": execution,
                     "data": data,
-                    "user": user.as_context() if user else None,
-                    "userToken": None,
+                    "user": resolved,
+                    "userToken": token if user and not signing else None,
+                    "userSignature": (
+                        sign_user(signing, activation_id, resolved)
+                        if signing and resolved is not None
+                        else None
+                    ),
                     "idempotencyKey": key,
                     "source": ActivationSource.HTTP.value,
                     "receivedAt": self._now(),

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     topic_prefix: str = "hookflow"
     # `/execute` takes this key or a FlowAdmin user-token; unset: user-tokens only
     admin_key: SecretStr | None = None
+    # shared with the engine: it trusts a user only with this key's signature
+    activation_key: SecretStr | None = None
     auth_url: str = "http://127.0.0.1:8082"
     auth_timeout_seconds: float = 3.0
     token_cache_size: int = Field(default=10_000, ge=1)

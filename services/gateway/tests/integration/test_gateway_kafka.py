@@ -134,7 +134,10 @@ async def stack(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Asy
             httpx.AsyncClient(transport=httpx.ASGITransport(app=auth_app), base_url="http://auth")
         )
         settings = Settings(
-            kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=unique_name, admin_key=ADMIN
+            kafka_bootstrap_servers=kafka_bootstrap,
+            topic_prefix=unique_name,
+            admin_key=ADMIN,
+            activation_key="integration-activation-key",
         )
         app = create_app(
             settings, introspect=AuthClient(auth, "http://auth", 5.0), configure_logging=False

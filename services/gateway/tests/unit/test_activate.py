@@ -8,8 +8,9 @@ import pytest
 
 from gateway.tokens import token_hash
 from schemas.events import ActivateTrigger, RolesChanged, TokenRevoked, UserDisabled
+from schemas.signing import user_is_signed
 
-from ..harness import FLOW, OPEN, PAY, QUIET, TOPICS, Harness, gateway
+from ..harness import ACTIVATION_KEY, FLOW, OPEN, PAY, QUIET, TOPICS, Harness, gateway
 
 AUTH_BODY = {
     "code": 1000,
@@ -173,10 +174,27 @@ async def test_the_resolved_user_travels_on_the_event(gw: Harness) -> None:
         gw.url(PAY), json={"orderId": "o-9"}, headers={"user-token": "payer-token"}
     )
     assert response.status_code == 200
-    user = gw.activations[0]["user"]
+    (event,) = gw.activations
+    user = event["user"]
     assert user["email"] == "pay@gw.example"
     assert user["firstName"] == "Pay"
     assert user["roles"] == ["PaymentGateway"]
+    # signed for the engine, which trusts no other user; the token itself stays here
+    assert user_is_signed(ACTIVATION_KEY, event["activationId"], user, event["userSignature"])
+    assert not user_is_signed("another key", event["activationId"], user, event["userSignature"])
+    assert event["userToken"] is None
+
+
+async def test_without_an_activation_key_the_token_travels_for_the_engine_to_resolve() -> None:
+    async with gateway(activation_key=None) as gw:
+        response = await gw.http.post(gw.url(PAY), json={}, headers={"user-token": "payer-token"})
+        assert response.status_code == 200
+        (event,) = gw.activations
+    assert (event["user"], event["userSignature"], event["userToken"]) == (
+        None,
+        None,
+        "payer-token",
+    )
 
 
 async def test_a_token_over_4_kib_is_an_invalid_token_and_is_never_looked_up(

@@ -1,0 +1,33 @@
+"""The gateway's signature on the user it resolved, so that the engine can trust it.
+
+An `ActivateTrigger` on Kafka may come from anyone who can publish there; a `user`
+object in it is trusted only when it carries the signature of a process that holds the
+activation key (the gateway), over this activation's id and that exact user. Anything
+else gets its `user` ignored, and only its `userToken` is resolved.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+
+def _canonical(activation_id: str, user: dict[str, Any]) -> bytes:
+    text = json.dumps(user, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{activation_id}\n{text}".encode()
+
+
+def sign_user(key: str, activation_id: str, user: dict[str, Any]) -> str:
+    """The signature of `user` for this activation (HMAC-SHA256, base64url)."""
+    digest = hmac.new(key.encode(), _canonical(activation_id, user), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def user_is_signed(
+    key: str | None, activation_id: str, user: dict[str, Any], signature: str | None
+) -> bool:
+    """Whether `signature` is the key's signature of `user`, compared in constant time."""
+    if not key or not signature:
+        return False
+    return hmac.compare_digest(sign_user(key, activation_id, user), signature)

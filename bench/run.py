@@ -117,6 +117,7 @@ class Services:
             "HOOKFLOW_AUTH_LOG_LEVEL": "WARNING",
             "HOOKFLOW_GATEWAY_LOG_LEVEL": "WARNING",
             "HOOKFLOW_AUTH_LOGIN_LIMIT_PER_ADDRESS": "100000",
+            "HOOKFLOW_AUTH_REGISTER_LIMIT_PER_ADDRESS": "100000",
         }
 
     def start(

@@ -17,7 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,7 @@ class Product:
     admin_key: str
     kafka: str
     topic_prefix: str
+    pids: dict[str, int] = field(default_factory=dict)  # when this session started them
 
 
 def _free_port() -> int:
@@ -88,6 +89,7 @@ def product(
         "HOOKFLOW_AUTH_PORT": str(ports["auth"]),
         "HOOKFLOW_AUTH_TOPIC_PREFIX": run,
         "HOOKFLOW_AUTH_DATABASE": f"{run}_auth",
+        "HOOKFLOW_AUTH_REGISTER_LIMIT_PER_ADDRESS": "100000",  # every test registers users
         "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
         "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
         "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
@@ -139,6 +141,7 @@ def product(
                 admin_key,
                 kafka_bootstrap,
                 run,
+                {name: process.pid for name, process in processes.items()},
             )
         finally:
             for process in reversed(list(processes.values())):

@@ -64,6 +64,12 @@ class InMemoryUserStore:
             del self.tokens[token_hash]
         return len(expired)
 
+    async def drop_tokens_of(self, user_id: str) -> list[str]:
+        hashes = [h for h, t in self.tokens.items() if t.user_id == user_id]
+        for token_hash in hashes:
+            del self.tokens[token_hash]
+        return hashes
+
 
 class RecordingAuthEvents:
     def __init__(self) -> None:

@@ -49,3 +49,12 @@ async def test_tokens_are_found_dropped_and_purged(store: UserStore) -> None:
     assert await store.purge_tokens(now=150) == 0
     assert await store.purge_tokens(now=200) == 1
     assert await store.token("h2") is None
+
+
+async def test_a_users_tokens_are_dropped_together(store: UserStore) -> None:
+    for n, user in enumerate(("U1", "U1", "U2")):
+        await store.add_token(StoredToken(f"h{n}", user, 1, 10_000))
+    assert sorted(await store.drop_tokens_of("U1")) == ["h0", "h1"]
+    assert await store.token("h0") is None
+    assert await store.token("h2") is not None
+    assert await store.drop_tokens_of("U1") == []

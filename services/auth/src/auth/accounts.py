@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from auth.core import (
+    Backoff,
     RateLimiter,
     StoredToken,
     StoredUser,
@@ -34,8 +35,9 @@ class AuthEvents(Protocol):
 @dataclass(frozen=True)
 class Limits:
     token_ttl_ms: int
-    per_login: RateLimiter
-    per_address: RateLimiter
+    per_pair: Backoff  # failed logins of one account from one address
+    per_address: RateLimiter  # login attempts from one address, whatever the account
+    registrations: RateLimiter  # registrations from one address
 
 
 class Accounts:
@@ -57,7 +59,12 @@ class Accounts:
         self._new_id = new_id
         self._new_token = new_token
 
-    async def register(self, body: dict[str, Any]) -> User:
+    async def register(self, body: dict[str, Any], address: str | None = None) -> User:
+        """Register a user; `address` is the caller's (None: an operator command)."""
+        if address is not None:
+            wait_ms = self._limits.registrations.hit(address, self._now())
+            if wait_ms:
+                raise RateLimited(wait_ms, "too many registrations from this address")
         registration = check_registration(body)
         user = StoredUser(
             object_id=self._new_id(),
@@ -82,16 +89,18 @@ class Accounts:
                 400, ErrorCode.INVALID_REQUEST, "login and password are required strings"
             )
         now = self._now()
+        pair = (normal_email(login), address)
         wait_ms = max(
-            self._limits.per_login.hit(normal_email(login), now),
-            self._limits.per_address.hit(address, now),
+            self._limits.per_pair.wait(pair, now), self._limits.per_address.hit(address, now)
         )
         if wait_ms:
             raise RateLimited(wait_ms)
         user = await self._store.user_by_email(login)
         if not await self._passwords.verify(user.password_hash if user else None, password):
+            self._limits.per_pair.failed(pair, self._now())
             raise RequestError(401, ErrorCode.INVALID_LOGIN, "invalid login or password")
         assert user is not None
+        self._limits.per_pair.succeeded(pair)
         if user.status != UserStatus.ENABLED:
             raise RequestError(403, ErrorCode.USER_DISABLED, "this user is disabled")
         if self._passwords.needs_rehash(user.password_hash):
@@ -139,7 +148,13 @@ class Accounts:
         if user is None:
             raise RequestError(404, ErrorCode.UNKNOWN_USER, "no such user")
         if status == UserStatus.DISABLED:
+            # its tokens die with it: enabling the user again does not bring them back
+            revoked = await self._store.drop_tokens_of(object_id)
             await self._events.publish(UserDisabled(userId=object_id, at=self._now()))
+            for hashed in revoked:
+                await self._events.publish(
+                    TokenRevoked(tokenHash=hashed, userId=object_id, at=self._now())
+                )
         return user.public()
 
     async def ensure_user(
@@ -160,6 +175,6 @@ class Accounts:
 class RateLimited(RequestError):
     """Too many attempts: 429 with the seconds to wait."""
 
-    def __init__(self, wait_ms: int) -> None:
-        super().__init__(429, ErrorCode.RATE_LIMITED, "too many login attempts; retry later")
+    def __init__(self, wait_ms: int, what: str = "too many login attempts") -> None:
+        super().__init__(429, ErrorCode.RATE_LIMITED, f"{what}; retry later")
         self.retry_after = max(1, -(-wait_ms // 1000))

@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
 from auth.accounts import Accounts, Limits
-from auth.core import RateLimiter
+from auth.core import Backoff, RateLimiter
 from auth.http import Endpoints
 from auth.passwords import Passwords
 from auth.settings import Settings
@@ -48,11 +48,19 @@ def build_accounts(settings: Settings, store: UserStore, broker: KafkaBroker) ->
     window_ms = int(settings.login_window_seconds * 1000)
     limits = Limits(
         token_ttl_ms=int(settings.token_ttl_days * 86_400_000),
-        per_login=RateLimiter(settings.login_limit_per_login, window_ms),
+        per_pair=Backoff(
+            settings.login_backoff_free,
+            int(settings.login_backoff_base_seconds * 1000),
+            int(settings.login_backoff_max_seconds * 1000),
+        ),
         per_address=RateLimiter(settings.login_limit_per_address, window_ms),
+        registrations=RateLimiter(
+            settings.register_limit_per_address, int(settings.register_window_seconds * 1000)
+        ),
     )
     events = KafkaAuthEvents(broker, Topics(settings.topic_prefix).auth_events)
-    return Accounts(store, Passwords(), events, limits, now_ms)
+    passwords = Passwords(at_once=settings.password_hashes_at_once)
+    return Accounts(store, passwords, events, limits, now_ms)
 
 
 def create_app(
@@ -93,7 +101,12 @@ def create_app(
         return True
 
     endpoints = Endpoints(
-        accounts, settings.admin_key, settings.body_limit_bytes, settings.trust_forwarded_for, ready
+        accounts,
+        settings.admin_key,
+        settings.body_limit_bytes,
+        settings.trust_forwarded_for,
+        ready,
+        open_registration=settings.registration == "open",
     )
 
     async def purge_forever() -> None:

@@ -27,6 +27,7 @@ SYSTEM_FIELDS = frozenset(
         "user-token",
     }
 )
+_SYSTEM_FOLDED = frozenset(f.casefold() for f in SYSTEM_FIELDS)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
@@ -52,7 +53,11 @@ def check_registration(body: dict[str, Any]) -> Registration:
         problems.append("email must be an email address")
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         problems.append(f"password must be a string of {MIN_PASSWORD} to {MAX_PASSWORD} characters")
-    reserved = sorted(k for k in body if k in SYSTEM_FIELDS - {"email", "password"})
+    # a system field in another case or with spaces around it is refused too: clients
+    # reading `Roles` or `email ` next to the real ones would be misled
+    reserved = sorted(
+        k for k in body if k.strip().casefold() in _SYSTEM_FOLDED and k not in ("email", "password")
+    )
     if reserved:
         problems.append(f"system fields cannot be set at registration: {', '.join(reserved)}")
     if problems:
@@ -152,3 +157,34 @@ class RateLimiter:
             return times[0] + self._window - now
         times.append(now)
         return 0
+
+
+class Backoff:
+    """Failed logins per (account, address): after `free` failures, each further attempt
+    waits a delay that doubles with every failure (from `base_ms` up to `max_ms`); a
+    success clears the pair. Another address is another pair, so the real user is never
+    locked out by someone guessing elsewhere. Bounded memory (LRU of pairs)."""
+
+    def __init__(self, free: int, base_ms: int, max_ms: int, max_keys: int = 100_000) -> None:
+        self._free = free
+        self._base = base_ms
+        self._max = max_ms
+        self._max_keys = max_keys
+        self._failures: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
+
+    def wait(self, key: tuple[str, str], now: int) -> int:
+        """Milliseconds before this pair may try again (0: now)."""
+        count, last = self._failures.get(key, (0, 0))
+        if count < self._free:
+            return 0
+        delay: int = min(self._max, self._base * 2 ** (count - self._free))
+        return max(0, last + delay - now)
+
+    def failed(self, key: tuple[str, str], now: int) -> None:
+        count, _ = self._failures.pop(key, (0, 0))
+        self._failures[key] = (count + 1, now)
+        if len(self._failures) > self._max_keys:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)

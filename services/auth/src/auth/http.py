@@ -27,7 +27,9 @@ class Endpoints:
         body_limit: int,
         trust_forwarded_for: bool,
         ready: Callable[[], Awaitable[bool]],
+        open_registration: bool = True,
     ) -> None:
+        self._open_registration = open_registration
         self._accounts = accounts
         self._admin_key = admin_key
         self._limit = body_limit
@@ -80,7 +82,9 @@ class Endpoints:
             raise RequestError(403, ErrorCode.ADMIN_KEY_REQUIRED, "a valid X-Admin-Key is required")
 
     async def register(self, request: Request) -> Response:
-        user = await self._accounts.register(await self._body(request))
+        if not self._open_registration:
+            self._require_admin(request)
+        user = await self._accounts.register(await self._body(request), self._address(request))
         return JSONResponse(user.as_context(), status_code=201)
 
     async def login(self, request: Request) -> Response:

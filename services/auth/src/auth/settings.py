@@ -1,5 +1,7 @@
 """Auth settings, from HOOKFLOW_AUTH_* environment variables."""
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,9 +30,17 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None  # unset: the admin endpoints answer 403
     token_ttl_days: float = 30.0
     purge_interval_seconds: float = 3600.0
-    login_limit_per_login: int = 10
-    login_limit_per_address: int = 100
+    # failed logins of one account from one address: free, then delays that double
+    login_backoff_free: int = Field(default=3, ge=1)
+    login_backoff_base_seconds: float = 1.0
+    login_backoff_max_seconds: float = 900.0
+    login_limit_per_address: int = 100  # login attempts per address, whatever the account
     login_window_seconds: float = 60.0
+    register_limit_per_address: int = 10  # registrations per address per window
+    register_window_seconds: float = 3600.0
+    # "open": anyone may register; "admin": registration needs the admin key
+    registration: Literal["open", "admin"] = "open"
+    password_hashes_at_once: int = Field(default=4, ge=1)  # 64 MiB of memory each
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For
     body_limit_bytes: int = 64 * 1024
     log_format: str = "text"

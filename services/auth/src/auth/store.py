@@ -49,6 +49,9 @@ class UserStore(Protocol):
     async def purge_tokens(self, now: int) -> int:
         """Delete expired tokens; return how many."""
 
+    async def drop_tokens_of(self, user_id: str) -> list[str]:
+        """Delete every token of a user; return their hashes."""
+
 
 def _user_doc(user: StoredUser) -> dict[str, Any]:
     return {
@@ -146,3 +149,9 @@ class MongoUserStore:
     async def purge_tokens(self, now: int) -> int:
         result = await self._tokens.delete_many({"expires": {"$lte": now}})
         return result.deleted_count
+
+    async def drop_tokens_of(self, user_id: str) -> list[str]:
+        hashes = [doc["_id"] async for doc in self._tokens.find({"userId": user_id}, {"_id": 1})]
+        if hashes:
+            await self._tokens.delete_many({"_id": {"$in": hashes}})
+        return hashes

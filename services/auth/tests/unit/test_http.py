@@ -26,7 +26,7 @@ async def service() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryUserStore,
     async def capture(body: dict[str, Any]) -> None:
         events.append(body)
 
-    settings = Settings(topic_prefix="unit", admin_key=ADMIN, login_limit_per_login=3)
+    settings = Settings(topic_prefix="unit", admin_key=ADMIN, login_backoff_free=3)
     app = create_app(settings, store=store, broker=broker, configure_logging=False)
     async with TestKafkaBroker(broker), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5000))
@@ -147,10 +147,18 @@ async def test_a_disabled_users_tokens_are_inactive(service: Any) -> None:
         headers={"x-admin-key": ADMIN},
     )
     assert response.status_code == 200
-    assert events[-1]["kind"] == "user_disabled"
+    assert [e["kind"] for e in events[-2:]] == ["user_disabled", "token_revoked"]
     assert (await introspect(http, token)) == {"active": False}
     refused = await login(http)
     assert (refused.status_code, refused.json()["code"]) == (403, 3003)
+    # enabled again: its old tokens stay dead
+    await http.put(
+        f"/api/users/{user['objectId']}/status",
+        json={"userStatus": "ENABLED"},
+        headers={"x-admin-key": ADMIN},
+    )
+    assert (await introspect(http, token)) == {"active": False}
+    assert (await login(http)).status_code == 200
 
 
 async def test_an_expired_token_is_inactive(service: Any) -> None:

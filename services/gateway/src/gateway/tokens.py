@@ -41,7 +41,9 @@ class TokenCache:
         ttl: float,
         negative_ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
+        self._wall_ms = wall_ms
         self._introspect = introspect
         self._size = size
         self._ttl = ttl
@@ -70,7 +72,7 @@ class TokenCache:
             self.misses += 1
             answer = await self._introspect(token)
             user = answer.user if answer.active else None
-            self._store(key, user)
+            self._store(key, user, answer.exp if user is not None else None)
             future.set_result(user)
             return user
         except BaseException as exc:
@@ -80,8 +82,10 @@ class TokenCache:
         finally:
             del self._pending[key]
 
-    def _store(self, key: str, user: User | None) -> None:
+    def _store(self, key: str, user: User | None, token_expires_ms: int | None = None) -> None:
         ttl = self._ttl if user is not None else self._negative_ttl
+        if token_expires_ms is not None:  # never served past the token's own expiry
+            ttl = min(ttl, (token_expires_ms - self._wall_ms()) / 1000)
         self._entries[key] = _Entry(user, self._clock() + ttl)
         self._entries.move_to_end(key)
         if user is not None:

@@ -83,6 +83,8 @@ start() {
     die "port $MONGO_PORT is taken by another process; set HOOKFLOW_MONGO_PORT"
   install
   mkdir -p "$DATA_DIR" "$LOG_DIR"
+  umask 077  # its logs and data: readable by this user only
+  chmod -R go-rwx "$LOG_DIR" "$DATA_DIR" 2>/dev/null || true
   local started=$SECONDS
   nohup "$BIN" --listen-addr="$MONGO_HOST:$MONGO_PORT" --handler=sqlite \
     --sqlite-url="file:$DATA_DIR/" --log-level="${HOOKFLOW_MONGO_LOG_LEVEL:-warn}" \

@@ -86,6 +86,8 @@ start() {
   "${JAVA_CMD[@]}" kafka.tools.StorageTool format -t "$(cat "$cluster_file")" -c "$PROPS" --ignore-formatted \
     >"$LOG_DIR/format.log" 2>&1 || die "formatting Kafka storage failed; see $LOG_DIR/format.log"
   : >"$LOG_DIR/server.log"
+  umask 077  # its logs and data: readable by this user only
+  chmod -R go-rwx "$LOG_DIR" "$DATA_DIR" "$PID_FILE" 2>/dev/null || true
   local started=$SECONDS
   nohup "${JAVA_CMD[@]}" kafka.Kafka "$PROPS" >"$LOG_DIR/stdout.log" 2>&1 &
   echo $! >"$PID_FILE"

@@ -8,6 +8,8 @@ The engine's `/api/automation/...` routes and the gateway's `/execute` take the 
 import hmac
 from enum import StrEnum
 
+from schemas.errors import ErrorCode
+from schemas.requests import RequestError
 from schemas.users import User, UserStatus
 
 ADMIN_ROLE = "FlowAdmin"
@@ -61,3 +63,17 @@ def management_access(
     if VIEWER_ROLE in user.roles and method.upper() in _READING:
         return Access.GRANTED
     return Access.FORBIDDEN
+
+
+def require_access(method: str, key: str | None, admin_key: str | None, user: User | None) -> None:
+    """`management_access`, raising the contract's 401 or 403 (code 1001) when refused."""
+    access = management_access(method, key, admin_key, user)
+    if access != Access.GRANTED:
+        raise RequestError(access.status, ErrorCode.ACCESS_DENIED, access.message)
+
+
+def auth_unavailable() -> RequestError:
+    """A user-token that cannot be checked because the auth service did not answer."""
+    return RequestError(
+        503, ErrorCode.AUTH_UNAVAILABLE, "the user-token cannot be checked right now; retry later"
+    )

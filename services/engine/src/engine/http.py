@@ -22,7 +22,7 @@ from engine.core.execution import ExecutionState
 from engine.dead_letters import DeadLetters, UnknownDeadLetter
 from engine.metrics import Metrics
 from engine.ports import Store, TokenResolver
-from schemas.access import ADMIN_KEY_HEADER, Access, management_access
+from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.errors import ErrorCode
 from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
 from schemas.executions import ExecutionView, HistoryEntry
@@ -104,14 +104,8 @@ class Endpoints:
                 user = await self._tokens.resolve(token)
             except Exception as exc:  # the auth service did not answer
                 logger.warning("auth service unavailable", extra={"error": repr(exc)})
-                raise RequestError(
-                    503,
-                    ErrorCode.AUTH_UNAVAILABLE,
-                    "the user-token cannot be checked right now; retry later",
-                ) from exc
-        access = management_access(request.method, key, self._admin_key, user)
-        if access != Access.GRANTED:
-            raise RequestError(access.status, ErrorCode.ACCESS_DENIED, access.message)
+                raise auth_unavailable() from exc
+        require_access(request.method, key, self._admin_key, user)
 
     async def deploy(self, request: Request) -> Response:
         body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)

@@ -32,6 +32,21 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _page(items: str, model: type[BaseModel], description: str) -> dict[str, Any]:
+    """A page of `model`s under `items`, with the cursor of the next page."""
+    return _json(
+        {
+            "type": "object",
+            "required": [items, "next"],
+            "properties": {
+                items: {"type": "array", "items": _ref(model)},
+                "next": {"type": ["string", "null"]},
+            },
+        },
+        description,
+    )
+
+
 def _error(description: str, *codes: ErrorCode) -> dict[str, Any]:
     listed = ", ".join(f"{c.value} ({c.name})" for c in codes)
     return _json(_ref(ErrorBody), f"{description}. Codes: {listed}")
@@ -166,17 +181,7 @@ def document() -> dict[str, Any]:
                         *_PAGE,
                     ],
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["executions", "next"],
-                                "properties": {
-                                    "executions": {"type": "array", "items": _ref(ExecutionView)},
-                                    "next": {"type": ["string", "null"]},
-                                },
-                            },
-                            "A page of executions",
-                        ),
+                        "200": _page("executions", ExecutionView, "A page of executions"),
                         "400": _BAD_PAGE,
                     },
                 }
@@ -212,17 +217,7 @@ def document() -> dict[str, Any]:
                     "summary": "Messages the engine gave up on, in the order they were parked",
                     "parameters": _PAGE,
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["deadLetters", "next"],
-                                "properties": {
-                                    "deadLetters": {"type": "array", "items": _ref(DeadLetter)},
-                                    "next": {"type": ["string", "null"]},
-                                },
-                            },
-                            "A page of dead letters",
-                        ),
+                        "200": _page("deadLetters", DeadLetter, "A page of dead letters"),
                         "400": _BAD_PAGE,
                     },
                 }

@@ -24,7 +24,7 @@ from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.tokens import AuthUnavailable, TokenCache
-from schemas.access import ADMIN_KEY_HEADER, Access, management_access
+from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.callbacks import AUTH_MESSAGE, AuthCheck, Selector, check_user
 from schemas.errors import ErrorCode
 from schemas.events import ActivationSource, StartExecution
@@ -225,9 +225,7 @@ class Endpoints:
         key = request.headers.get(ADMIN_KEY_HEADER)
         token = request.headers.get("user-token")
         user = await self._user(token) if key is None and token else None
-        access = management_access(request.method, key, self._limits.admin_key, user)
-        if access != Access.GRANTED:
-            raise RequestError(access.status, ErrorCode.ACCESS_DENIED, access.message)
+        require_access(request.method, key, self._limits.admin_key, user)
         flow_id = request.path_params["flowId"].lower()
         if self._registry.flow(flow_id) is None:
             await self._refresh()  # deployed a moment ago, maybe
@@ -271,11 +269,7 @@ class Endpoints:
             return await self._tokens.user(token)
         except AuthUnavailable as exc:
             logger.warning("auth service unavailable", extra={"error": str(exc)})
-            raise RequestError(
-                503,
-                ErrorCode.AUTH_UNAVAILABLE,
-                "the user-token cannot be checked right now; retry later",
-            ) from exc
+            raise auth_unavailable() from exc
 
     async def _send(self, topic: str, body: bytes, key: bytes, deadline: asyncio.Timeout) -> None:
         started = time.perf_counter()

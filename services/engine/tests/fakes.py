@@ -126,13 +126,15 @@ class InMemoryStore:
     async def begin_resuming(self, resuming: Resuming) -> Resuming:
         return self.resuming.setdefault(resuming.activation_id, resuming)
 
-    async def save_outcome(self, outcome: ActivationOutcome) -> None:
-        self.outcomes.setdefault(outcome.activationId, outcome)
+    async def save_outcome(self, outcome: ActivationOutcome) -> bool:
+        if outcome.activationId in self.outcomes:
+            return False
+        self.outcomes[outcome.activationId] = outcome
         self.resuming.pop(outcome.activationId, None)
+        return True
 
-    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
-        for outcome in outcomes:
-            await self.save_outcome(outcome)
+    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> set[str]:
+        return {o.activationId for o in outcomes if not await self.save_outcome(o)}
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

@@ -201,9 +201,13 @@ async def test_an_activation_records_its_choice_then_its_outcome(store: Store) -
         executionIds=["e1"],
         decidedAt=5,
     )
-    await store.save_outcome(outcome)
-    await store.save_outcome(outcome.model_copy(update={"outcome": Outcome.NO_WAITER}))
+    assert await store.save_outcome(outcome)
+    assert not await store.save_outcome(outcome.model_copy(update={"outcome": Outcome.NO_WAITER}))
     assert await store.get_activation("a1") == outcome
+    later = outcome.model_copy(update={"outcome": Outcome.NO_WAITER, "executionIds": []})
+    fresh = outcome.model_copy(update={"activationId": "a9"})
+    assert await store.save_outcomes([later, fresh]) == {"a1"}
+    assert await store.save_outcomes([later]) == {"a1"}
 
 
 async def test_an_outcome_without_a_choice_is_stored_once(store: Store) -> None:

@@ -1,13 +1,32 @@
-"""Run the engine: `python -m engine` (settings from HOOKFLOW_ENGINE_* variables)."""
+"""Run the engine: `python -m engine` (settings from HOOKFLOW_ENGINE_* variables).
+
+`python -m engine topics` creates the product's topics (partitions and replication from
+the same settings) and exits: what a deployment's topic job runs.
+"""
+
+import asyncio
+import sys
 
 import uvicorn
 
-from engine.app import create_app
+from engine.app import create_app, ensure_topics
 from engine.settings import Settings
+from schemas.topics import Topics
 
 
 def main() -> None:
     settings = Settings()
+    if sys.argv[1:] == ["topics"]:
+        asyncio.run(
+            ensure_topics(
+                settings.kafka_bootstrap_servers,
+                Topics(settings.topic_prefix),
+                settings.topic_partitions,
+                settings.topic_replication_factor,
+            )
+        )
+        print(f"topics of {settings.topic_prefix!r} are in place")
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -174,7 +174,7 @@ def register(
         try:
             await batches.run(items, activate, parking(ActivateTrigger), consumer)
         finally:
-            await engine.record(fresh)
+            fresh = await engine.record(fresh)
             received = {c.activationId: c.receivedAt for c in commands}
             for decision in fresh:
                 answered.add(decision.activationId)

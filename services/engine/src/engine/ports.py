@@ -100,11 +100,13 @@ class Store(Protocol):
     async def begin_resuming(self, resuming: Resuming) -> Resuming:
         """Record the executions an activation resumes; return what was recorded first."""
 
-    async def save_outcome(self, outcome: ActivationOutcome) -> None:
-        """Store an outcome; an activation's outcome never changes once stored."""
+    async def save_outcome(self, outcome: ActivationOutcome) -> bool:
+        """Store an outcome; an activation's outcome never changes once stored. False when
+        one was stored already (another delivery decided it first)."""
 
-    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
-        """`save_outcome` for many at once (one statement, plus one per recorded choice)."""
+    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> set[str]:
+        """`save_outcome` for many at once (one statement, plus one per recorded choice);
+        the activation ids whose outcome was stored already."""
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

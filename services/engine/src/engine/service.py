@@ -160,7 +160,7 @@ class Engine:
         """Apply an activation once; a redelivery answers the outcome already decided."""
         decision, fresh = await self.decide(command)
         if fresh:
-            await self.record([decision])
+            (decision,) = await self.record([decision])
         else:
             await self.republish(decision)
         return decision
@@ -210,12 +210,21 @@ class Engine:
         )
         return decision, True
 
-    async def record(self, decisions: list[ActivationOutcome]) -> None:
-        """Store newly decided outcomes, then they are final; publish them meanwhile."""
-        if decisions:
-            await asyncio.gather(
-                self._store.save_outcomes(decisions), *(self._publish.outcome(d) for d in decisions)
-            )
+    async def record(self, decisions: list[ActivationOutcome]) -> list[ActivationOutcome]:
+        """Store newly decided outcomes, then publish what is final: where another delivery
+        of the same activation stored its outcome first (a race after a rebalance), that
+        one, not this delivery's view of what was left to do."""
+        if not decisions:
+            return []
+        taken = await self._store.save_outcomes(decisions)
+        if taken:
+            stored = await self._store.get_activations(sorted(taken))
+            decisions = [
+                found if isinstance(found := stored.get(d.activationId), ActivationOutcome) else d
+                for d in decisions
+            ]
+        await asyncio.gather(*(self._publish.outcome(d) for d in decisions))
+        return decisions
 
     async def republish(self, decision: ActivationOutcome) -> None:
         """Answer an outcome decided before again (a redelivery)."""

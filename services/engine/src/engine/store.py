@@ -260,22 +260,23 @@ class MongoStore:
                 return found
         return resuming
 
-    async def save_outcome(self, outcome: ActivationOutcome) -> None:
+    async def save_outcome(self, outcome: ActivationOutcome) -> bool:
         body = outcome.model_dump(mode="json", exclude={"activationId"})
         # replaces what begin_resuming recorded, never an outcome: an upsert that finds
         # the outcome stored collides with it on _id instead
-        with contextlib.suppress(DuplicateKeyError):
+        try:
             await self._outcomes.update_one(
                 {"_id": outcome.activationId, "outcome": {"$exists": False}},
                 {"$set": body, "$unset": {"resuming": ""}},
                 upsert=True,
             )
+        except DuplicateKeyError:
+            return False
+        return True
 
-    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> None:
+    async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> set[str]:
         if len(outcomes) <= 1:  # one upsert, whether or not a choice was recorded
-            for outcome in outcomes:
-                await self.save_outcome(outcome)
-            return
+            return {o.activationId for o in outcomes if not await self.save_outcome(o)}
         docs = [
             {"_id": o.activationId, **o.model_dump(mode="json", exclude={"activationId"})}
             for o in outcomes
@@ -287,8 +288,13 @@ class MongoStore:
             if any(e.get("code") != 11000 for e in errors):
                 raise
             # taken: by a recorded choice (replace it) or by an outcome (keep it)
+            taken = set()
             for error in errors:
-                await self.save_outcome(outcomes[error["index"]])
+                outcome = outcomes[error["index"]]
+                if not await self.save_outcome(outcome):
+                    taken.add(outcome.activationId)
+            return taken
+        return set()
 
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int

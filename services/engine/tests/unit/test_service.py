@@ -521,3 +521,29 @@ async def test_a_user_on_an_activation_counts_only_with_the_gateways_signature(
     assert paid.outcome == Outcome.IGNORED_AUTH  # NOBODY is signed, but lacks the role
     paid = await world.activate(flow_id, trigger_id, PAID, userToken="good-token")
     assert paid.outcome == Outcome.ACTIVATED
+
+
+async def test_a_delivery_that_lost_a_race_publishes_the_winners_outcome(world: World) -> None:
+    flow_id, trigger_id, execution_id = await order(world)
+    activation_id = str(uuid.uuid4())
+    first = await world.activate(
+        flow_id, trigger_id, PAID, activationId=activation_id, user=GATEWAY
+    )
+    assert (first.outcome, first.executionIds) == (Outcome.ACTIVATED, [execution_id])
+    # a second delivery that read "not decided yet" before the first finished: it finds
+    # nobody waiting any more, but what it records and answers is the first's outcome
+    late = ActivateTrigger(
+        activationId=activation_id,
+        flowId=flow_id,
+        triggerId=trigger_id,
+        data=PAID,
+        user=GATEWAY,
+        userSignature=sign_user(ACTIVATION_KEY, activation_id, GATEWAY.as_context()),
+        receivedAt=1,
+    )
+    stale, fresh = await world.engine.decide(late, found=None)
+    assert (stale.outcome, fresh) == (Outcome.NO_WAITER, True)
+    (answered,) = await world.engine.record([stale])
+    assert answered == first
+    assert world.published.outcomes[-1] == first
+    assert await world.store.get_activation(activation_id) == first

@@ -237,3 +237,32 @@ async def test_a_partition_flooded_with_poison_still_decides_the_good_messages_a
         assert (kinds.count("failed"), kinds.count("invalid")) == (10, 40)
         metrics = (await engine.get("/metrics")).text
         assert "hookflow_engine_rewinds_total{" not in metrics  # no partition waited on them
+
+
+async def test_a_second_engine_takes_over_half_the_partitions(settings: Settings) -> None:
+    settings = settings.model_copy(update={"topic_partitions": 6})
+    topics = Topics(settings.topic_prefix)
+
+    def held(app: Any) -> set[int]:
+        return {
+            tp.partition
+            for subscriber in app.state.broker.subscribers
+            if subscriber.consumer is not None
+            for tp in subscriber.consumer.assignment()
+            if tp.topic == topics.activations
+        }
+
+    first_app = create_app(settings, configure_logging=False)
+    second_app = create_app(settings, configure_logging=False)
+    async with first_app.router.lifespan_context(first_app):
+        async with asyncio.timeout(60):
+            while len(held(first_app)) < 6:
+                await asyncio.sleep(0.1)
+        joined = asyncio.get_running_loop().time()
+        async with second_app.router.lifespan_context(second_app):
+            async with asyncio.timeout(60):
+                while len(held(second_app)) != 3 or len(held(first_app)) != 3:
+                    await asyncio.sleep(0.1)
+            taken = asyncio.get_running_loop().time() - joined
+            assert held(first_app) | held(second_app) == set(range(6))
+    print(f"the second engine held half the partitions after {taken:.1f} s")

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BlockName = Annotated[str, Field(min_length=1, max_length=200)]
 Expression = Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -58,6 +58,12 @@ class ExternalCallbackBlock(_Block):
     requiredRoles: list[str] = Field(default_factory=list)
     onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
     condition: Expression | None = None
+
+    @field_validator("authenticationType", mode="before")
+    @classmethod
+    def _backendless_is_user(cls, value: object) -> object:
+        """`BACKENDLESS`, the product document's name of the user-token check, is `USER`."""
+        return AuthenticationType.USER if value == "BACKENDLESS" else value
 
 
 class HttpRequestBlock(_Block):

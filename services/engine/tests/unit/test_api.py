@@ -150,3 +150,18 @@ async def test_an_unexpected_failure_is_a_500_without_internals() -> None:
             response = await http.get("/api/automation/executions/e1")
     assert response.status_code == 500
     assert response.json() == {"code": 5000, "message": "internal error; it has been logged"}
+
+
+async def test_backendless_is_deployed_as_user(client: Any) -> None:
+    http, _ = client
+    definition = {
+        "name": "From the product document",
+        "blocks": [
+            {"name": "s", "type": "start", "next": "cb"},
+            {"name": "cb", "type": "external_callback", "authenticationType": "BACKENDLESS"},
+        ],
+    }
+    deployed = await http.post("/api/automation/flows", json=definition)
+    assert deployed.status_code == 201
+    flow = (await http.get(f"/api/automation/flows/{deployed.json()['flowId']}")).json()
+    assert flow["definition"]["blocks"][1]["authenticationType"] == "USER"

@@ -191,7 +191,7 @@ def create_app(
     base = "/api/automation/flow/{flowId}"
     routes = [
         # answered by CallbackRoute before the router; listed for the methods it allows
-        Route(ACTIVATE_PATH, gateway.activate, methods=["POST"]),
+        Route(ACTIVATE_PATH, gateway.activate, methods=["POST", "GET"]),
         Route(base + "/execute", gateway.execute, methods=["POST"]),
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),

@@ -62,7 +62,7 @@ _ACTIVATE = re.compile(
 
 
 class CallbackRoute:
-    """ASGI middleware that answers callbacks (POST on ACTIVATE_PATH) itself.
+    """ASGI middleware that answers callbacks (POST or GET on ACTIVATE_PATH) itself.
 
     A callback is the hot path: routing it through Starlette's router and exception
     middleware costs about a third of the gateway's CPU per request. Only that one
@@ -76,7 +76,7 @@ class CallbackRoute:
         self._endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
             match = _ACTIVATE.match(scope["path"])
             if match is not None:
                 scope["path_params"] = match.groupdict()
@@ -175,7 +175,11 @@ class Endpoints:
         execution = _execution(request.query_params.get("execution"))
         key = _idempotency_key(request)
         async with self._deadline() as deadline:
-            data = await self._body(request, deadline)
+            data = (
+                _query_data(request)
+                if request.method == "GET"
+                else await self._body(request, deadline)
+            )
 
             token = request.headers.get("user-token")
             user = await self._user(token) if token else None
@@ -320,6 +324,20 @@ def _execution(value: str | None) -> str:
         return str(Selector.parse(value))
     except ValueError as exc:
         raise RequestError(400, ErrorCode.INVALID_PARAMETER, str(exc)) from exc
+
+
+def _query_data(request: Request) -> dict[str, Any]:
+    """A GET callback's data: its query string as an object, without `execution`; a key
+    given more than once is a list of its values, in order."""
+    data: dict[str, Any] = {}
+    for key, value in request.query_params.multi_items():
+        if key == "execution":
+            continue
+        if key in data:
+            data[key] = [*data[key], value] if isinstance(data[key], list) else [data[key], value]
+        else:
+            data[key] = value
+    return data
 
 
 def _idempotency_key(request: Request) -> str | None:

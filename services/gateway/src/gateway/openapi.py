@@ -45,6 +45,47 @@ _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway's public endpoints."""
     uuid_param = {"in": "path", "required": True, "schema": {"type": "string"}}
+    activate: dict[str, Any] = {
+        "operationId": "activateTrigger",
+        "summary": "Activate an External Callback trigger",
+        "parameters": [
+            {"name": "flowId", **uuid_param},
+            {"name": "triggerId", **uuid_param},
+            {
+                "name": "execution",
+                "in": "query",
+                "required": False,
+                "description": "all (default), any, or an execution id",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "user-token",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 256},
+            },
+        ],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": _ANY_OBJECT}},
+        },
+        "responses": {
+            "200": {
+                "description": "Accepted (acknowledged by Kafka), or ignored "
+                "by an IGNORE policy; empty body",
+                "headers": {"X-Activation-Id": {"schema": {"type": "string"}}},
+            },
+            "401": _error("No valid user for a USER trigger (policy ERROR)", ErrorCode.AUTH_FAILED),
+            "403": _error("The user lacks a required role (policy ERROR)", ErrorCode.AUTH_FAILED),
+            **_COMMON_ERRORS,
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -54,51 +95,13 @@ def document() -> dict[str, Any]:
         },
         "paths": {
             "/api/automation/flow/{flowId}/trigger/{triggerId}/activate": {
-                "post": {
-                    "operationId": "activateTrigger",
-                    "summary": "Activate an External Callback trigger",
-                    "parameters": [
-                        {"name": "flowId", **uuid_param},
-                        {"name": "triggerId", **uuid_param},
-                        {
-                            "name": "execution",
-                            "in": "query",
-                            "required": False,
-                            "description": "all (default), any, or an execution id",
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "user-token",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string", "maxLength": 256},
-                        },
-                    ],
-                    "requestBody": {
-                        "required": False,
-                        "content": {"application/json": {"schema": _ANY_OBJECT}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "Accepted (acknowledged by Kafka), or ignored "
-                            "by an IGNORE policy; empty body",
-                            "headers": {"X-Activation-Id": {"schema": {"type": "string"}}},
-                        },
-                        "401": _error(
-                            "No valid user for a USER trigger (policy ERROR)", ErrorCode.AUTH_FAILED
-                        ),
-                        "403": _error(
-                            "The user lacks a required role (policy ERROR)", ErrorCode.AUTH_FAILED
-                        ),
-                        **_COMMON_ERRORS,
-                    },
-                }
+                "post": activate,
+                "get": {
+                    **{k: v for k, v in activate.items() if k != "requestBody"},
+                    "operationId": "activateTriggerByGet",
+                    "summary": "Activate an External Callback trigger with a GET: the query "
+                    "string is the data (a repeated key gives a list; `execution` is not data)",
+                },
             },
             "/api/automation/flow/{flowId}/execute": {
                 "post": {

@@ -294,3 +294,19 @@ async def test_health_readiness_and_metrics(gw: Harness) -> None:
     text = (await gw.http.get("/metrics")).text
     assert 'hookflow_gateway_requests_total{outcome="200",route="activate"} 1.0' in text
     assert "hookflow_gateway_kafka_publish_seconds_count" in text
+
+
+async def test_a_get_activates_with_the_query_string_as_data(gw: Harness) -> None:
+    some = "5f2c4b1a-0c3d-4e2f-9a8b-7c6d5e4f3a2b"
+    query = f"?orderId=o-7&tag=a&tag=b&empty=&execution={some}&n=1"
+    response = await gw.http.get(gw.url(OPEN, query=query))
+    assert response.status_code == 200
+    (event,) = gw.activations
+    assert event["activationId"] == response.headers["x-activation-id"]
+    assert event["data"] == {"orderId": "o-7", "tag": ["a", "b"], "empty": "", "n": "1"}
+    assert event["execution"] == some
+    # every other rule is the POST's: a USER trigger without a user, a bad selector
+    assert (await gw.http.get(gw.url(PAY, query="?a=1"))).json() == AUTH_BODY
+    bad = await gw.http.get(gw.url(OPEN, query="?execution=bogus"))
+    assert (bad.status_code, bad.json()["code"]) == (400, 2002)
+    assert len(gw.activations) == 1

@@ -22,6 +22,6 @@ async def test_the_gateway_serves_its_document() -> None:
 async def test_unknown_paths_and_methods_answer_in_the_contract_format() -> None:
     async with gateway() as gw:
         missing = await gw.http.get("/nowhere")
-        wrong = await gw.http.get("/api/automation/flow/f/trigger/t/activate")
+        wrong = await gw.http.put("/api/automation/flow/f/trigger/t/activate")
     assert (missing.status_code, missing.json()["code"]) == (404, 4040)
     assert (wrong.status_code, wrong.json()["code"]) == (405, 2004)

@@ -321,6 +321,55 @@ class Suite:
             + query
         )
 
+    # -- timers ------------------------------------------------------------------------------
+
+    def timers(self, count: int, spread_seconds: float) -> None:
+        """P11: `count` waits whose timeouts fall due over `spread_seconds`: how late each
+        fires (from its deadline to the `timedOut` entry the engine writes)."""
+        engine = self.s.url("engine")
+        flow = http(
+            "POST",
+            f"{engine}/api/automation/flows",
+            {
+                "name": "bench-timers",
+                "blocks": [
+                    {"name": "Go", "type": "start", "next": "Wait"},
+                    {
+                        "name": "Wait",
+                        "type": "external_callback",
+                        "timeoutSeconds": 3600,
+                        "onTimeout": "Late",
+                    },
+                    {"name": "Late", "type": "assign", "assign": {"late": "true"}},
+                ],
+            },
+        )
+        first = int(time.time() * 1000) + 5000  # after the documents are written
+        due = [first + int(i * spread_seconds * 1000 / count) for i in range(count)]
+        database = f"{self.s.prefix}_engine"
+        ids = asyncio.run(_create_timed(self.s.mongodb, database, flow["flowId"], due))
+        time.sleep(max(0.0, due[-1] / 1000 - time.time()) + 5)
+        lateness = asyncio.run(
+            _lateness(self.s.mongodb, database, dict(zip(ids, due, strict=True)))
+        )
+        fired = [late for late in lateness if late is not None]
+        self.fig("timeouts fired, of those due", "ratio", "all", id=None).values.append(
+            len(fired) / count
+        )
+        if fired:
+            self.fig(
+                f"timeout lateness, max ({count} due within {spread_seconds:.0f} s)",
+                "s",
+                "below 2 s",
+                better="lower",
+                id="P11",
+            ).values.append(max(fired) / 1000)
+            self.fig(
+                f"timeout lateness, p99 ({count} due within {spread_seconds:.0f} s)",
+                "s",
+                better="lower",
+            ).values.append(_percentile(fired, 0.99) / 1000)
+
     # -- 2. end-to-end resume ------------------------------------------------------------
 
     def waiting(self, count: int, flow: dict[str, Any] | None = None) -> list[str]:
@@ -1127,6 +1176,56 @@ async def _create_executions(
     return ids
 
 
+async def _create_timed(mongodb: str, database: str, flow_id: str, due: list[int]) -> list[str]:
+    """Executions waiting at the flow's trigger with these deadlines, and their timers,
+    written as the engine writes them (timers first)."""
+    from pymongo import AsyncMongoClient
+
+    from engine.core import execution as ex
+    from engine.core.definition import compile_flow
+    from engine.store import MongoStore, execution_to_doc
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb)
+    store = MongoStore(client[database])
+    record = await store.get_flow(flow_id)
+    assert record is not None
+    flow = compile_flow(record.definition, record.flow_id, record.trigger_ids.__getitem__)
+    now = int(time.time() * 1000)
+    ids, docs, timers = [], [], []
+    for deadline in due:
+        execution_id = str(uuid.uuid4())
+        state = ex.start(flow, ex.new_execution(flow, execution_id, {}, now), now).state
+        docs.append(execution_to_doc(replace(state, deadline=deadline)))
+        timers.append(
+            {"_id": f"{execution_id}:{deadline}", "executionId": execution_id, "due": deadline}
+        )
+        ids.append(execution_id)
+    for start in range(0, len(docs), 5000):
+        await client[database]["timers"].insert_many(timers[start : start + 5000])
+        await client[database]["executions"].insert_many(docs[start : start + 5000])
+    await client.close()
+    return ids
+
+
+async def _lateness(mongodb: str, database: str, due: dict[str, int]) -> list[int | None]:
+    """For each execution, milliseconds from its deadline to its `timedOut` entry."""
+    from pymongo import AsyncMongoClient
+
+    from schemas import opaque
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb)
+    late: dict[str, int] = {}
+    ids = list(due)
+    for start in range(0, len(ids), 1000):
+        found = client[database]["executions"].find({"_id": {"$in": ids[start : start + 1000]}})
+        async for doc in found:
+            for entry in opaque.decode(doc["history"]):
+                if entry["event"] == "timedOut":
+                    late[doc["_id"]] = entry["at"] - due[doc["_id"]]
+    await client.close()
+    return [late.get(execution_id) for execution_id in ids]
+
+
 def progress(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -1195,6 +1294,9 @@ def main() -> None:
             suite.fig("peak RSS, engine", "MB", better="lower").values.append(
                 rss_peak_mb(services.processes["engine"].pid)
             )
+        timers, spread = (300, 5.0) if args.smoke else (10_000, 60.0)
+        progress(f"{timers} wait timeouts due within {spread:.0f} s")
+        suite.timers(timers, spread)
         progress("health checks while guarded expressions run")
         suite.responsiveness()
         progress("consumer overhead")

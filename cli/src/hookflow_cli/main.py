@@ -120,6 +120,9 @@ def show(execution_id: str, engine: EngineUrl = ENGINE) -> None:
     )
     if ex["waitingOn"]:
         console.print(f"waiting on: {', '.join(ex['waitingOn'])}")
+    if ex.get("deadline"):
+        due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ex["deadline"] / 1000))
+        console.print(f"times out at: {due} ({max(0, ex['deadline'] / 1000 - time.time()):.0f} s)")
     if ex.get("error"):
         console.print(f"[red]error: {ex['error']}[/red]")
     variables = Table("variable", "value")

@@ -31,5 +31,6 @@ class ExecutionView(BaseModel):
     results: dict[str, Any] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
     error: str | None = None
+    deadline: int | None = None  # when the current wait times out (epoch ms)
     created: int
     updated: int

@@ -58,6 +58,9 @@ class ExternalCallbackBlock(_Block):
     requiredRoles: list[str] = Field(default_factory=list)
     onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
     condition: Expression | None = None
+    # no activation within this many seconds: go on at `onTimeout`, or fail with TIMEOUT
+    timeoutSeconds: int | None = Field(default=None, ge=1, le=31_536_000)
+    onTimeout: BlockName | None = None
 
     @field_validator("authenticationType", mode="before")
     @classmethod

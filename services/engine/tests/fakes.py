@@ -6,7 +6,15 @@ from dataclasses import replace
 from typing import Any
 
 from engine.core.execution import ExecutionState, HttpCall
-from engine.ports import FlowRecord, HttpError, Page, Resuming, decode_cursor, encode_cursor
+from engine.ports import (
+    FlowRecord,
+    HttpError,
+    Page,
+    Resuming,
+    Timer,
+    decode_cursor,
+    encode_cursor,
+)
 from schemas.events import (
     ActivationOutcome,
     DeadLetter,
@@ -29,6 +37,7 @@ class InMemoryStore:
         self.resuming: dict[str, Resuming] = {}
         self.keys: dict[str, tuple[str, int]] = {}
         self.letters: dict[str, DeadLetter] = {}
+        self.timers: dict[str, Timer] = {}
 
     async def setup(self) -> None:
         return None
@@ -57,7 +66,21 @@ class InMemoryStore:
         for record in sorted(self.flow_records.values(), key=lambda r: (r.created, r.flow_id)):
             yield replace(record, live=self.live[record.name][1] == record.flow_id)
 
+    def _arm(self, state: ExecutionState) -> None:
+        if state.deadline is not None and state.status == ExecutionStatus.WAITING:
+            timer_id = f"{state.execution_id}:{state.deadline}"
+            self.timers.setdefault(timer_id, Timer(timer_id, state.execution_id, state.deadline))
+
+    async def due_timers(self, now: int, limit: int) -> list[Timer]:
+        return sorted((t for t in self.timers.values() if t.due <= now), key=lambda t: t.due)[
+            :limit
+        ]
+
+    async def drop_timer(self, timer_id: str) -> None:
+        self.timers.pop(timer_id, None)
+
     async def create_execution(self, state: ExecutionState) -> bool:
+        self._arm(state)
         if state.execution_id in self.executions:
             return False
         self.executions[state.execution_id] = copy.deepcopy(replace(state, version=0))
@@ -67,6 +90,7 @@ class InMemoryStore:
         return copy.deepcopy(self.executions.get(execution_id.lower()))
 
     async def save_execution(self, state: ExecutionState) -> bool:
+        self._arm(state)
         current = self.executions.get(state.execution_id)
         if current is None or current.version != state.version - 1:
             return False

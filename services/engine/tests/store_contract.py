@@ -234,6 +234,25 @@ async def test_an_idempotency_key_belongs_to_its_first_activation_until_it_expir
     assert await store.remember_key("f1:t-1", "k", "a5", now=1301, retention_ms=100) == "a5"
 
 
+async def test_a_wait_with_a_deadline_has_a_timer_until_it_is_dropped(store: Store) -> None:
+    timed = replace(execution("e-timed"), deadline=5_000)
+    await store.create_execution(timed)
+    await store.create_execution(replace(execution("e-later"), deadline=9_000))
+    await store.create_execution(execution("e-none"))
+    assert (await store.get_execution("e-timed")) == timed
+    assert [t.execution_id for t in await store.due_timers(4_999, 10)] == []
+    (due,) = await store.due_timers(5_000, 10)
+    assert (due.execution_id, due.due) == ("e-timed", 5_000)
+    assert [t.execution_id for t in await store.due_timers(10_000, 10)] == ["e-timed", "e-later"]
+    assert len(await store.due_timers(10_000, 1)) == 1
+    await store.drop_timer(due.timer_id)
+    assert [t.execution_id for t in await store.due_timers(10_000, 10)] == ["e-later"]
+    # waiting again with another deadline arms another timer
+    again = replace(timed, deadline=7_000, version=1)
+    assert await store.save_execution(again)
+    assert [t.due for t in await store.due_timers(10_000, 10)] == [7_000, 9_000]
+
+
 def letter(n: int, at: int, activation_id: str | None = None) -> DeadLetter:
     return DeadLetter(
         deadLetterId=f"dl-{n}",

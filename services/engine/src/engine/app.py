@@ -140,6 +140,17 @@ def create_app(
         catalog, store, letters, request_start, now_ms, ready, metrics, tokens, admin_key
     )
 
+    async def time_out_forever() -> None:
+        """Fire due wait timeouts, twice a second (the store keeps the timers)."""
+        while True:
+            try:
+                fired = await engine.fire_timers()
+            except Exception:
+                logger.exception("timers failed")
+                fired = 0
+            if not fired:  # a full round may leave more due: go on at once
+                await asyncio.sleep(settings.timer_interval_ms / 1000)
+
     async def maintain_forever() -> None:
         """Off the hot path: purge expired idempotency keys."""
         while True:
@@ -165,11 +176,13 @@ def create_app(
         state["ready"] = True
         logger.info("engine ready", extra={"flows": count, "port": settings.port})
         maintenance = asyncio.create_task(maintain_forever())
+        timers = asyncio.create_task(time_out_forever())
         try:
             yield
         finally:
             state["ready"] = False
             maintenance.cancel()
+            timers.cancel()
             await broker.stop()
             await workers.close()
             await client.aclose()

@@ -260,6 +260,7 @@ def view(state: ExecutionState) -> dict[str, Any]:
         results=state.results,
         history=[HistoryEntry.model_validate(entry) for entry in state.history],
         error=state.error,
+        deadline=state.deadline,
         created=state.created,
         updated=state.updated,
     ).model_dump(mode="json")

@@ -52,6 +52,15 @@ class Resuming:
 Page = tuple[list[ExecutionState], str | None]
 
 
+@dataclass(frozen=True)
+class Timer:
+    """A wait's deadline: `due` (epoch ms) for execution `execution_id`."""
+
+    timer_id: str
+    execution_id: str
+    due: int
+
+
 class Store(Protocol):
     """Everything the engine persists."""
 
@@ -115,6 +124,11 @@ class Store(Protocol):
 
     async def purge(self, now: int, retention_ms: int) -> int:
         """Delete expired idempotency keys; return how many."""
+
+    async def due_timers(self, now: int, limit: int) -> list[Timer]:
+        """Timers due at `now`, earliest first (their waits may have ended since)."""
+
+    async def drop_timer(self, timer_id: str) -> None: ...
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         """Keep a dead letter; saving one with the same id again changes nothing."""

@@ -459,6 +459,38 @@ class Engine:
             f"under activation {act.activation_id}"
         )
 
+    async def fire_timers(self, limit: int = 500) -> int:
+        """Time out the waits whose deadline has come; return how many timed out.
+
+        A timeout and an activation of the same wait race through the same
+        compare-and-set on the execution: exactly one of them wins. Several engines may
+        fire the same timer; only one save succeeds, the others find the wait gone.
+        """
+        fired = 0
+        for timer in await self._store.due_timers(self._now(), limit):
+            try:
+                fired += await self._time_out(timer.execution_id, timer.due)
+            except Exception:
+                logger.exception("timeout failed", extra={"execution_id": timer.execution_id})
+                continue  # tried again at the next tick
+            await self._store.drop_timer(timer.timer_id)
+        return fired
+
+    async def _time_out(self, execution_id: str, due: int) -> bool:
+        for _ in range(_SAVE_ATTEMPTS):
+            state = await self._store.get_execution(execution_id)
+            if state is None or state.status != ExecutionStatus.WAITING or state.deadline != due:
+                return False  # resumed, failed or waiting again since: nothing to do
+            flow = await self._catalog.compiled(state.flow_id)
+            if flow is None:
+                return False
+            step = await self._run_requests(flow, ex.time_out(flow, state, self._now()))
+            if await self._store.save_execution(replace(step.state, version=state.version + 1)):
+                await self._publish.execution_events(step.events)
+                logger.info("wait timed out", extra={"execution_id": execution_id})
+                return True
+        return False
+
     async def give_up(
         self, execution_id: str, reason: str, start: StartExecution | None = None
     ) -> bool:

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     expression_time_limit_ms: int = Field(default=1000, ge=10)  # per guarded evaluation
     expression_workers: int = Field(default=2, ge=1)  # processes for guarded expressions
     expression_memory_mb: int = Field(default=1024, ge=0)  # per worker; 0: no limit
+    timer_interval_ms: int = Field(default=500, ge=10)  # how often due timeouts are fired
     retry_backoff_seconds: float = 0.2  # after a record's first failed try, then doubled
     log_format: str = "text"  # or "json"
     log_level: str = "INFO"

@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from engine.core.execution import ExecutionState
-from engine.ports import FlowRecord, Page, Resuming, decode_cursor, encode_cursor
+from engine.ports import FlowRecord, Page, Resuming, Timer, decode_cursor, encode_cursor
 from schemas import opaque
 from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus
 from schemas.flows import FlowDefinition
@@ -42,6 +42,7 @@ def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
         "waitTrigger": state.waiting_on[0] if waiting else None,
         "waitSince": state.updated if waiting else None,
         "waitKey": state.wait_key if waiting else None,
+        "waitDeadline": state.deadline if waiting else None,
         "state": opaque.encode({name: getattr(state, name) for name in _STATE_FIELDS}),
         "history": opaque.encode(list(state.history)),
     }
@@ -59,6 +60,7 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
         updated=doc["updated"],
         version=doc["version"],
         wait_key=doc.get("waitKey"),
+        deadline=doc.get("waitDeadline"),
         at=body["at"],
         input=body["input"],
         vars=body["vars"],
@@ -98,6 +100,7 @@ class MongoStore:
         self._outcomes = db["activations"]
         self._keys = db["idempotency_keys"]
         self._letters = db["dead_letters"]
+        self._timers = db["timers"]
         self._batch = batch_size
 
     async def setup(self) -> None:
@@ -120,6 +123,7 @@ class MongoStore:
         await executions.create_index([("waitKey", ASCENDING)])
         await self._keys.create_index([("created", ASCENDING)])
         await self._letters.create_index([("at", ASCENDING), ("_id", ASCENDING)])
+        await self._timers.create_index([("due", ASCENDING)])
         await self._letters.create_index([("activationId", ASCENDING), ("at", ASCENDING)])
 
     async def next_version(self, name: str) -> int:
@@ -188,6 +192,7 @@ class MongoStore:
     async def create_execution(self, state: ExecutionState) -> bool:
         doc = execution_to_doc(state)
         doc["version"] = 0
+        await self._arm(doc)
         try:
             await self._executions.insert_one(doc)
         except DuplicateKeyError:
@@ -200,6 +205,7 @@ class MongoStore:
 
     async def save_execution(self, state: ExecutionState) -> bool:
         doc = execution_to_doc(state)
+        await self._arm(doc)
         del doc["_id"]
         result = await self._executions.update_one(
             {"_id": state.execution_id, "version": state.version - 1}, {"$set": doc}
@@ -326,6 +332,24 @@ class MongoStore:
     async def purge(self, now: int, retention_ms: int) -> int:
         result = await self._keys.delete_many({"created": {"$lt": now - retention_ms}})
         return result.deleted_count
+
+    async def _arm(self, doc: dict[str, Any]) -> None:
+        """A wait with a deadline gets its timer before the execution is written: a crash in
+        between leaves a timer that finds nothing to do, never a wait without a timer."""
+        due = doc.get("waitDeadline")
+        if due is not None:
+            await self._timers.update_one(
+                {"_id": f"{doc['_id']}:{due}"},
+                {"$setOnInsert": {"executionId": doc["_id"], "due": due}},
+                upsert=True,
+            )
+
+    async def due_timers(self, now: int, limit: int) -> list[Timer]:
+        found = self._timers.find({"due": {"$lte": now}}).sort("due", ASCENDING).limit(limit)
+        return [Timer(doc["_id"], doc["executionId"], doc["due"]) async for doc in found]
+
+    async def drop_timer(self, timer_id: str) -> None:
+        await self._timers.delete_one({"_id": timer_id})
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         body = letter.model_dump(mode="json", exclude={"deadLetterId"})

@@ -266,3 +266,36 @@ async def test_a_second_engine_takes_over_half_the_partitions(settings: Settings
             taken = asyncio.get_running_loop().time() - joined
             assert held(first_app) | held(second_app) == set(range(6))
     print(f"the second engine held half the partitions after {taken:.1f} s")
+
+
+async def test_a_timeout_due_while_no_engine_runs_fires_once_after_the_restart(
+    settings: Settings,
+    publisher: Callable[[str, Any, str], Awaitable[None]],
+) -> None:
+    settings = settings.model_copy(update={"timer_interval_ms": 100})
+    topics = Topics(settings.topic_prefix)
+    timed = {
+        "name": "Timed",
+        "blocks": [
+            {"name": "s", "type": "start", "next": "pay"},
+            {"name": "pay", "type": "external_callback", "timeoutSeconds": 2, "onTimeout": "late"},
+            {"name": "late", "type": "assign", "assign": {"late": "true"}},
+        ],
+    }
+    execution_id = str(uuid.uuid4())
+    async with running_engine(settings) as engine:
+        deployed = (await engine.post("/api/automation/flows", json=timed)).json()
+        start = StartExecution(
+            executionId=execution_id, flowId=deployed["flowId"], input={}, requestedAt=1
+        )
+        await publisher(topics.execution_starts, start, execution_id)
+        waiting = await execution_in(engine, execution_id, "waiting")
+        assert waiting["deadline"] is not None
+    await asyncio.sleep(2.5)  # the deadline passes while no engine runs
+    async with running_engine(settings) as engine, running_engine(settings) as other:
+        done = await execution_in(engine, execution_id, "completed")
+        assert done["vars"] == {"late": True}
+        assert done["results"]["pay"] == {"data": None, "user": None, "timedOut": True}
+        await asyncio.sleep(0.5)  # both engines' timer loops have run again
+        again = (await other.get(f"/api/automation/executions/{execution_id}")).json()
+        assert [e["event"] for e in again["history"]].count("timedOut") == 1

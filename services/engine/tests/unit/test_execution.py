@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from engine.core import execution as ex
-from engine.core.definition import Flow
+from engine.core.definition import DefinitionError, Flow
 from schemas.events import (
     ExecutionCompleted,
     ExecutionFailed,
@@ -256,3 +256,67 @@ def test_context_offers_every_name_of_the_contract() -> None:
         "callbackUrls",
     }
     assert ex.context(flow, state)["execution"] == {"id": "e1", "flowId": "flow-1"}
+
+
+TIMED = {
+    "name": "Timed",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "pay"},
+        {
+            "name": "pay",
+            "type": "external_callback",
+            "timeoutSeconds": 60,
+            "onTimeout": "remind",
+            "next": "paid",
+        },
+        {"name": "paid", "type": "assign", "assign": {"state": "'paid'"}},
+        {"name": "remind", "type": "assign", "assign": {"state": "'reminded'"}},
+    ],
+}
+
+
+def test_a_wait_with_a_timeout_carries_its_deadline_and_a_resume_clears_it() -> None:
+    flow = compiled(TIMED)
+    waiting = started(flow, {}, now=1000).state
+    assert waiting.deadline == 61_000
+    resumed = ex.resume(flow, waiting, flow.trigger_ids["pay"], {}, None, "a1", 2000).state
+    assert (resumed.status, resumed.deadline, resumed.vars) == (
+        ExecutionStatus.COMPLETED,
+        None,
+        {"state": "paid"},
+    )
+
+
+def test_a_timeout_goes_on_at_on_timeout_with_a_timed_out_result() -> None:
+    flow = compiled(TIMED)
+    waiting = started(flow, {}, now=1000).state
+    with pytest.raises(ex.NotWaiting):
+        ex.time_out(flow, waiting, 60_999)  # not yet
+    done = ex.time_out(flow, waiting, 61_500).state
+    assert done.status == ExecutionStatus.COMPLETED
+    assert done.vars == {"state": "reminded"}
+    assert done.results["pay"] == {"data": None, "user": None, "timedOut": True}
+    timed = next(e for e in done.history if e["event"] == "timedOut")
+    assert (timed["block"], timed["lateMs"]) == ("pay", 500)
+    with pytest.raises(ex.NotWaiting):
+        ex.time_out(flow, done, 70_000)  # once only
+
+
+def test_without_on_timeout_the_execution_fails_with_timeout() -> None:
+    definition = {**TIMED, "blocks": [dict(b) for b in TIMED["blocks"]]}
+    del definition["blocks"][1]["onTimeout"]
+    definition["blocks"] = definition["blocks"][:3]
+    flow = compiled(definition)
+    failed = ex.time_out(flow, started(flow, {}, now=0).state, 60_000).state
+    assert (failed.status, failed.error, failed.deadline) == (
+        ExecutionStatus.FAILED,
+        "TIMEOUT",
+        None,
+    )
+
+
+def test_on_timeout_without_timeout_seconds_is_refused() -> None:
+    definition = {**TIMED, "blocks": [dict(b) for b in TIMED["blocks"]]}
+    del definition["blocks"][1]["timeoutSeconds"]
+    with pytest.raises(DefinitionError, match="onTimeout needs timeoutSeconds"):
+        compiled(definition)

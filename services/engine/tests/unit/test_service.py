@@ -46,6 +46,7 @@ class World:
     http: ScriptedHttp
     tokens: StaticTokens
     workers: ExpressionWorkers
+    clock: Clock
 
     async def deploy(self, definition: dict[str, Any]) -> tuple[str, dict[str, str]]:
         deployed = await self.catalog.deploy(FlowDefinition.model_validate(definition))
@@ -87,7 +88,7 @@ async def world() -> AsyncIterator[World]:
     workers = ExpressionWorkers(1, 0.5, 512 * 1024 * 1024)
     config = EngineConfig(activation_key=ACTIVATION_KEY)
     engine = Engine(catalog, store, published, http, tokens, config, clock, workers)
-    yield World(catalog, engine, store, published, http, tokens, workers)
+    yield World(catalog, engine, store, published, http, tokens, workers, clock)
     await workers.close()
 
 
@@ -547,3 +548,70 @@ async def test_a_delivery_that_lost_a_race_publishes_the_winners_outcome(world: 
     assert answered == first
     assert world.published.outcomes[-1] == first
     assert await world.store.get_activation(activation_id) == first
+
+
+TIMED = {
+    "name": "Timed order",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "pay"},
+        {
+            "name": "pay",
+            "type": "external_callback",
+            "timeoutSeconds": 60,
+            "onTimeout": "remind",
+            "next": "paid",
+        },
+        {"name": "paid", "type": "assign", "assign": {"state": "'paid'"}},
+        {"name": "remind", "type": "assign", "assign": {"state": "'reminded'"}},
+    ],
+}
+
+
+async def test_a_due_timeout_fires_once_and_a_late_callback_finds_nobody(world: World) -> None:
+    flow_id, triggers = await world.deploy(TIMED)
+    execution_id = await world.start(flow_id, {})
+    assert await world.engine.fire_timers() == 0  # not due yet
+    world.clock.now += 60_000
+    assert await world.engine.fire_timers() == 1
+    assert await world.engine.fire_timers() == 0
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert (state.status, state.vars) == (ExecutionStatus.COMPLETED, {"state": "reminded"})
+    assert world.store.timers == {}
+    late = await world.activate(flow_id, triggers["pay"], {}, execution=execution_id)
+    assert late.outcome == Outcome.NO_WAITER
+
+
+async def test_a_callback_before_the_deadline_wins_and_its_timer_does_nothing(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(TIMED)
+    execution_id = await world.start(flow_id, {})
+    paid = await world.activate(flow_id, triggers["pay"], {}, execution=execution_id)
+    assert paid.outcome == Outcome.ACTIVATED
+    world.clock.now += 120_000
+    assert await world.engine.fire_timers() == 0
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.vars == {"state": "paid"}
+    assert world.store.timers == {}
+
+
+async def test_a_timeout_and_a_callback_at_the_same_moment_resolve_the_wait_once(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(TIMED)
+    executions = [await world.start(flow_id, {}) for _ in range(20)]
+    world.clock.now += 60_000
+    outcomes = await asyncio.gather(
+        world.engine.fire_timers(),
+        *(world.activate(flow_id, triggers["pay"], {}, execution=e) for e in executions),
+    )
+    fired, decided = outcomes[0], outcomes[1:]
+    activated = sum(1 for o in decided if o.outcome == Outcome.ACTIVATED)
+    assert fired + activated == 20
+    for execution_id in executions:
+        state = await world.store.get_execution(execution_id)
+        assert state is not None
+        events = [e["event"] for e in state.history]
+        assert events.count("resumed") + events.count("timedOut") == 1

@@ -93,6 +93,8 @@ def successors(block: Block) -> list[str]:
     """Names of the blocks that `block` may continue with."""
     if isinstance(block, BranchBlock):
         return [name for name in (block.then, block.else_) if name is not None]
+    if isinstance(block, ExternalCallbackBlock) and block.onTimeout is not None:
+        return [name for name in (block.next, block.onTimeout) if name is not None]
     return [block.next] if block.next is not None else []
 
 
@@ -144,6 +146,12 @@ def compile_flow(
             and (block.authenticationType != "USER")
         ):
             problems.append(f"block {block.name!r}: requiredRoles needs authenticationType USER")
+        if (
+            isinstance(block, ExternalCallbackBlock)
+            and block.onTimeout is not None
+            and block.timeoutSeconds is None
+        ):
+            problems.append(f"block {block.name!r}: onTimeout needs timeoutSeconds")
 
     if problems or entry is None:
         raise DefinitionError(problems)

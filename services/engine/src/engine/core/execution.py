@@ -59,6 +59,7 @@ class ExecutionState:
     applied: tuple[str, ...] = ()  # activation ids already applied, newest last
     wait_key: str | None = None  # the correlation key of the trigger it waits at, if any
     steps: int = 0  # blocks run so far, across every resume
+    deadline: int | None = None  # when its wait times out (epoch ms), if its block has one
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ def resume(
         at=block.next,
         applied=(*state.applied, activation_id)[-MAX_APPLIED:],
         wait_key=None,
+        deadline=None,
     )
     state = _log(state, now, "resumed", block_name, activationId=activation_id)
     resumed = ExecutionResumed(
@@ -206,6 +208,37 @@ def resume(
     )
     step = advance(flow, state, now)
     return replace(step, events=[resumed, *step.events])
+
+
+def time_out(flow: Flow, state: ExecutionState, now: int) -> Step:
+    """The wait of an execution ran out: go on at `onTimeout`, or fail with TIMEOUT.
+
+    The block's result is `{"data": null, "user": null, "timedOut": true}`. Raise
+    NotWaiting when it no longer waits, or its deadline is still ahead.
+    """
+    if (
+        state.status != ExecutionStatus.WAITING
+        or state.deadline is None
+        or state.deadline > now
+        or not state.waiting_on
+    ):
+        raise NotWaiting(f"execution {state.execution_id} has no wait that ran out")
+    trigger_id = state.waiting_on[0]
+    block_name = flow.trigger_blocks[trigger_id]
+    block = flow.blocks[block_name]
+    assert isinstance(block, ExternalCallbackBlock)
+    late = now - state.deadline
+    state = replace(
+        state,
+        results={**state.results, block_name: {"data": None, "user": None, "timedOut": True}},
+        waiting_on=(),
+        wait_key=None,
+        deadline=None,
+    )
+    state = _log(state, now, "timedOut", block_name, lateMs=late)
+    if block.onTimeout is None:
+        return _fail(state, now, block_name, "TIMEOUT")
+    return advance(flow, replace(state, status=ExecutionStatus.RUNNING, at=block.onTimeout), now)
 
 
 def complete_http(
@@ -314,6 +347,7 @@ def advance(
                     wait_key=correlation.wait_key(trigger_id, context(flow, state))
                     if correlation
                     else None,
+                    deadline=now + block.timeoutSeconds * 1000 if block.timeoutSeconds else None,
                 )
                 events.append(
                     ExecutionWaiting(
@@ -392,7 +426,14 @@ def _http_call(
 def _fail(state: ExecutionState, now: int, block: str | None, error: str) -> Step:
     state = _log(
         replace(
-            state, status=ExecutionStatus.FAILED, error=error, at=None, waiting_on=(), updated=now
+            state,
+            status=ExecutionStatus.FAILED,
+            error=error,
+            at=None,
+            waiting_on=(),
+            updated=now,
+            wait_key=None,
+            deadline=None,
         ),
         now,
         "failed",

@@ -27,6 +27,7 @@ err = Console(stderr=True)
 GatewayUrl = Annotated[str, typer.Option("--gateway", envvar="HOOKFLOW_GATEWAY_URL")]
 EngineUrl = Annotated[str, typer.Option("--engine", envvar="HOOKFLOW_ENGINE_URL")]
 AuthUrl = Annotated[str, typer.Option("--auth", envvar="HOOKFLOW_AUTH_URL")]
+AsJson = Annotated[bool, typer.Option("--json", help="print the answer as JSON, whole")]
 GATEWAY = "http://127.0.0.1:8080"
 ENGINE = "http://127.0.0.1:8081"
 AUTH = "http://127.0.0.1:8082"
@@ -87,16 +88,18 @@ def _json_object(text: str | None, what: str) -> dict[str, Any]:
 
 
 @app.command()
-def deploy(file: Path, engine: EngineUrl = ENGINE) -> None:
+def deploy(file: Path, engine: EngineUrl = ENGINE, as_json: AsJson = False) -> None:
     """Deploy a flow definition from a JSON or YAML file."""
     text = file.read_text()
     definition = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
     body = _request("POST", f"{engine}/api/automation/flows", json=definition).json()
+    if as_json:
+        print(json.dumps(body, indent=2))
+        return
     console.print(f"[bold]{body['name']}[/bold] version {body['version']}: flow {body['flowId']}")
-    table = Table("trigger", "triggerId", "callback URL")
-    for trigger in body["triggers"]:
-        table.add_row(trigger["name"], trigger["triggerId"], trigger["callbackUrl"])
-    console.print(table)
+    for trigger in body["triggers"]:  # one line each: a URL is never cut to fit a table
+        console.print(f"  {trigger['name']} ({trigger['triggerId']}):")
+        console.print(trigger["callbackUrl"], soft_wrap=True, overflow="ignore", crop=False)
 
 
 @app.command()
@@ -112,9 +115,12 @@ def start(
 
 
 @app.command()
-def show(execution_id: str, engine: EngineUrl = ENGINE) -> None:
+def show(execution_id: str, engine: EngineUrl = ENGINE, as_json: AsJson = False) -> None:
     """Show an execution: status, what it waits on, variables and history."""
     ex = _request("GET", f"{engine}/api/automation/executions/{execution_id}").json()
+    if as_json:
+        print(json.dumps(ex, indent=2))
+        return
     console.print(
         f"[bold]{ex['executionId']}[/bold] of flow {ex['flowId']}: [cyan]{ex['status']}[/cyan]"
     )
@@ -192,6 +198,7 @@ def dead_letters(
     limit: int = 50,
     cursor: Annotated[str | None, typer.Option(help="the next page, as printed")] = None,
     engine: EngineUrl = ENGINE,
+    as_json: AsJson = False,
 ) -> None:
     """List the messages the engine gave up on, or replay one (--replay ID)."""
     if replay:
@@ -202,6 +209,9 @@ def dead_letters(
     if cursor:
         params["cursor"] = cursor
     page = _request("GET", f"{engine}/api/automation/dead-letters", params=params).json()
+    if as_json:
+        print(json.dumps(page, indent=2))
+        return
     table = Table("id", "kind", "topic", "activation / execution", "error", "replayed")
     for letter in page["deadLetters"]:
         table.add_row(

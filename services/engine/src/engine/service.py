@@ -35,6 +35,7 @@ from engine.ports import (
     Publisher,
     Resuming,
     Store,
+    Timer,
     TokenResolver,
 )
 from schemas.callbacks import Selector, SelectorKind
@@ -58,6 +59,7 @@ _SAVE_ATTEMPTS = 5
 # `any` resumes the oldest execution whose condition holds; it records this many, in
 # order, so that one taken meanwhile by another activation leaves it the next
 _ANY_CHOICES = 8
+_TIMERS_AT_ONCE = 16  # due timeouts fired concurrently in one round
 
 Decision = tuple[Outcome, list[str], str | None]
 
@@ -466,15 +468,20 @@ class Engine:
         compare-and-set on the execution: exactly one of them wins. Several engines may
         fire the same timer; only one save succeeds, the others find the wait gone.
         """
-        fired = 0
-        for timer in await self._store.due_timers(self._now(), limit):
-            try:
-                fired += await self._time_out(timer.execution_id, timer.due)
-            except Exception:
-                logger.exception("timeout failed", extra={"execution_id": timer.execution_id})
-                continue  # tried again at the next tick
-            await self._store.drop_timer(timer.timer_id)
-        return fired
+        slots = asyncio.Semaphore(_TIMERS_AT_ONCE)  # each is another execution's
+
+        async def fire(timer: Timer) -> int:
+            async with slots:
+                try:
+                    fired = await self._time_out(timer.execution_id, timer.due)
+                except Exception:
+                    logger.exception("timeout failed", extra={"execution_id": timer.execution_id})
+                    return 0  # tried again at the next tick
+                await self._store.drop_timer(timer.timer_id)
+                return int(fired)
+
+        due = await self._store.due_timers(self._now(), limit)
+        return sum(await asyncio.gather(*(fire(timer) for timer in due)))
 
     async def _time_out(self, execution_id: str, due: int) -> bool:
         for _ in range(_SAVE_ATTEMPTS):

@@ -46,6 +46,24 @@ ENTRY_TRIGGER_FLOW: dict[str, Any] = {
 }
 
 
+# an order that waits 60 s for its payment, then goes to a reminder
+TIMED_FLOW: dict[str, Any] = {
+    "name": "Timed order",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "pay"},
+        {
+            "name": "pay",
+            "type": "external_callback",
+            "timeoutSeconds": 60,
+            "onTimeout": "remind",
+            "next": "paid",
+        },
+        {"name": "paid", "type": "assign", "assign": {"state": "'paid'"}},
+        {"name": "remind", "type": "assign", "assign": {"state": "'reminded'"}},
+    ],
+}
+
+
 def trigger_id_for(name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
 

@@ -13,7 +13,7 @@ from schemas.events import (
     ExecutionWaiting,
 )
 
-from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW, compiled, trigger_id_for
+from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW, TIMED_FLOW, compiled, trigger_id_for
 
 PAY = trigger_id_for("Payment Confirmed")
 USER = {"objectId": "u1", "email": "gw@pay.example", "roles": ["PaymentGateway"]}
@@ -258,25 +258,8 @@ def test_context_offers_every_name_of_the_contract() -> None:
     assert ex.context(flow, state)["execution"] == {"id": "e1", "flowId": "flow-1"}
 
 
-TIMED = {
-    "name": "Timed",
-    "blocks": [
-        {"name": "s", "type": "start", "next": "pay"},
-        {
-            "name": "pay",
-            "type": "external_callback",
-            "timeoutSeconds": 60,
-            "onTimeout": "remind",
-            "next": "paid",
-        },
-        {"name": "paid", "type": "assign", "assign": {"state": "'paid'"}},
-        {"name": "remind", "type": "assign", "assign": {"state": "'reminded'"}},
-    ],
-}
-
-
 def test_a_wait_with_a_timeout_carries_its_deadline_and_a_resume_clears_it() -> None:
-    flow = compiled(TIMED)
+    flow = compiled(TIMED_FLOW)
     waiting = started(flow, {}, now=1000).state
     assert waiting.deadline == 61_000
     resumed = ex.resume(flow, waiting, flow.trigger_ids["pay"], {}, None, "a1", 2000).state
@@ -288,7 +271,7 @@ def test_a_wait_with_a_timeout_carries_its_deadline_and_a_resume_clears_it() -> 
 
 
 def test_a_timeout_goes_on_at_on_timeout_with_a_timed_out_result() -> None:
-    flow = compiled(TIMED)
+    flow = compiled(TIMED_FLOW)
     waiting = started(flow, {}, now=1000).state
     with pytest.raises(ex.NotWaiting):
         ex.time_out(flow, waiting, 60_999)  # not yet
@@ -303,7 +286,7 @@ def test_a_timeout_goes_on_at_on_timeout_with_a_timed_out_result() -> None:
 
 
 def test_without_on_timeout_the_execution_fails_with_timeout() -> None:
-    definition = {**TIMED, "blocks": [dict(b) for b in TIMED["blocks"]]}
+    definition = {**TIMED_FLOW, "blocks": [dict(b) for b in TIMED_FLOW["blocks"]]}
     del definition["blocks"][1]["onTimeout"]
     definition["blocks"] = definition["blocks"][:3]
     flow = compiled(definition)
@@ -316,7 +299,7 @@ def test_without_on_timeout_the_execution_fails_with_timeout() -> None:
 
 
 def test_on_timeout_without_timeout_seconds_is_refused() -> None:
-    definition = {**TIMED, "blocks": [dict(b) for b in TIMED["blocks"]]}
+    definition = {**TIMED_FLOW, "blocks": [dict(b) for b in TIMED_FLOW["blocks"]]}
     del definition["blocks"][1]["timeoutSeconds"]
     with pytest.raises(DefinitionError, match="onTimeout needs timeoutSeconds"):
         compiled(definition)

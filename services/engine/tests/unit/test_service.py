@@ -27,7 +27,7 @@ from schemas.signing import sign_user
 from schemas.users import User
 
 from ..fakes import Clock, InMemoryStore, RecordingPublisher, ScriptedHttp, StaticTokens
-from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW
+from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW, TIMED_FLOW
 
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
@@ -550,25 +550,8 @@ async def test_a_delivery_that_lost_a_race_publishes_the_winners_outcome(world: 
     assert await world.store.get_activation(activation_id) == first
 
 
-TIMED = {
-    "name": "Timed order",
-    "blocks": [
-        {"name": "s", "type": "start", "next": "pay"},
-        {
-            "name": "pay",
-            "type": "external_callback",
-            "timeoutSeconds": 60,
-            "onTimeout": "remind",
-            "next": "paid",
-        },
-        {"name": "paid", "type": "assign", "assign": {"state": "'paid'"}},
-        {"name": "remind", "type": "assign", "assign": {"state": "'reminded'"}},
-    ],
-}
-
-
 async def test_a_due_timeout_fires_once_and_a_late_callback_finds_nobody(world: World) -> None:
-    flow_id, triggers = await world.deploy(TIMED)
+    flow_id, triggers = await world.deploy(TIMED_FLOW)
     execution_id = await world.start(flow_id, {})
     assert await world.engine.fire_timers() == 0  # not due yet
     world.clock.now += 60_000
@@ -585,7 +568,7 @@ async def test_a_due_timeout_fires_once_and_a_late_callback_finds_nobody(world: 
 async def test_a_callback_before_the_deadline_wins_and_its_timer_does_nothing(
     world: World,
 ) -> None:
-    flow_id, triggers = await world.deploy(TIMED)
+    flow_id, triggers = await world.deploy(TIMED_FLOW)
     execution_id = await world.start(flow_id, {})
     paid = await world.activate(flow_id, triggers["pay"], {}, execution=execution_id)
     assert paid.outcome == Outcome.ACTIVATED
@@ -600,7 +583,7 @@ async def test_a_callback_before_the_deadline_wins_and_its_timer_does_nothing(
 async def test_a_timeout_and_a_callback_at_the_same_moment_resolve_the_wait_once(
     world: World,
 ) -> None:
-    flow_id, triggers = await world.deploy(TIMED)
+    flow_id, triggers = await world.deploy(TIMED_FLOW)
     executions = [await world.start(flow_id, {}) for _ in range(20)]
     world.clock.now += 60_000
     outcomes = await asyncio.gather(

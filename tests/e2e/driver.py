@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaProducer
+
+from schemas.topics import Topics
 
 from ..conftest import ROOT, Product
 
@@ -79,12 +82,31 @@ class Driver:
             ) from None
 
     async def outcome(self, response: httpx.Response) -> dict[str, Any]:
-        activation_id = response.headers["x-activation-id"]
+        """The outcome of a callback, once decided."""
+        return await self.outcome_of(response.headers["x-activation-id"])
+
+    async def outcome_of(self, activation_id: str) -> dict[str, Any]:
+        """An activation's outcome, once decided."""
         url = f"{self.product.engine}/api/automation/activations/{activation_id}"
         async with asyncio.timeout(30):
             while (answer := await self.http.get(url)).status_code != 200:
                 await asyncio.sleep(0.1)
         return dict(answer.json())
+
+    async def publish(self, *messages: tuple[bytes, bytes]) -> None:
+        """Publish (message, key) pairs straight to the activations topic, as a service
+        inside the platform would."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.product.kafka, acks="all", enable_idempotence=True
+        )
+        await producer.start()
+        try:
+            for message, key in messages:
+                await producer.send_and_wait(
+                    Topics(self.product.topic_prefix).activations, message, key=key
+                )
+        finally:
+            await producer.stop()
 
     async def user(self, roles: list[str], **properties: Any) -> tuple[dict[str, Any], str]:
         """A registered user with roles, and a user-token of it."""

@@ -6,10 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas.events import ActivateTrigger
-from schemas.topics import Topics
 
 from ..conftest import Product
 from .driver import Driver
@@ -205,27 +203,18 @@ async def test_an_activation_published_straight_to_kafka_resolves_its_raw_token(
     )
     await driver.execution(execution_id, "waiting")
     psp, token = await driver.user(["PaymentGateway"])
-    producer = AIOKafkaProducer(
-        bootstrap_servers=driver.product.kafka, acks="all", enable_idempotence=True
-    )
-    await producer.start()
-    try:
-        for user_token in ("not-a-token", token):
-            event = ActivateTrigger(
-                activationId=str(uuid.uuid4()),
-                flowId=flow["flowId"],
-                triggerId=flow["triggers"][0]["triggerId"],
-                execution=execution_id,
-                data={"orderId": "k-1", "amount": 3},
-                userToken=user_token,
-                receivedAt=1,
-            )
-            await producer.send_and_wait(
-                Topics(driver.product.topic_prefix).activations,
-                event.model_dump_json().encode(),
-                key=execution_id.encode(),
-            )
-    finally:
-        await producer.stop()
+    events = [
+        ActivateTrigger(
+            activationId=str(uuid.uuid4()),
+            flowId=flow["flowId"],
+            triggerId=flow["triggers"][0]["triggerId"],
+            execution=execution_id,
+            data={"orderId": "k-1", "amount": 3},
+            userToken=user_token,
+            receivedAt=1,
+        )
+        for user_token in ("not-a-token", token)
+    ]
+    await driver.publish(*((e.model_dump_json().encode(), execution_id.encode()) for e in events))
     done = await driver.execution(execution_id, "completed")
     assert done["vars"]["paidBy"] == psp["email"]

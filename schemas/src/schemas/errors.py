@@ -4,6 +4,7 @@ Codes never change meaning once published; docs/errors.md lists them for users.
 """
 
 from enum import IntEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,3 +48,13 @@ class ErrorBody(BaseModel):
 
     code: int
     message: str
+
+
+def error_response(description: str, *codes: ErrorCode) -> dict[str, Any]:
+    """An OpenAPI response with the error body, naming the codes it may carry (the
+    documents refer to `ErrorBody` under `#/components/schemas`)."""
+    listed = ", ".join(f"{c.value} ({c.name})" for c in codes)
+    return {
+        "description": f"{description}. Codes: {listed}",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }

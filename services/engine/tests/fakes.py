@@ -1,9 +1,9 @@
 """In-memory stand-ins for the engine's ports, with the same semantics as the real ones."""
 
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.core.execution import ExecutionState, HttpCall
 from engine.ports import (
@@ -23,6 +23,8 @@ from schemas.events import (
     RegistryRecord,
 )
 from schemas.users import User
+
+Item = TypeVar("Item")
 
 
 class InMemoryStore:
@@ -100,21 +102,15 @@ class InMemoryStore:
     async def list_executions(
         self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
     ) -> Page:
-        after = decode_cursor(cursor) if cursor else None
-        found = sorted(
-            (
-                s
-                for s in self.executions.values()
-                if s.flow_id == flow_id.lower()
-                and (status is None or s.status == status)
-                and (after is None or (s.created, s.execution_id) > after)
-            ),
-            key=lambda s: (s.created, s.execution_id),
+        matching = [
+            s
+            for s in self.executions.values()
+            if s.flow_id == flow_id.lower() and (status is None or s.status == status)
+        ]
+        page, next_cursor = _keyset_page(
+            matching, lambda s: (s.created, s.execution_id), cursor, limit
         )
-        if len(found) <= limit:
-            return copy.deepcopy(found), None
-        last = found[limit - 1]
-        return copy.deepcopy(found[:limit]), encode_cursor(last.created, last.execution_id)
+        return copy.deepcopy(page), next_cursor
 
     async def waiting(
         self, trigger_id: str, key: str | None = None
@@ -189,15 +185,9 @@ class InMemoryStore:
     async def list_dead_letters(
         self, cursor: str | None, limit: int
     ) -> tuple[list[DeadLetter], str | None]:
-        after = decode_cursor(cursor) if cursor else None
-        found = sorted(
-            (d for d in self.letters.values() if after is None or (d.at, d.deadLetterId) > after),
-            key=lambda d: (d.at, d.deadLetterId),
+        return _keyset_page(
+            list(self.letters.values()), lambda d: (d.at, d.deadLetterId), cursor, limit
         )
-        if len(found) <= limit:
-            return found, None
-        last = found[limit - 1]
-        return found[:limit], encode_cursor(last.at, last.deadLetterId)
 
     async def mark_replayed(self, letter_id: str, at: int) -> DeadLetter | None:
         letter = self.letters.get(letter_id)
@@ -205,6 +195,17 @@ class InMemoryStore:
             return None
         self.letters[letter_id] = letter.model_copy(update={"replayedAt": at})
         return self.letters[letter_id]
+
+
+def _keyset_page(
+    items: list[Item], key: Callable[[Item], tuple[int, str]], cursor: str | None, limit: int
+) -> tuple[list[Item], str | None]:
+    """A page of `items` in `key` order after `cursor`, and the next cursor (as MongoStore)."""
+    after = decode_cursor(cursor) if cursor else None
+    found = sorted((i for i in items if after is None or key(i) > after), key=key)
+    if len(found) <= limit:
+        return found, None
+    return found[:limit], encode_cursor(*key(found[limit - 1]))
 
 
 class RecordingPublisher:

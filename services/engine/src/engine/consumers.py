@@ -19,8 +19,9 @@ No record can hold its partition back for good:
 """
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -99,30 +100,28 @@ def register(
             decoder=_records_only,
         )
 
-    def parking(model: type[Command]) -> Park[Command]:
-        async def park(item: Item[Command], error: BaseException | None) -> None:
-            record = Received(
-                item.record.topic,
-                item.record.partition,
-                item.record.offset,
-                item.record.key,
-                item.record.value,
-            )
-            fault = _cause(error, ExecutionFault) if error is not None else None
-            command = item.command
-            assert command is None or isinstance(command, ActivateTrigger | StartExecution)
-            await letters.park(
-                record,
-                DeadLetterKind.INVALID if error is None else DeadLetterKind.FAILED,
-                _describe(error) if error is not None else item.invalid or "invalid",
-                1 if error is None else config.attempts,
-                command,
-                fault.execution_id if isinstance(fault, ExecutionFault) else None,
-            )
-            kind = "invalid" if error is None else "failed"
-            metrics.dead_letters.labels(record.topic, kind).inc()
-
-        return park
+    async def park(item: Item[Any], error: BaseException | None) -> None:
+        """Make a dead letter of an item: invalid (`error` None) or failed every attempt."""
+        record = Received(
+            item.record.topic,
+            item.record.partition,
+            item.record.offset,
+            item.record.key,
+            item.record.value,
+        )
+        command = item.command
+        assert command is None or isinstance(command, ActivateTrigger | StartExecution)
+        fault = next((e for e in _chain(error) if isinstance(e, ExecutionFault)), None)
+        await letters.park(
+            record,
+            DeadLetterKind.INVALID if error is None else DeadLetterKind.FAILED,
+            _describe(error) if error is not None else item.invalid or "invalid",
+            1 if error is None else config.attempts,
+            command,
+            fault.execution_id if fault is not None else None,
+        )
+        kind = "invalid" if error is None else "failed"
+        metrics.dead_letters.labels(record.topic, kind).inc()
 
     @batches_of(
         topics.execution_starts,
@@ -138,7 +137,7 @@ def register(
             await engine.start(command)
             metrics.starts.inc()
 
-        await batches.run(items, start, parking(StartExecution), consumer)
+        await batches.run(items, start, park, consumer)
 
     @batches_of(
         topics.activations,
@@ -172,7 +171,7 @@ def register(
                 answered.add(decision.activationId)
 
         try:
-            await batches.run(items, activate, parking(ActivateTrigger), consumer)
+            await batches.run(items, activate, park, consumer)
         finally:
             fresh = await engine.record(fresh)
             received = {c.activationId: c.receivedAt for c in commands}
@@ -205,35 +204,29 @@ _INFRASTRUCTURE = (
 def infrastructure_error(error: BaseException) -> bool:
     """Whether `error` (or what caused it) is the infrastructure's: the store, Kafka or the
     auth service unreachable, failing or timing out."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, _INFRASTRUCTURE):
-            return True
-        if isinstance(seen, PyMongoError) and (
-            seen.has_error_label("RetryableWriteError")
-            or seen.has_error_label("TransientTransactionError")
-        ):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(
+        isinstance(seen, _INFRASTRUCTURE)
+        or (
+            isinstance(seen, PyMongoError)
+            and (
+                seen.has_error_label("RetryableWriteError")
+                or seen.has_error_label("TransientTransactionError")
+            )
+        )
+        for seen in _chain(error)
+    )
 
 
-def _cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error` and what caused it, outermost first."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def _describe(error: BaseException) -> str:
     """The error and its causes, innermost last: what a user reads in the dead letter."""
-    parts: list[str] = []
-    seen: BaseException | None = error
-    while seen is not None and len(parts) < 5:
-        parts.append(f"{type(seen).__name__}: {seen}")
-        seen = seen.__cause__ or seen.__context__
+    parts = [f"{type(e).__name__}: {e}" for e in itertools.islice(_chain(error), 5)]
     return " <- ".join(reversed(parts))
 
 

@@ -109,48 +109,20 @@ class DeadLetters:
         if execution_id is not None:
             start = command if isinstance(command, StartExecution) else None
             await self._engine.give_up(execution_id, reason[:MAX_ERROR], start)
-        if activation_id is not None:
-            await self._answer(letter, command, reason)
+        outcome = _outcome(letter)
+        if outcome is not None:
+            if outcome.outcome == Outcome.INVALID:
+                # final: the same bytes can never be valid (a stored outcome is never replaced)
+                await self._store.save_outcome(outcome)
+            await self._publish.outcome(outcome)
         return letter
-
-    async def _answer(
-        self, letter: DeadLetter, command: ActivateTrigger | StartExecution | None, reason: str
-    ) -> None:
-        assert letter.activationId is not None
-        fields = _fields(letter.value)
-        outcome = ActivationOutcome(
-            activationId=letter.activationId,
-            flowId=command.flowId.lower() if command else _text(fields.get("flowId")),
-            triggerId=(
-                command.triggerId.lower()
-                if isinstance(command, ActivateTrigger)
-                else _text(fields.get("triggerId"))
-            ),
-            outcome=Outcome.INVALID
-            if letter.kind == DeadLetterKind.INVALID
-            else Outcome.DEAD_LETTERED,
-            detail=reason[:MAX_ERROR],
-            decidedAt=letter.at,
-        )
-        if outcome.outcome == Outcome.INVALID:
-            # final: the same bytes can never be valid (a stored outcome is never replaced)
-            await self._store.save_outcome(outcome)
-        await self._publish.outcome(outcome)
 
     async def outcome_of(self, activation_id: str) -> ActivationOutcome | None:
         """`DEAD_LETTERED` for an activation parked and not decided since."""
         letter = await self._store.dead_letter_of(activation_id)
         if letter is None or letter.kind != DeadLetterKind.FAILED:
             return None
-        fields = _fields(letter.value)
-        return ActivationOutcome(
-            activationId=activation_id,
-            flowId=_text(fields.get("flowId")).lower(),
-            triggerId=_text(fields.get("triggerId")).lower(),
-            outcome=Outcome.DEAD_LETTERED,
-            detail=f"dead-lettered ({letter.deadLetterId}): {letter.error}"[:MAX_ERROR],
-            decidedAt=letter.at,
-        )
+        return _outcome(letter)
 
     async def list(self, cursor: str | None, limit: int) -> tuple[list[DeadLetter], str | None]:
         return await self._store.list_dead_letters(cursor, limit)
@@ -167,6 +139,21 @@ class DeadLetters:
         replayed = await self._store.mark_replayed(letter_id, self._now())
         logger.info("dead letter replayed", extra={"dead_letter_id": letter_id})
         return replayed or letter
+
+
+def _outcome(letter: DeadLetter) -> ActivationOutcome | None:
+    """The outcome a dead letter gives its activation, if it names one."""
+    if letter.activationId is None:
+        return None
+    fields = _fields(letter.value)  # the original message: its flow and trigger
+    return ActivationOutcome(
+        activationId=letter.activationId,
+        flowId=_text(fields.get("flowId")).lower(),
+        triggerId=_text(fields.get("triggerId")).lower(),
+        outcome=Outcome.INVALID if letter.kind == DeadLetterKind.INVALID else Outcome.DEAD_LETTERED,
+        detail=f"dead-lettered ({letter.deadLetterId}): {letter.error}"[:MAX_ERROR],
+        decidedAt=letter.at,
+    )
 
 
 def _fields(value: str) -> dict[str, Any]:

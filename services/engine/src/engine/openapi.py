@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.http import MAX_PAGE
-from schemas.errors import ErrorBody, ErrorCode
+from schemas.errors import ErrorBody, ErrorCode, error_response
 from schemas.events import ActivationOutcome, DeadLetter
 from schemas.executions import ExecutionView
 from schemas.flows import DeployedFlow, FlowDefinition, FlowVersion
@@ -47,11 +47,6 @@ def _page(items: str, model: type[BaseModel], description: str) -> dict[str, Any
     )
 
 
-def _error(description: str, *codes: ErrorCode) -> dict[str, Any]:
-    listed = ", ".join(f"{c.value} ({c.name})" for c in codes)
-    return _json(_ref(ErrorBody), f"{description}. Codes: {listed}")
-
-
 def _path(name: str, description: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -62,13 +57,13 @@ def _path(name: str, description: str) -> dict[str, Any]:
     }
 
 
-_BAD_BODY = _error(
+_BAD_BODY = error_response(
     "Malformed JSON, or a body that is not an object",
     ErrorCode.MALFORMED_JSON,
     ErrorCode.NOT_AN_OBJECT,
 )
-_TOO_LARGE = _error("The body is over 1 MiB", ErrorCode.BODY_TOO_LARGE)
-_MEDIA = _error("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+_TOO_LARGE = error_response("The body is over 1 MiB", ErrorCode.BODY_TOO_LARGE)
+_MEDIA = error_response("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE)
 _PAGE = [
     {
         "name": "limit",
@@ -84,7 +79,7 @@ _PAGE = [
         "schema": {"type": "string"},
     },
 ]
-_BAD_PAGE = _error("A bad limit, status or cursor", ErrorCode.INVALID_PARAMETER)
+_BAD_PAGE = error_response("A bad limit, status or cursor", ErrorCode.INVALID_PARAMETER)
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 
 
@@ -109,7 +104,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "201": _json(_ref(DeployedFlow), "Deployed; each trigger's callback URL"),
-                        "400": _error(
+                        "400": error_response(
                             "Not a valid definition (every problem listed), or bad JSON",
                             ErrorCode.INVALID_DEFINITION,
                             ErrorCode.MALFORMED_JSON,
@@ -127,7 +122,7 @@ def document() -> dict[str, Any]:
                     "parameters": [flow_id],
                     "responses": {
                         "200": _json(_ref(FlowVersion), "The flow version"),
-                        "404": _error("No such flow", ErrorCode.UNKNOWN_FLOW),
+                        "404": error_response("No such flow", ErrorCode.UNKNOWN_FLOW),
                     },
                 }
             },
@@ -150,13 +145,13 @@ def document() -> dict[str, Any]:
                             "Start requested",
                         ),
                         "400": _BAD_BODY,
-                        "404": _error("No such flow", ErrorCode.UNKNOWN_FLOW),
-                        "413": _error(
+                        "404": error_response("No such flow", ErrorCode.UNKNOWN_FLOW),
+                        "413": error_response(
                             "The body is over 1 MiB, or too large for the broker",
                             ErrorCode.BODY_TOO_LARGE,
                         ),
                         "415": _MEDIA,
-                        "503": _error(
+                        "503": error_response(
                             "Nothing was accepted: the broker is unavailable",
                             ErrorCode.BROKER_UNAVAILABLE,
                         ),
@@ -193,7 +188,7 @@ def document() -> dict[str, Any]:
                     "parameters": [_path("executionId", "a UUID")],
                     "responses": {
                         "200": _json(_ref(ExecutionView), "The execution"),
-                        "404": _error("No such execution", ErrorCode.UNKNOWN_EXECUTION),
+                        "404": error_response("No such execution", ErrorCode.UNKNOWN_EXECUTION),
                     },
                 }
             },
@@ -204,7 +199,7 @@ def document() -> dict[str, Any]:
                     "parameters": [_path("activationId", "as the gateway answered it")],
                     "responses": {
                         "200": _json(_ref(ActivationOutcome), "Its outcome"),
-                        "404": _error(
+                        "404": error_response(
                             "Unknown, not decided yet, or ignored by an IGNORE policy",
                             ErrorCode.UNKNOWN_ACTIVATION,
                         ),
@@ -229,7 +224,7 @@ def document() -> dict[str, Any]:
                     "parameters": [_path("deadLetterId", "a dead letter's id")],
                     "responses": {
                         "200": _json(_ref(DeadLetter), "The dead letter"),
-                        "404": _error("No such dead letter", ErrorCode.UNKNOWN_DEAD_LETTER),
+                        "404": error_response("No such dead letter", ErrorCode.UNKNOWN_DEAD_LETTER),
                     },
                 }
             },
@@ -240,7 +235,7 @@ def document() -> dict[str, Any]:
                     "parameters": [_path("deadLetterId", "a dead letter's id")],
                     "responses": {
                         "202": _json(_ref(DeadLetter), "Published again; replayedAt is set"),
-                        "404": _error("No such dead letter", ErrorCode.UNKNOWN_DEAD_LETTER),
+                        "404": error_response("No such dead letter", ErrorCode.UNKNOWN_DEAD_LETTER),
                     },
                 }
             },

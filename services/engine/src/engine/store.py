@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -218,18 +219,8 @@ class MongoStore:
         query: dict[str, Any] = {"flowId": flow_id.lower()}
         if status is not None:
             query["status"] = status.value
-        if cursor:
-            created, after = decode_cursor(cursor)
-            query["$or"] = [
-                {"created": {"$gt": created}},
-                {"created": created, "_id": {"$gt": after}},
-            ]
-        found = self._executions.find(query).sort([("created", ASCENDING), ("_id", ASCENDING)])
-        page = [execution_from_doc(doc) async for doc in found.limit(limit + 1)]
-        if len(page) <= limit:
-            return page, None
-        last = page[limit - 1]
-        return page[:limit], encode_cursor(last.created, last.execution_id)
+        docs, cursor = await _keyset_page(self._executions, query, "created", cursor, limit)
+        return [execution_from_doc(doc) for doc in docs], cursor
 
     async def waiting(
         self, trigger_id: str, key: str | None = None
@@ -369,16 +360,8 @@ class MongoStore:
     async def list_dead_letters(
         self, cursor: str | None, limit: int
     ) -> tuple[list[DeadLetter], str | None]:
-        query: dict[str, Any] = {}
-        if cursor:
-            at, key = decode_cursor(cursor)
-            query = {"$or": [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": key}}]}
-        found = self._letters.find(query).sort([("at", ASCENDING), ("_id", ASCENDING)])
-        letters = [_letter_from_doc(doc) async for doc in found.limit(limit + 1)]
-        if len(letters) <= limit:
-            return letters, None
-        last = letters[limit - 1]
-        return letters[:limit], encode_cursor(last.at, last.deadLetterId)
+        docs, cursor = await _keyset_page(self._letters, {}, "at", cursor, limit)
+        return [_letter_from_doc(doc) for doc in docs], cursor
 
     async def mark_replayed(self, letter_id: str, at: int) -> DeadLetter | None:
         doc = await self._letters.find_one_and_update(
@@ -387,6 +370,25 @@ class MongoStore:
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else _letter_from_doc(doc)
+
+
+async def _keyset_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    field: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of documents in (`field`, `_id`) order after `cursor`, and the next cursor."""
+    if cursor:
+        value, after = decode_cursor(cursor)
+        query = {**query, "$or": [{field: {"$gt": value}}, {field: value, "_id": {"$gt": after}}]}
+    found = collection.find(query).sort([(field, ASCENDING), ("_id", ASCENDING)])
+    docs = [doc async for doc in found.limit(limit + 1)]
+    if len(docs) <= limit:
+        return docs, None
+    last = docs[limit - 1]
+    return docs[:limit], encode_cursor(last[field], last["_id"])
 
 
 def _letter_from_doc(doc: dict[str, Any]) -> DeadLetter:

@@ -4,35 +4,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.errors import ErrorBody, ErrorCode
-
-_ERROR = {"$ref": "#/components/schemas/ErrorBody"}
-
-
-def _error(description: str, *codes: ErrorCode) -> dict[str, Any]:
-    listed = ", ".join(f"{c.value} ({c.name})" for c in codes)
-    return {
-        "description": f"{description}. Codes: {listed}",
-        "content": {"application/json": {"schema": _ERROR}},
-    }
-
+from schemas.errors import ErrorBody, ErrorCode, error_response
 
 _COMMON_ERRORS = {
-    "400": _error(
+    "400": error_response(
         "Malformed JSON, a body that is not an object, or a bad parameter",
         ErrorCode.MALFORMED_JSON,
         ErrorCode.NOT_AN_OBJECT,
         ErrorCode.INVALID_PARAMETER,
     ),
-    "404": _error("Unknown flow or trigger", ErrorCode.UNKNOWN_FLOW, ErrorCode.UNKNOWN_TRIGGER),
-    "408": _error("The body did not arrive in time", ErrorCode.REQUEST_TIMEOUT),
-    "413": _error(
+    "404": error_response(
+        "Unknown flow or trigger", ErrorCode.UNKNOWN_FLOW, ErrorCode.UNKNOWN_TRIGGER
+    ),
+    "408": error_response("The body did not arrive in time", ErrorCode.REQUEST_TIMEOUT),
+    "413": error_response(
         "The body is over the limit (1 MiB by default), or too large for the broker",
         ErrorCode.BODY_TOO_LARGE,
     ),
-    "415": _error("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
-    "429": _error("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
-    "503": _error(
+    "415": error_response("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
+    "429": error_response("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
+    "503": error_response(
         "Nothing was accepted: the broker or the auth service is unavailable",
         ErrorCode.BROKER_UNAVAILABLE,
         ErrorCode.AUTH_UNAVAILABLE,
@@ -81,8 +72,12 @@ def document() -> dict[str, Any]:
                 "by an IGNORE policy; empty body",
                 "headers": {"X-Activation-Id": {"schema": {"type": "string"}}},
             },
-            "401": _error("No valid user for a USER trigger (policy ERROR)", ErrorCode.AUTH_FAILED),
-            "403": _error("The user lacks a required role (policy ERROR)", ErrorCode.AUTH_FAILED),
+            "401": error_response(
+                "No valid user for a USER trigger (policy ERROR)", ErrorCode.AUTH_FAILED
+            ),
+            "403": error_response(
+                "The user lacks a required role (policy ERROR)", ErrorCode.AUTH_FAILED
+            ),
             **_COMMON_ERRORS,
         },
     }

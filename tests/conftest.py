@@ -16,12 +16,17 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from pymongo import MongoClient
+
+if TYPE_CHECKING:
+    from .e2e.driver import Driver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,3 +159,12 @@ def product(
             with MongoClient(mongodb_url) as mongo:
                 mongo.drop_database(f"{run}_engine")
                 mongo.drop_database(f"{run}_auth")
+
+
+@pytest.fixture
+async def driver(product: Product) -> AsyncIterator["Driver"]:
+    """The product driven over HTTP as its users do, with the admin key."""
+    from .e2e.driver import Driver  # the driver imports this module
+
+    async with httpx.AsyncClient(timeout=30, headers={"X-Admin-Key": product.admin_key}) as http:
+        yield Driver(product, http)

@@ -85,13 +85,23 @@ class Driver:
         """The outcome of a callback, once decided."""
         return await self.outcome_of(response.headers["x-activation-id"])
 
-    async def outcome_of(self, activation_id: str) -> dict[str, Any]:
-        """An activation's outcome, once decided."""
+    async def outcome_of(self, activation_id: str, until: str | None = None) -> dict[str, Any]:
+        """An activation's outcome, once decided (and `until`, when given: a buffered
+        activation is settled later)."""
         url = f"{self.product.engine}/api/automation/activations/{activation_id}"
-        async with asyncio.timeout(30):
-            while (answer := await self.http.get(url)).status_code != 200:
-                await asyncio.sleep(0.1)
-        return dict(answer.json())
+        last: Any = None
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    answer = await self.http.get(url)
+                    last = answer.json()
+                    if answer.status_code == 200 and until in (None, last["outcome"]):
+                        return dict(last)
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(
+                f"activation {activation_id} never became {until}: {last}"
+            ) from None
 
     async def publish(self, *messages: tuple[bytes, bytes]) -> None:
         """Publish (message, key) pairs straight to the activations topic, as a service

@@ -3,16 +3,13 @@
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from hookflow_cli.main import app as cli
 
-from ..conftest import Product
 from .driver import Driver
 
 NOTIFY_BY_NAME = {
@@ -42,13 +39,6 @@ OPEN = {
         {"name": "cb", "type": "external_callback"},
     ],
 }
-
-
-@pytest.fixture
-async def driver(product: Product) -> AsyncIterator[Driver]:
-    admin = {"X-Admin-Key": product.admin_key}
-    async with httpx.AsyncClient(timeout=30, headers=admin) as http:
-        yield Driver(product, http)
 
 
 async def test_a_request_a_block_cannot_send_fails_its_execution_and_stalls_nothing(

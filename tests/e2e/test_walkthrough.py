@@ -1,28 +1,16 @@
 """The README's walkthrough and every rule of the contract's callback section, end to end."""
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import httpx
-import pytest
 
 from schemas.events import ActivateTrigger
 
-from ..conftest import Product
 from .driver import Driver
 
 AUTH_ERROR = {
     "code": 1000,
     "message": "Unable to execute the callback. User is missing required security role(s)",
 }
-
-
-@pytest.fixture
-async def driver(product: Product) -> AsyncIterator[Driver]:
-    admin = {"X-Admin-Key": product.admin_key}
-    async with httpx.AsyncClient(timeout=30, headers=admin) as http:
-        yield Driver(product, http)
 
 
 async def test_the_order_walkthrough(driver: Driver) -> None:

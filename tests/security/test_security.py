@@ -25,16 +25,10 @@ from gateway.tokens import TokenCache
 from schemas.requests import RequestError
 from schemas.users import TokenIntrospection, User
 
-from ..conftest import ROOT, Product
+from ..conftest import ROOT
 from ..e2e.driver import Driver
 
 PAID = {"orderId": "o-1", "amount": 5}
-
-
-@pytest.fixture
-async def driver(product: Product) -> AsyncIterator[Driver]:
-    async with httpx.AsyncClient(timeout=30, headers={"X-Admin-Key": product.admin_key}) as http:
-        yield Driver(product, http)
 
 
 # -- the management API ---------------------------------------------------------------

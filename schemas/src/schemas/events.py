@@ -66,6 +66,8 @@ class Outcome(StrEnum):
     UNKNOWN_TRIGGER = "UNKNOWN_TRIGGER"
     INVALID = "INVALID"  # the message failed validation; `detail` says why
     DEAD_LETTERED = "DEAD_LETTERED"  # it kept failing; a replay of the dead letter decides it
+    BUFFERED = "BUFFERED"  # kept for an execution that begins waiting later (bufferSeconds)
+    EXPIRED = "EXPIRED"  # buffered, and no execution took it in time
 
 
 class ActivationOutcome(_Message):

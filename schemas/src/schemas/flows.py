@@ -61,6 +61,9 @@ class ExternalCallbackBlock(_Block):
     # no activation within this many seconds: go on at `onTimeout`, or fail with TIMEOUT
     timeoutSeconds: int | None = Field(default=None, ge=1, le=31_536_000)
     onTimeout: BlockName | None = None
+    # an activation that finds no matching waiter is kept this long for one that begins
+    # waiting later (outcome BUFFERED, then ACTIVATED or EXPIRED)
+    bufferSeconds: int = Field(default=0, ge=0, le=604_800)
 
     @field_validator("authenticationType", mode="before")
     @classmethod

@@ -1,5 +1,6 @@
 """In-memory stand-ins for the engine's ports, with the same semantics as the real ones."""
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -7,6 +8,8 @@ from typing import Any, TypeVar
 
 from engine.core.execution import ExecutionState, HttpCall
 from engine.ports import (
+    EXPIRY,
+    Buffered,
     FlowRecord,
     HttpError,
     Page,
@@ -20,11 +23,17 @@ from schemas.events import (
     DeadLetter,
     ExecutionEvent,
     ExecutionStatus,
+    Outcome,
     RegistryRecord,
 )
 from schemas.users import User
 
 Item = TypeVar("Item")
+
+
+async def _suspend() -> None:
+    """A real store suspends at every call: let other tasks run, so that races happen."""
+    await asyncio.sleep(0)
 
 
 class InMemoryStore:
@@ -40,6 +49,7 @@ class InMemoryStore:
         self.keys: dict[str, tuple[str, int]] = {}
         self.letters: dict[str, DeadLetter] = {}
         self.timers: dict[str, Timer] = {}
+        self.kept: dict[str, tuple[Buffered, int]] = {}  # activation id -> entry, due
 
     async def setup(self) -> None:
         return None
@@ -82,6 +92,7 @@ class InMemoryStore:
         self.timers.pop(timer_id, None)
 
     async def create_execution(self, state: ExecutionState) -> bool:
+        await _suspend()
         self._arm(state)
         if state.execution_id in self.executions:
             return False
@@ -89,9 +100,11 @@ class InMemoryStore:
         return True
 
     async def get_execution(self, execution_id: str) -> ExecutionState | None:
+        await _suspend()
         return copy.deepcopy(self.executions.get(execution_id.lower()))
 
     async def save_execution(self, state: ExecutionState) -> bool:
+        await _suspend()
         self._arm(state)
         current = self.executions.get(state.execution_id)
         if current is None or current.version != state.version - 1:
@@ -115,6 +128,7 @@ class InMemoryStore:
     async def waiting(
         self, trigger_id: str, key: str | None = None
     ) -> AsyncIterator[ExecutionState]:
+        await _suspend()
         found = sorted(
             (
                 s
@@ -129,12 +143,14 @@ class InMemoryStore:
             yield copy.deepcopy(state)
 
     async def anyone_waiting(self, trigger_id: str) -> bool:
+        await _suspend()
         return any(
             s.status == ExecutionStatus.WAITING and s.waiting_on == (trigger_id,)
             for s in self.executions.values()
         )
 
     async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
+        await _suspend()
         return self.outcomes.get(activation_id) or self.resuming.get(activation_id)
 
     async def get_activations(
@@ -147,6 +163,7 @@ class InMemoryStore:
         return self.resuming.setdefault(resuming.activation_id, resuming)
 
     async def save_outcome(self, outcome: ActivationOutcome) -> bool:
+        await _suspend()
         if outcome.activationId in self.outcomes:
             return False
         self.outcomes[outcome.activationId] = outcome
@@ -171,6 +188,59 @@ class InMemoryStore:
         for key in expired:
             del self.keys[key]
         return len(expired)
+
+    async def settle_outcome(self, outcome: ActivationOutcome) -> bool:
+        await _suspend()
+        stored = self.outcomes.get(outcome.activationId)
+        if stored is not None and stored.outcome != Outcome.BUFFERED:
+            return False
+        self.outcomes[outcome.activationId] = outcome
+        self.resuming.pop(outcome.activationId, None)
+        return True
+
+    async def buffer(self, entry: Buffered) -> Buffered:
+        await _suspend()
+        kept, _ = self.kept.setdefault(entry.activation_id, (entry, entry.expires))
+        return kept
+
+    async def buffered(
+        self, trigger_id: str, key: str | None, now: int, limit: int
+    ) -> list[Buffered]:
+        await _suspend()
+        found = [
+            entry
+            for entry, _ in self.kept.values()
+            if entry.trigger_id == trigger_id
+            and (key is None or entry.key == key)
+            and entry.claimed_by is None
+            and entry.expires > now
+        ]
+        return sorted(found, key=lambda e: (e.arrived, e.activation_id))[:limit]
+
+    async def claim_buffered(
+        self, activation_id: str, claimer: str, now: int, stale_ms: int
+    ) -> bool:
+        await _suspend()
+        found = self.kept.get(activation_id)
+        if found is None or found[0].claimed_by is not None:
+            return False
+        entry = found[0]
+        if (entry.expires <= now) != (claimer == EXPIRY):
+            return False
+        self.kept[activation_id] = (replace(entry, claimed_by=claimer), now + stale_ms)
+        return True
+
+    async def release_buffered(self, activation_id: str, claimer: str) -> None:
+        found = self.kept.get(activation_id)
+        if found is not None and found[0].claimed_by == claimer:
+            self.kept[activation_id] = (replace(found[0], claimed_by=None), found[0].expires)
+
+    async def drop_buffered(self, activation_id: str) -> None:
+        self.kept.pop(activation_id, None)
+
+    async def due_buffered(self, now: int, limit: int) -> list[Buffered]:
+        due = sorted((d, e.activation_id, e) for e, d in self.kept.values() if d <= now)
+        return [entry for _, _, entry in due[:limit]]
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.setdefault(letter.deadLetterId, letter)

@@ -70,3 +70,20 @@ def trigger_id_for(name: str) -> str:
 
 def compiled(definition: dict[str, Any], flow_id: str = "flow-1") -> Flow:
     return compile_flow(FlowDefinition.model_validate(definition), flow_id, trigger_id_for)
+
+
+# a payment may arrive before its order waits: kept 60 s for it
+BUFFERED_FLOW: dict[str, Any] = {
+    "name": "Order with early payments",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "pay"},
+        {
+            "name": "pay",
+            "type": "external_callback",
+            "condition": "data.orderId == input.orderId && data.amount >= input.total",
+            "bufferSeconds": 60,
+            "next": "paid",
+        },
+        {"name": "paid", "type": "assign", "assign": {"amount": "data.amount"}},
+    ],
+}

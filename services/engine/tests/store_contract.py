@@ -11,7 +11,7 @@ from typing import Any
 from engine.adapters import ExpressionWorkers
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
-from engine.ports import FlowRecord, Resuming, Store
+from engine.ports import EXPIRY, Buffered, FlowRecord, Resuming, Store
 from engine.service import Engine, EngineConfig, ExecutionFault
 from schemas.events import (
     ActivateTrigger,
@@ -251,6 +251,96 @@ async def test_a_wait_with_a_deadline_has_a_timer_until_it_is_dropped(store: Sto
     again = replace(timed, deadline=7_000, version=1)
     assert await store.save_execution(again)
     assert [t.due for t in await store.due_timers(10_000, 10)] == [7_000, 9_000]
+
+
+def kept(
+    activation_id: str,
+    arrived: int,
+    key: str | None = None,
+    trigger_id: str = "t-1",
+    execution_id: str | None = None,
+) -> Buffered:
+    return Buffered(
+        activation_id=activation_id,
+        flow_id="f1",
+        trigger_id=trigger_id,
+        key=key,
+        execution_id=execution_id,
+        data=AWKWARD,
+        user={"email": "gw@pay.example", "roles": ["PaymentGateway"]},
+        arrived=arrived,
+        expires=arrived + 100,
+    )
+
+
+async def test_buffered_activations_are_found_by_trigger_or_key_in_arrival_order(
+    store: Store,
+) -> None:
+    first = kept("a1", 1, key="t-1:k1")
+    assert await store.buffer(first) == first
+    assert await store.buffer(replace(first, data={"other": 1})) == first  # a redelivery
+    await store.buffer(kept("a3", 3, key="t-1:k1", execution_id="e-9"))
+    await store.buffer(kept("a2", 2, key="t-1:k2"))
+    await store.buffer(kept("a4", 4, key="t-2:k1", trigger_id="t-2"))
+    ids = [e.activation_id for e in await store.buffered("t-1", None, now=50, limit=10)]
+    assert ids == ["a1", "a2", "a3"]
+    assert [e.activation_id for e in await store.buffered("t-1", "t-1:k1", 50, 10)] == ["a1", "a3"]
+    assert [e.activation_id for e in await store.buffered("t-1", None, 50, 2)] == ["a1", "a2"]
+    assert [e.activation_id for e in await store.buffered("t-1", None, 102, 10)] == ["a3"]
+    assert (await store.buffered("t-1", "t-1:k1", 50, 10))[1].execution_id == "e-9"
+
+
+async def test_a_buffered_activation_has_one_claimer_until_given_back(store: Store) -> None:
+    await store.buffer(kept("a1", 1))
+    await store.buffer(kept("a2", 2))
+    assert await store.claim_buffered("a1", "e-1", now=50, stale_ms=1000)
+    assert not await store.claim_buffered("a1", "e-2", now=50, stale_ms=1000)
+    assert not await store.claim_buffered("a2", EXPIRY, now=50, stale_ms=1000)  # not expired
+    assert [e.activation_id for e in await store.buffered("t-1", None, 50, 10)] == ["a2"]
+    await store.release_buffered("a1", "e-2")  # not its claim: nothing changes
+    assert [e.activation_id for e in await store.buffered("t-1", None, 50, 10)] == ["a2"]
+    await store.release_buffered("a1", "e-1")
+    assert [e.activation_id for e in await store.buffered("t-1", None, 50, 10)] == ["a1", "a2"]
+    assert not await store.claim_buffered("a1", "e-1", now=101, stale_ms=1000)  # expired
+    assert await store.claim_buffered("a1", EXPIRY, now=101, stale_ms=1000)
+    await store.drop_buffered("a1")
+    assert await store.buffered("t-1", None, 50, 10) == [replace(kept("a2", 2), claimed_by=None)]
+
+
+async def test_the_sweep_sees_expired_entries_and_stale_claims(store: Store) -> None:
+    await store.buffer(kept("a1", 1))  # expires at 101
+    await store.buffer(kept("a2", 2))  # expires at 102, claimed at 50: stale at 60
+    await store.buffer(kept("a3", 500))
+    assert await store.claim_buffered("a2", "e-1", now=50, stale_ms=10)
+    assert await store.due_buffered(59, 10) == []
+    (stale,) = await store.due_buffered(60, 10)
+    assert (stale.activation_id, stale.claimed_by) == ("a2", "e-1")
+    assert [e.activation_id for e in await store.due_buffered(101, 10)] == ["a2", "a1"]
+    await store.release_buffered("a2", "e-1")  # given back: due at its expiry again
+    assert [e.activation_id for e in await store.due_buffered(101, 10)] == ["a1"]
+    assert [e.activation_id for e in await store.due_buffered(102, 1)] == ["a1"]
+
+
+async def test_a_buffered_outcome_is_settled_once(store: Store) -> None:
+    def decided(outcome: Outcome, ids: list[str]) -> ActivationOutcome:
+        return ActivationOutcome(
+            activationId="a1",
+            flowId="f1",
+            triggerId="t-1",
+            outcome=outcome,
+            executionIds=ids,
+            decidedAt=5,
+        )
+
+    assert await store.save_outcome(decided(Outcome.BUFFERED, []))
+    assert await store.settle_outcome(decided(Outcome.ACTIVATED, ["e-1"]))
+    assert not await store.settle_outcome(decided(Outcome.EXPIRED, []))
+    assert await store.get_activation("a1") == decided(Outcome.ACTIVATED, ["e-1"])
+    assert not await store.save_outcome(decided(Outcome.BUFFERED, []))
+    # settled before the buffering was recorded: the record finds it taken
+    fresh = decided(Outcome.EXPIRED, []).model_copy(update={"activationId": "a2"})
+    assert await store.settle_outcome(fresh)
+    assert not await store.save_outcome(fresh.model_copy(update={"outcome": Outcome.BUFFERED}))
 
 
 def letter(n: int, at: int, activation_id: str | None = None) -> DeadLetter:

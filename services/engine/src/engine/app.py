@@ -141,10 +141,11 @@ def create_app(
     )
 
     async def time_out_forever() -> None:
-        """Fire due wait timeouts, twice a second (the store keeps the timers)."""
+        """Fire due wait timeouts and expire buffered activations, twice a second (the
+        store keeps the timers and the buffer)."""
         while True:
             try:
-                fired = await engine.fire_timers()
+                fired = await engine.fire_timers() + await engine.sweep_buffer()
             except Exception:
                 logger.exception("timers failed")
                 fired = 0

@@ -51,6 +51,31 @@ class Resuming:
 
 Page = tuple[list[ExecutionState], str | None]
 
+# `Buffered.claimed_by` of an entry whose time ran out: it is being settled EXPIRED
+EXPIRY = "expired"
+
+
+@dataclass(frozen=True)
+class Buffered:
+    """An activation kept for an execution that has not begun waiting (`bufferSeconds`).
+
+    Exactly one claimer takes it: an execution that begins waiting and whose condition
+    holds, or `EXPIRY` once `expires` has passed. The store keeps when the sweep looks at
+    it next: at its expiry while unclaimed, or when a claim goes stale (its claimer
+    crashed before it dropped the entry).
+    """
+
+    activation_id: str
+    flow_id: str
+    trigger_id: str
+    key: str | None  # the correlation key of its data, when the trigger's condition has one
+    execution_id: str | None  # from `execution=<id>`: only that execution may take it
+    data: dict[str, Any]
+    user: dict[str, Any] | None
+    arrived: int
+    expires: int
+    claimed_by: str | None = None
+
 
 @dataclass(frozen=True)
 class Timer:
@@ -129,6 +154,34 @@ class Store(Protocol):
         """Timers due at `now`, earliest first (their waits may have ended since)."""
 
     async def drop_timer(self, timer_id: str) -> None: ...
+
+    async def settle_outcome(self, outcome: ActivationOutcome) -> bool:
+        """Store the final outcome of a BUFFERED activation (or of one with none yet).
+        False when it has another: a buffered activation is settled exactly once."""
+
+    async def buffer(self, entry: Buffered) -> Buffered:
+        """Keep an activation for a later waiter; return what is kept under its id (the
+        first delivery's entry, when a redelivery keeps it again)."""
+
+    async def buffered(
+        self, trigger_id: str, key: str | None, now: int, limit: int
+    ) -> list[Buffered]:
+        """Unclaimed, unexpired entries of a trigger (only those with correlation `key`, if
+        given), in arrival order."""
+
+    async def claim_buffered(
+        self, activation_id: str, claimer: str, now: int, stale_ms: int
+    ) -> bool:
+        """Take an unclaimed entry: for an execution while it has not expired, for `EXPIRY`
+        once it has. The sweep looks at a claim again `stale_ms` later if it is still there."""
+
+    async def release_buffered(self, activation_id: str, claimer: str) -> None:
+        """Give back an entry `claimer` holds (its execution could not be resumed)."""
+
+    async def drop_buffered(self, activation_id: str) -> None: ...
+
+    async def due_buffered(self, now: int, limit: int) -> list[Buffered]:
+        """Entries the sweep must look at: unclaimed and expired, or claimed and stale."""
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         """Keep a dead letter; saving one with the same id again changes nothing."""

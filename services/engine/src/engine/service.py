@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any
 
 from engine.catalog import Catalog
@@ -29,6 +30,8 @@ from engine.core.matching import (
     outcome,
 )
 from engine.ports import (
+    EXPIRY,
+    Buffered,
     Evaluator,
     HttpError,
     HttpRunner,
@@ -60,6 +63,10 @@ _SAVE_ATTEMPTS = 5
 # order, so that one taken meanwhile by another activation leaves it the next
 _ANY_CHOICES = 8
 _TIMERS_AT_ONCE = 16  # due timeouts fired concurrently in one round
+# a buffered activation claimed by an execution and still there this long after (its
+# claimer stopped before dropping it) is finished or given back by the sweep
+_CLAIM_STALE_MS = 60_000
+_BUFFER_LOOKUP = 100  # buffered activations tried, oldest first, when a wait begins
 
 Decision = tuple[Outcome, list[str], str | None]
 
@@ -70,6 +77,14 @@ class ExecutionFault(Exception):
     def __init__(self, execution_id: str) -> None:
         super().__init__(f"while applying it to execution {execution_id}")
         self.execution_id = execution_id
+
+
+class _Take(Enum):
+    """What came of offering a buffered activation to a waiting execution."""
+
+    TAKEN = "taken"  # it resumed the execution
+    PASSED = "passed"  # its condition is false, or another claimer has it
+    MOVED_ON = "moved on"  # the execution no longer waits there
 
 
 class Unread:
@@ -149,10 +164,13 @@ class Engine:
         try:
             existing = await self._store.get_execution(execution_id)
             if existing is not None:
+                # a repeat after a crash: the first attempt may not have looked at the buffer
+                await self._take_buffered(flow, existing)
                 return existing
             step = await self._run_requests(flow, first_step(self._now()))
             if await self._store.create_execution(step.state):
                 await self._publish.execution_events(step.events)
+                await self._take_buffered(flow, step.state)
                 return step.state
             return await self._store.get_execution(execution_id)
         except Exception as exc:
@@ -283,11 +301,15 @@ class Engine:
             if not check.holds:
                 return Outcome.FILTERED, [], check.error or "the entry condition is false"
             return Outcome.ACTIVATED, [await self._start_from_trigger(act)], None
-        if selector.execution_id is not None:
-            return await self._resume_one(act, selector.execution_id)
         if resuming is not None:
             return await self._finish_resuming(act, resuming, selector)
-        return await self._resume_waiting(act, selector, nobody_waits)
+        if selector.execution_id is not None:
+            decision = await self._resume_one(act, selector.execution_id)
+        else:
+            decision = await self._resume_waiting(act, selector, nobody_waits)
+        if decision[0] in (Outcome.NO_WAITER, Outcome.FILTERED) and block.bufferSeconds:
+            return await self._keep(act, selector, decision)
+        return decision
 
     def _signed_user(self, command: ActivateTrigger) -> User | None:
         """The activation's user if the gateway signed it; anyone else's is ignored."""
@@ -422,24 +444,31 @@ class Engine:
     async def _resume(
         self, act: _Activation, state: ex.ExecutionState, checked: bool = True
     ) -> bool:
-        """Resume one execution by compare-and-set; False when it no longer waits for this."""
+        """Resume one execution by compare-and-set; False when it no longer waits for this.
+
+        Where it then waits at a trigger that buffers, it takes a buffered activation.
+        """
         try:
-            return await self._resume_once(act, state, checked)
+            after = await self._resume_once(act, state, checked)
+            if after is not None:
+                await self._take_buffered(act.flow, after)
         except Exception as exc:
             raise ExecutionFault(state.execution_id) from exc
+        return after is not None
 
     async def _resume_once(
         self, act: _Activation, state: ex.ExecutionState | None, checked: bool
-    ) -> bool:
+    ) -> ex.ExecutionState | None:
+        """The execution as `act` left it, or None when it no longer waits for `act`."""
         for _ in range(_SAVE_ATTEMPTS):
             if state is None:
-                return False
+                return None
             if act.activation_id in state.applied:
-                return True  # an earlier delivery resumed it
+                return state  # an earlier delivery resumed it
             if not _waits_at(state, act.trigger_id):
-                return False
+                return None
             if not checked and not await self._holds(act, state):
-                return False
+                return None
             now = self._now()
             step = ex.resume(
                 act.flow,
@@ -451,9 +480,10 @@ class Engine:
                 now,
             )
             step = await self._run_requests(act.flow, step)
-            if await self._store.save_execution(replace(step.state, version=state.version + 1)):
+            saved = replace(step.state, version=state.version + 1)
+            if await self._store.save_execution(saved):
                 await self._publish.execution_events(step.events)
-                return True
+                return saved
             # changed since it was read: read it again and decide again
             state, checked = await self._store.get_execution(state.execution_id), False
         raise RuntimeError(
@@ -492,11 +522,178 @@ class Engine:
             if flow is None:
                 return False
             step = await self._run_requests(flow, ex.time_out(flow, state, self._now()))
-            if await self._store.save_execution(replace(step.state, version=state.version + 1)):
+            saved = replace(step.state, version=state.version + 1)
+            if await self._store.save_execution(saved):
                 await self._publish.execution_events(step.events)
                 logger.info("wait timed out", extra={"execution_id": execution_id})
+                await self._take_buffered(flow, saved)
                 return True
         return False
+
+    async def _keep(self, act: _Activation, selector: Selector, decision: Decision) -> Decision:
+        """Buffer an activation that found no matching waiter (`bufferSeconds`).
+
+        Kept first, then the waiters looked up again: an execution that began waiting
+        meanwhile looked at the buffer before this entry was in it. Each side writes, then
+        reads the other's; the claim on the entry lets exactly one of them take it.
+        """
+        key = None
+        correlation = act.flow.correlations.get(act.block.name)
+        if correlation is not None:
+            found = correlation.lookup_key(act.trigger_id, act.command.data)
+            if found is MISSING:
+                return decision  # its condition holds for no execution, now or later
+            assert isinstance(found, str)
+            key = found
+        now = self._now()
+        kept = await self._store.buffer(
+            Buffered(
+                activation_id=act.activation_id,
+                flow_id=act.flow.flow_id,
+                trigger_id=act.trigger_id,
+                key=key,
+                execution_id=selector.execution_id,
+                data=act.command.data,
+                user=act.user,
+                arrived=now,
+                expires=now + act.block.bufferSeconds * 1000,
+            )
+        )
+        if kept.claimed_by is None:
+            if selector.execution_id is not None:
+                one = await self._store.get_execution(selector.execution_id)
+                candidates = [one] if one is not None else []
+            else:
+                candidates = [s async for s in self._store.waiting(act.trigger_id, key)]
+            for state in candidates:
+                if await self._take(act, kept, state) == _Take.TAKEN:
+                    return Outcome.ACTIVATED, [state.execution_id], None
+        elif kept.claimed_by != EXPIRY:  # a redelivery: an execution took it already
+            taker = await self._store.get_execution(kept.claimed_by)
+            if taker is not None and act.activation_id in taker.applied:
+                return Outcome.ACTIVATED, [taker.execution_id], None
+        return Outcome.BUFFERED, [], f"kept for a waiter for {act.block.bufferSeconds} s"
+
+    async def _take(self, act: _Activation, entry: Buffered, state: ex.ExecutionState) -> "_Take":
+        """Resume `state` with a buffered activation if its condition holds and the claim
+        on the entry is won; give the entry back when the execution moved on meanwhile."""
+        if entry.execution_id not in (None, state.execution_id):
+            return _Take.PASSED
+        if not _waits_at(state, act.trigger_id):
+            return _Take.MOVED_ON
+        if not await self._holds(act, state):
+            return _Take.PASSED
+        claimer = state.execution_id
+        if not await self._store.claim_buffered(
+            entry.activation_id, claimer, self._now(), _CLAIM_STALE_MS
+        ):
+            return _Take.PASSED  # another execution, or the expiry, took it
+        if await self._resume(act, state, checked=False):
+            return _Take.TAKEN
+        await self._store.release_buffered(entry.activation_id, claimer)
+        return _Take.MOVED_ON
+
+    async def _take_buffered(self, flow: Flow, state: ex.ExecutionState) -> None:
+        """An execution that waits at a trigger that buffers takes the oldest buffered
+        activation whose condition holds for it, and settles that one ACTIVATED."""
+        if state.status != ExecutionStatus.WAITING or not state.waiting_on:
+            return
+        trigger_id = state.waiting_on[0]
+        block = flow.trigger(trigger_id)
+        if block is None or not block.bufferSeconds:
+            return
+        key = None
+        if block.name in flow.correlations:
+            if state.wait_key is None:
+                return  # its condition holds for no activation
+            key = state.wait_key
+        for entry in await self._store.buffered(trigger_id, key, self._now(), _BUFFER_LOOKUP):
+            act = self._buffered_activation(flow, block, entry)
+            taken = await self._take(act, entry, state)
+            if taken == _Take.TAKEN:
+                await self._settle(entry, Outcome.ACTIVATED, [state.execution_id])
+                await self._store.drop_buffered(entry.activation_id)
+            if taken != _Take.PASSED:
+                return  # taken, or resumed or ended meanwhile (another activation, a timeout)
+
+    def _buffered_activation(
+        self, flow: Flow, block: ExternalCallbackBlock, entry: Buffered
+    ) -> _Activation:
+        command = ActivateTrigger(
+            activationId=entry.activation_id,
+            flowId=flow.flow_id,
+            triggerId=entry.trigger_id,
+            execution=entry.execution_id or SelectorKind.ALL.value,
+            data=entry.data,
+            receivedAt=entry.arrived,
+        )
+        return _Activation(
+            flow,
+            block,
+            entry.trigger_id,
+            command,
+            entry.user,
+            activation_bindings(entry.data, entry.user),
+        )
+
+    async def _settle(self, entry: Buffered, result: Outcome, execution_ids: list[str]) -> None:
+        """Give a buffered activation its final outcome, once, and publish it."""
+        decision = ActivationOutcome(
+            activationId=entry.activation_id,
+            flowId=entry.flow_id,
+            triggerId=entry.trigger_id,
+            outcome=result,
+            executionIds=execution_ids,
+            detail="buffered" if result == Outcome.ACTIVATED else "no execution took it in time",
+            decidedAt=self._now(),
+        )
+        if await self._store.settle_outcome(decision):
+            await self._publish.outcome(decision)
+            logger.info(
+                "buffered activation settled",
+                extra={
+                    "activation_id": entry.activation_id,
+                    "outcome": result.value,
+                    "execution_ids": execution_ids,
+                },
+            )
+
+    async def sweep_buffer(self, limit: int = 500) -> int:
+        """Settle buffered activations whose time ran out (EXPIRED, then dropped), and
+        finish or give back claims whose claimer stopped; return how many were settled."""
+        settled = 0
+        for entry in await self._store.due_buffered(self._now(), limit):
+            try:
+                settled += await self._sweep(entry)
+            except Exception:
+                logger.exception(
+                    "buffered activation not swept", extra={"activation_id": entry.activation_id}
+                )
+        return settled
+
+    async def _sweep(self, entry: Buffered) -> bool:
+        if entry.claimed_by is None and not await self._store.claim_buffered(
+            entry.activation_id, EXPIRY, self._now(), _CLAIM_STALE_MS
+        ):
+            return False  # taken meanwhile
+        if entry.claimed_by in (None, EXPIRY):
+            await self._settle(entry, Outcome.EXPIRED, [])
+            await self._store.drop_buffered(entry.activation_id)
+            return True
+        execution_id = entry.claimed_by
+        state = await self._store.get_execution(execution_id)
+        flow = await self._catalog.compiled(entry.flow_id)
+        block = flow.trigger(entry.trigger_id) if flow else None
+        taken = state is not None and entry.activation_id in state.applied
+        if not taken and state is not None and flow is not None and block is not None:
+            act = self._buffered_activation(flow, block, entry)
+            taken = await self._resume(act, state, checked=False)
+        if not taken:
+            await self._store.release_buffered(entry.activation_id, execution_id)
+            return False
+        await self._settle(entry, Outcome.ACTIVATED, [execution_id])
+        await self._store.drop_buffered(entry.activation_id)
+        return True
 
     async def give_up(
         self, execution_id: str, reason: str, start: StartExecution | None = None

@@ -19,9 +19,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from engine.core.execution import ExecutionState
-from engine.ports import FlowRecord, Page, Resuming, Timer, decode_cursor, encode_cursor
+from engine.ports import (
+    EXPIRY,
+    Buffered,
+    FlowRecord,
+    Page,
+    Resuming,
+    Timer,
+    decode_cursor,
+    encode_cursor,
+)
 from schemas import opaque
-from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus
+from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus, Outcome
 from schemas.flows import FlowDefinition
 
 _STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "error", "applied", "steps")
@@ -102,6 +111,7 @@ class MongoStore:
         self._keys = db["idempotency_keys"]
         self._letters = db["dead_letters"]
         self._timers = db["timers"]
+        self._buffer = db["buffer"]
         self._batch = batch_size
 
     async def setup(self) -> None:
@@ -126,6 +136,11 @@ class MongoStore:
         await self._letters.create_index([("at", ASCENDING), ("_id", ASCENDING)])
         await self._timers.create_index([("due", ASCENDING)])
         await self._letters.create_index([("activationId", ASCENDING), ("at", ASCENDING)])
+        await self._buffer.create_index(
+            [("triggerId", ASCENDING), ("arrived", ASCENDING), ("_id", ASCENDING)]
+        )
+        await self._buffer.create_index([("key", ASCENDING)])
+        await self._buffer.create_index([("due", ASCENDING)])
 
     async def next_version(self, name: str) -> int:
         doc = await self._names.find_one_and_update(
@@ -342,6 +357,77 @@ class MongoStore:
     async def drop_timer(self, timer_id: str) -> None:
         await self._timers.delete_one({"_id": timer_id})
 
+    async def settle_outcome(self, outcome: ActivationOutcome) -> bool:
+        body = outcome.model_dump(mode="json", exclude={"activationId"})
+        try:  # an upsert that finds another final outcome collides with it on _id
+            await self._outcomes.update_one(
+                {"_id": outcome.activationId, "outcome": {"$in": [None, Outcome.BUFFERED.value]}},
+                {"$set": body, "$unset": {"resuming": ""}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def buffer(self, entry: Buffered) -> Buffered:
+        try:
+            await self._buffer.insert_one(
+                {
+                    "_id": entry.activation_id,
+                    "flowId": entry.flow_id,
+                    "triggerId": entry.trigger_id,
+                    "key": entry.key,
+                    "executionId": entry.execution_id,
+                    "body": opaque.encode({"data": entry.data, "user": entry.user}),
+                    "arrived": entry.arrived,
+                    "expires": entry.expires,
+                    "claimedBy": None,
+                    "due": entry.expires,
+                }
+            )
+        except DuplicateKeyError:
+            doc = await self._buffer.find_one({"_id": entry.activation_id})
+            if doc is not None:
+                return _buffered_from_doc(doc)
+        return entry
+
+    async def buffered(
+        self, trigger_id: str, key: str | None, now: int, limit: int
+    ) -> list[Buffered]:
+        query: dict[str, Any] = {"key": key} if key is not None else {"triggerId": trigger_id}
+        query.update({"claimedBy": None, "expires": {"$gt": now}})
+        found = self._buffer.find(query).sort([("arrived", ASCENDING), ("_id", ASCENDING)])
+        return [
+            _buffered_from_doc(doc)
+            async for doc in found.limit(limit)
+            if doc["triggerId"] == trigger_id
+        ]
+
+    async def claim_buffered(
+        self, activation_id: str, claimer: str, now: int, stale_ms: int
+    ) -> bool:
+        expires = {"$lte": now} if claimer == EXPIRY else {"$gt": now}
+        result = await self._buffer.update_one(
+            {"_id": activation_id, "claimedBy": None, "expires": expires},
+            {"$set": {"claimedBy": claimer, "due": now + stale_ms}},
+        )
+        return result.modified_count == 1
+
+    async def release_buffered(self, activation_id: str, claimer: str) -> None:
+        doc = await self._buffer.find_one({"_id": activation_id, "claimedBy": claimer})
+        if doc is not None:
+            await self._buffer.update_one(
+                {"_id": activation_id, "claimedBy": claimer},
+                {"$set": {"claimedBy": None, "due": doc["expires"]}},
+            )
+
+    async def drop_buffered(self, activation_id: str) -> None:
+        await self._buffer.delete_one({"_id": activation_id})
+
+    async def due_buffered(self, now: int, limit: int) -> list[Buffered]:
+        found = self._buffer.find({"due": {"$lte": now}}).sort("due", ASCENDING).limit(limit)
+        return [_buffered_from_doc(doc) async for doc in found]
+
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         body = letter.model_dump(mode="json", exclude={"deadLetterId"})
         with contextlib.suppress(DuplicateKeyError):
@@ -389,6 +475,22 @@ async def _keyset_page(
         return docs, None
     last = docs[limit - 1]
     return docs[:limit], encode_cursor(last[field], last["_id"])
+
+
+def _buffered_from_doc(doc: dict[str, Any]) -> Buffered:
+    body = opaque.decode(doc["body"])
+    return Buffered(
+        activation_id=doc["_id"],
+        flow_id=doc["flowId"],
+        trigger_id=doc["triggerId"],
+        key=doc["key"],
+        execution_id=doc["executionId"],
+        data=body["data"],
+        user=body["user"],
+        arrived=doc["arrived"],
+        expires=doc["expires"],
+        claimed_by=doc["claimedBy"],
+    )
 
 
 def _letter_from_doc(doc: dict[str, Any]) -> DeadLetter:

@@ -13,6 +13,7 @@ from engine.core.expressions import ExpressionError
 from engine.service import Engine, EngineConfig
 from schemas.events import (
     ActivateTrigger,
+    ActivationOutcome,
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionResumed,
@@ -27,7 +28,7 @@ from schemas.signing import sign_user
 from schemas.users import User
 
 from ..fakes import Clock, InMemoryStore, RecordingPublisher, ScriptedHttp, StaticTokens
-from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW, TIMED_FLOW
+from ..flows import BUFFERED_FLOW, ENTRY_TRIGGER_FLOW, ORDER_FLOW, TIMED_FLOW
 
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
@@ -598,3 +599,175 @@ async def test_a_timeout_and_a_callback_at_the_same_moment_resolve_the_wait_once
         assert state is not None
         events = [e["event"] for e in state.history]
         assert events.count("resumed") + events.count("timedOut") == 1
+
+
+async def settled(world: World, activation_id: str) -> Outcome:
+    found = await world.store.get_activation(activation_id)
+    assert isinstance(found, ActivationOutcome)
+    return found.outcome
+
+
+async def test_a_callback_before_its_waiter_is_buffered_and_resumes_it_when_it_waits(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    early = await world.activate(flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30})
+    assert early.outcome == Outcome.BUFFERED
+    assert await settled(world, early.activationId) == Outcome.BUFFERED
+    execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert (state.status, state.vars) == (ExecutionStatus.COMPLETED, {"amount": 30})
+    assert early.activationId in state.applied
+    final = world.published.outcomes[-1]
+    assert (final.activationId, final.outcome, final.executionIds) == (
+        early.activationId,
+        Outcome.ACTIVATED,
+        [execution_id],
+    )
+    assert await settled(world, early.activationId) == Outcome.ACTIVATED
+    assert world.store.kept == {}  # consumed: a second order does not get it
+    second = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    assert await world.status(second) == ExecutionStatus.WAITING
+
+
+async def test_buffered_callbacks_are_tried_in_arrival_order_with_the_full_condition(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    pay = triggers["pay"]
+    too_little = await world.activate(flow_id, pay, {"orderId": "o-1", "amount": 5})
+    other_order = await world.activate(flow_id, pay, {"orderId": "o-2", "amount": 50})
+    first = await world.activate(flow_id, pay, {"orderId": "o-1", "amount": 40})
+    second = await world.activate(flow_id, pay, {"orderId": "o-1", "amount": 45})
+    no_key = await world.activate(flow_id, pay, {"amount": 45})
+    assert no_key.outcome == Outcome.NO_WAITER  # not kept: it can match no order, ever
+    execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.vars == {"amount": 40}
+    assert await settled(world, first.activationId) == Outcome.ACTIVATED
+    for kept in (too_little, other_order, second):
+        assert await settled(world, kept.activationId) == Outcome.BUFFERED
+    assert set(world.store.kept) == {
+        too_little.activationId,
+        other_order.activationId,
+        second.activationId,
+    }
+
+
+async def test_a_buffered_callback_for_one_execution_waits_for_that_one(world: World) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    later = str(uuid.uuid4())
+    early = await world.activate(
+        flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30}, execution=later
+    )
+    assert early.outcome == Outcome.BUFFERED
+    other = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    assert await world.status(other) == ExecutionStatus.WAITING
+    await world.engine.start(
+        StartExecution(
+            executionId=later, flowId=flow_id, input={"orderId": "o-1", "total": 25}, requestedAt=1
+        )
+    )
+    assert await world.status(later) == ExecutionStatus.COMPLETED
+    assert await settled(world, early.activationId) == Outcome.ACTIVATED
+
+
+async def test_an_unclaimed_buffered_callback_expires_and_leaves_the_store(world: World) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    early = await world.activate(flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30})
+    assert await world.engine.sweep_buffer() == 0  # not due yet
+    world.clock.now += 60_000
+    assert await world.engine.sweep_buffer() == 1
+    assert await settled(world, early.activationId) == Outcome.EXPIRED
+    assert world.published.outcomes[-1].outcome == Outcome.EXPIRED
+    assert world.store.kept == {}
+    execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    assert await world.status(execution_id) == ExecutionStatus.WAITING
+    again = await world.activate(
+        flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30}, activationId=early.activationId
+    )
+    assert again.outcome == Outcome.EXPIRED  # a redelivery answers what was decided
+
+
+async def test_a_buffered_callback_is_consumed_once_when_two_executions_begin_waiting(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    early = await world.activate(flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30})
+    executions = await asyncio.gather(
+        *(world.start(flow_id, {"orderId": "o-1", "total": 25}) for _ in range(10))
+    )
+    statuses = [await world.status(e) for e in executions]
+    assert statuses.count(ExecutionStatus.COMPLETED) == 1
+    assert statuses.count(ExecutionStatus.WAITING) == 9
+    final = await world.store.get_activation(early.activationId)
+    assert isinstance(final, ActivationOutcome)
+    assert final.executionIds == [executions[statuses.index(ExecutionStatus.COMPLETED)]]
+
+
+async def test_a_callback_and_a_waiter_arriving_together_meet_exactly_once(world: World) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+
+    async def start_later(turns: int, input_: dict[str, Any]) -> str:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await world.start(flow_id, input_)
+
+    for n in range(30):  # the waiter begins n turns later: every interleaving of the two
+        data = {"orderId": f"o-{n}", "amount": 30}
+        decided, execution_id = await asyncio.gather(
+            world.activate(flow_id, triggers["pay"], data),
+            start_later(n, {"orderId": f"o-{n}", "total": 25}),
+        )
+        assert await world.status(execution_id) == ExecutionStatus.COMPLETED
+        assert await settled(world, decided.activationId) == Outcome.ACTIVATED
+    world.clock.now += 61_000  # taken by the callback's side: the sweep drops its entry
+    await world.engine.sweep_buffer()
+    assert world.store.kept == {}
+
+
+async def test_a_callback_kept_just_after_its_waiter_looked_at_the_buffer_still_meets_it(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    keep, reached, go_on = world.store.buffer, asyncio.Event(), asyncio.Event()
+
+    async def keep_later(entry: Any) -> Any:
+        reached.set()
+        await go_on.wait()
+        return await keep(entry)
+
+    world.store.buffer = keep_later  # type: ignore[method-assign]
+    callback = asyncio.create_task(
+        world.activate(flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30})
+    )
+    await reached.wait()  # it found nobody waiting, and is about to keep the callback
+    execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    assert await world.status(execution_id) == ExecutionStatus.WAITING  # the buffer was empty
+    go_on.set()
+    decided = await callback
+    assert (decided.outcome, decided.executionIds) == (Outcome.ACTIVATED, [execution_id])
+    assert await world.status(execution_id) == ExecutionStatus.COMPLETED
+
+
+async def test_a_claim_whose_claimer_stopped_is_finished_by_the_sweep(world: World) -> None:
+    flow_id, triggers = await world.deploy(BUFFERED_FLOW)
+    early = await world.activate(flow_id, triggers["pay"], {"orderId": "o-1", "amount": 30})
+    blocked = world.store.buffered
+
+    async def nothing(*_: Any) -> list[Any]:
+        return []
+
+    world.store.buffered = nothing  # type: ignore[method-assign]  # it crashed before looking
+    execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
+    world.store.buffered = blocked  # type: ignore[method-assign]
+    # it had claimed the entry, then stopped
+    assert await world.store.claim_buffered(early.activationId, execution_id, world.clock(), 60_000)
+    assert await world.engine.sweep_buffer() == 0  # the claim is not stale yet
+    world.clock.now += 61_000
+    assert await world.engine.sweep_buffer() == 1
+    assert await world.status(execution_id) == ExecutionStatus.COMPLETED
+    assert await settled(world, early.activationId) == Outcome.ACTIVATED
+    assert world.store.kept == {}

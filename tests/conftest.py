@@ -80,6 +80,7 @@ def product(
     logs = tmp_path_factory.mktemp("e2e-logs")
     ports = {name: _free_port() for name in ("engine", "auth", "gateway", "stub")}
     admin_key = secrets.token_urlsafe(16)
+    activation_key = secrets.token_urlsafe(32)  # shared by the engine and the gateway
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -98,6 +99,8 @@ def product(
         "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
         "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
         "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
+        "HOOKFLOW_ENGINE_ACTIVATION_KEY": activation_key,
+        "HOOKFLOW_GATEWAY_ACTIVATION_KEY": activation_key,
         # the example's stub is the one internal address flows may call
         "HOOKFLOW_ENGINE_EGRESS_ALLOW": f"127.0.0.1:{ports['stub']}",
     }

@@ -34,8 +34,8 @@ def check_user(
     authentication: AuthenticationType, required_roles: list[str], user: User | None
 ) -> AuthCheck:
     """Whether `user` may activate a trigger with this authentication type and these roles."""
-    if authentication == AuthenticationType.NONE:
-        return AuthCheck.PASSED
+    if authentication != AuthenticationType.USER:
+        return AuthCheck.PASSED  # NONE, or SIGNATURE: the signature is checked, not a user
     if user is None or user.userStatus != UserStatus.ENABLED:
         return AuthCheck.NO_USER
     if not user.has_roles(required_roles):

@@ -14,6 +14,7 @@ class ErrorCode(IntEnum):
 
     AUTH_FAILED = 1000  # fixed by the contract for every callback auth failure
     ACCESS_DENIED = 1001  # fixed by the contract for the management API
+    SIGNATURE_INVALID = 1002  # fixed by the contract for a signed callback that fails
     MALFORMED_JSON = 2000
     NOT_AN_OBJECT = 2001
     INVALID_PARAMETER = 2002

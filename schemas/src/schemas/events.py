@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.callbacks import EXECUTION_ID_PATTERN
-from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme
+from schemas.sealing import SealedSecret
 from schemas.users import User
 
 JsonObject = dict[str, Any]
@@ -52,6 +53,9 @@ class ActivateTrigger(_Message):
     user: User | None = None
     userToken: str | None = None
     userSignature: str | None = None
+    # the gateway's proof that it verified the caller's webhook signature (SIGNATURE
+    # triggers take no activation without it; schemas.signing)
+    signatureVerified: str | None = None
     idempotencyKey: Annotated[str, Field(max_length=256)] | None = None
     source: ActivationSource = ActivationSource.KAFKA
     receivedAt: int  # epoch milliseconds
@@ -146,6 +150,10 @@ class TriggerRegistered(_Message):
     requiredRoles: list[str]
     onFailPolicy: OnFailPolicy
     entry: bool
+    # SIGNATURE triggers: how callers sign, and the secrets that verify (schemas.sealing)
+    signatureScheme: SignatureScheme | None = None
+    toleranceSeconds: int | None = None
+    secrets: list[SealedSecret] = Field(default_factory=list)
 
 
 RegistryRecord = Annotated[FlowVersionRegistered | TriggerRegistered, Field(discriminator="kind")]

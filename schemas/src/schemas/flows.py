@@ -12,6 +12,15 @@ Expression = Annotated[str, Field(min_length=1, max_length=10_000)]
 class AuthenticationType(StrEnum):
     NONE = "NONE"
     USER = "USER"
+    SIGNATURE = "SIGNATURE"  # the caller signs the request with the trigger's secret
+
+
+class SignatureScheme(StrEnum):
+    """How a SIGNATURE trigger's caller signs (schemas.webhooks)."""
+
+    STANDARD_WEBHOOKS = "standard-webhooks"
+    GITHUB = "github"
+    STRIPE = "stripe"
 
 
 class OnFailPolicy(StrEnum):
@@ -64,6 +73,10 @@ class ExternalCallbackBlock(_Block):
     # an activation that finds no matching waiter is kept this long for one that begins
     # waiting later (outcome BUFFERED, then ACTIVATED or EXPIRED)
     bufferSeconds: int = Field(default=0, ge=0, le=604_800)
+    # SIGNATURE only: the scheme (default standard-webhooks) and how far a signed
+    # timestamp may be from now (default 300 s; github signs no timestamp)
+    signatureScheme: SignatureScheme | None = None
+    toleranceSeconds: int | None = Field(default=None, ge=1, le=86_400)
 
     @field_validator("authenticationType", mode="before")
     @classmethod
@@ -109,6 +122,8 @@ class TriggerInfo(BaseModel):
     triggerId: str
     name: str
     callbackUrl: str
+    # SIGNATURE triggers, in the deploy answer only: the secret callers sign with
+    signingSecret: str | None = None
 
 
 class DeployedFlow(BaseModel):
@@ -120,6 +135,18 @@ class DeployedFlow(BaseModel):
     name: str
     version: int
     triggers: list[TriggerInfo]
+
+
+class IssuedSecret(BaseModel):
+    """The answer to a rotation: the new signing secret of a SIGNATURE trigger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flowId: str
+    triggerId: str
+    signingSecret: str
+    # when the secrets it replaces stop verifying (epoch ms); null when there were none
+    previousSecretsValidUntil: int | None
 
 
 class FlowVersion(DeployedFlow):

@@ -1,9 +1,11 @@
-"""The gateway's signature on the user it resolved, so that the engine can trust it.
+"""The gateway's signature on what it checked, so that the engine can trust it.
 
 An `ActivateTrigger` on Kafka may come from anyone who can publish there; a `user`
 object in it is trusted only when it carries the signature of a process that holds the
 activation key (the gateway), over this activation's id and that exact user. Anything
-else gets its `user` ignored, and only its `userToken` is resolved.
+else gets its `user` ignored, and only its `userToken` is resolved. Likewise an
+activation of a SIGNATURE trigger counts only with the gateway's proof that it verified
+the caller's webhook signature.
 """
 
 import base64
@@ -31,3 +33,20 @@ def user_is_signed(
     if not key or not signature:
         return False
     return hmac.compare_digest(sign_user(key, activation_id, user), signature)
+
+
+def _verified(activation_id: str) -> bytes:
+    return f"{activation_id}\nwebhook signature verified".encode()
+
+
+def sign_verification(key: str, activation_id: str) -> str:
+    """The proof that the gateway verified this activation's webhook signature."""
+    digest = hmac.new(key.encode(), _verified(activation_id), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def verification_is_signed(key: str | None, activation_id: str, proof: str | None) -> bool:
+    """Whether `proof` is the key's proof for this activation, compared in constant time."""
+    if not key or not proof:
+        return False
+    return hmac.compare_digest(sign_verification(key, activation_id), proof)

@@ -15,6 +15,7 @@ from engine.ports import (
     Page,
     Resuming,
     Timer,
+    TriggerSecrets,
     decode_cursor,
     encode_cursor,
 )
@@ -50,6 +51,7 @@ class InMemoryStore:
         self.letters: dict[str, DeadLetter] = {}
         self.timers: dict[str, Timer] = {}
         self.kept: dict[str, tuple[Buffered, int]] = {}  # activation id -> entry, due
+        self.secrets: dict[str, tuple[str, TriggerSecrets]] = {}  # trigger id -> flow, secrets
 
     async def setup(self) -> None:
         return None
@@ -241,6 +243,17 @@ class InMemoryStore:
     async def due_buffered(self, now: int, limit: int) -> list[Buffered]:
         due = sorted((d, e.activation_id, e) for e, d in self.kept.values() if d <= now)
         return [entry for _, _, entry in due[:limit]]
+
+    async def save_secrets(self, flow_id: str, trigger_id: str, secrets: TriggerSecrets) -> bool:
+        await _suspend()
+        stored = self.secrets.get(trigger_id)
+        if (stored[1].version if stored else 0) != secrets.version - 1:
+            return False
+        self.secrets[trigger_id] = (flow_id, secrets)
+        return True
+
+    async def secrets_of(self, flow_id: str) -> dict[str, TriggerSecrets]:
+        return {t: s for t, (f, s) in self.secrets.items() if f == flow_id}
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         self.letters.setdefault(letter.deadLetterId, letter)

@@ -87,3 +87,21 @@ BUFFERED_FLOW: dict[str, Any] = {
         {"name": "paid", "type": "assign", "assign": {"amount": "data.amount"}},
     ],
 }
+
+
+# a deployment approval, signed by GitHub
+SIGNED_FLOW: dict[str, Any] = {
+    "name": "Deployment approval",
+    "blocks": [
+        {"name": "s", "type": "start", "next": "approved"},
+        {
+            "name": "approved",
+            "type": "external_callback",
+            "authenticationType": "SIGNATURE",
+            "signatureScheme": "github",
+            "condition": "data.action == 'approved'",
+            "next": "deploy",
+        },
+        {"name": "deploy", "type": "assign", "assign": {"by": "data.sender.login"}},
+    ],
+}

@@ -11,7 +11,7 @@ from typing import Any
 from engine.adapters import ExpressionWorkers
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
-from engine.ports import EXPIRY, Buffered, FlowRecord, Resuming, Store
+from engine.ports import EXPIRY, Buffered, FlowRecord, Resuming, Store, TriggerSecrets
 from engine.service import Engine, EngineConfig, ExecutionFault
 from schemas.events import (
     ActivateTrigger,
@@ -24,6 +24,7 @@ from schemas.events import (
     StartExecution,
 )
 from schemas.flows import FlowDefinition
+from schemas.sealing import SealedSecret
 
 from .fakes import Clock, RecordingPublisher, ScriptedHttp, StaticTokens
 from .flows import ORDER_FLOW
@@ -341,6 +342,22 @@ async def test_a_buffered_outcome_is_settled_once(store: Store) -> None:
     fresh = decided(Outcome.EXPIRED, []).model_copy(update={"activationId": "a2"})
     assert await store.settle_outcome(fresh)
     assert not await store.save_outcome(fresh.model_copy(update={"outcome": Outcome.BUFFERED}))
+
+
+async def test_a_triggers_secrets_are_replaced_by_compare_and_set(store: Store) -> None:
+    first = TriggerSecrets(1, (SealedSecret(sealed="s1"),))
+    assert await store.save_secrets("f1", "t-1", first)
+    assert not await store.save_secrets("f1", "t-1", first)  # issued once
+    assert await store.save_secrets("f1", "t-2", TriggerSecrets(1, (SealedSecret(sealed="x"),)))
+    assert await store.save_secrets("f2", "t-3", TriggerSecrets(1, (SealedSecret(sealed="y"),)))
+    rotated = TriggerSecrets(
+        2, (SealedSecret(sealed="s2"), SealedSecret(sealed="s1", validUntil=9))
+    )
+    assert await store.save_secrets("f1", "t-1", rotated)
+    assert not await store.save_secrets("f1", "t-1", replace(rotated, secrets=()))  # lost race
+    found = await store.secrets_of("f1")
+    assert found == {"t-1": rotated, "t-2": TriggerSecrets(1, (SealedSecret(sealed="x"),))}
+    assert await store.secrets_of("f9") == {}
 
 
 def letter(n: int, at: int, activation_id: str | None = None) -> DeadLetter:

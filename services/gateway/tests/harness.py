@@ -1,7 +1,9 @@
 """A gateway on FastStream's test broker with a registry and users of our choosing."""
 
+import base64
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,7 +17,8 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.tokens import AuthUnavailable
 from schemas.events import FlowVersionRegistered, TriggerRegistered
-from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme
+from schemas.sealing import SealedSecret, seal, sealing_key
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection, User
 
@@ -24,6 +27,11 @@ FLOW = str(uuid.uuid4())
 OPEN = str(uuid.uuid4())  # NONE trigger
 PAY = str(uuid.uuid4())  # USER trigger, role PaymentGateway, ERROR
 QUIET = str(uuid.uuid4())  # USER trigger, role PaymentGateway, IGNORE
+# SIGNATURE triggers, ERROR: one per scheme; and a standard-webhooks one under IGNORE
+SIGNED = {scheme: str(uuid.uuid4()) for scheme in SignatureScheme}
+SIGNED_QUIET = str(uuid.uuid4())
+SECRET = "whsec_" + base64.b64encode(b"unit signing secret, 32 bytes..!").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"an older secret in its grace 24h").decode()
 
 PAYER = User(
     objectId="U1",
@@ -53,11 +61,37 @@ def trigger(
     )
 
 
+def signed(trigger_id: str, scheme: SignatureScheme, policy: OnFailPolicy) -> TriggerRegistered:
+    """A SIGNATURE trigger with SECRET current and OLD_SECRET valid for an hour more, as
+    the engine announces them: sealed with the key the gateway shares."""
+    key = sealing_key(ACTIVATION_KEY)
+    in_an_hour = int(time.time() * 1000) + 3_600_000
+    return trigger(
+        trigger_id, f"Signed {scheme}", AuthenticationType.SIGNATURE, policy, []
+    ).model_copy(
+        update={
+            "signatureScheme": scheme,
+            "toleranceSeconds": 300,
+            "secrets": [
+                SealedSecret(sealed=seal(key, SECRET, trigger_id)),
+                SealedSecret(sealed=seal(key, OLD_SECRET, trigger_id), validUntil=in_an_hour),
+                # expired an hour ago: no longer verifies
+                SealedSecret(
+                    sealed=seal(key, "whsec_ZXhwaXJlZA==", trigger_id),
+                    validUntil=in_an_hour - 7_200_000,
+                ),
+            ],
+        }
+    )
+
+
 REGISTRY = [
     FlowVersionRegistered(flowId=FLOW, name="Orders", version=1, live=True),
     trigger(OPEN, "Open", AuthenticationType.NONE, OnFailPolicy.ERROR, []),
     trigger(PAY, "Pay", AuthenticationType.USER, OnFailPolicy.ERROR, ["PaymentGateway"]),
     trigger(QUIET, "Quiet", AuthenticationType.USER, OnFailPolicy.IGNORE, ["PaymentGateway"]),
+    *(signed(tid, scheme, OnFailPolicy.ERROR) for scheme, tid in SIGNED.items()),
+    signed(SIGNED_QUIET, SignatureScheme.STANDARD_WEBHOOKS, OnFailPolicy.IGNORE),
 ]
 
 

@@ -32,6 +32,7 @@ from engine.store import MongoStore
 from schemas import logs, topics
 from schemas.events import StartExecution
 from schemas.http import exception_handlers
+from schemas.sealing import sealing_key
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,11 @@ def create_app(
     )
     metrics = Metrics()
     publisher = KafkaPublisher(broker, names)
-    catalog = Catalog(store, publisher, CatalogConfig(public_url=settings.public_url), now_ms)
+    sealing = (
+        sealing_key(settings.activation_key.get_secret_value()) if settings.activation_key else None
+    )
+    catalog_config = CatalogConfig(public_url=settings.public_url, sealing_key=sealing)
+    catalog = Catalog(store, publisher, catalog_config, now_ms)
     tokens = AuthServiceTokens(client, settings.auth_url)
     workers = ExpressionWorkers(
         settings.expression_workers,

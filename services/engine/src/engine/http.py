@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.catalog import Catalog
+from engine.catalog import Catalog, NotSigned, UnknownFlow, UnknownTrigger
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
 from engine.dead_letters import DeadLetters, UnknownDeadLetter
@@ -26,7 +26,7 @@ from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.errors import ErrorCode
 from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
 from schemas.executions import ExecutionView, HistoryEntry
-from schemas.flows import FlowDefinition, FlowVersion
+from schemas.flows import FlowDefinition, FlowVersion, IssuedSecret
 from schemas.requests import RequestError, json_object
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,11 @@ class Endpoints:
         return [
             Route("/api/automation/flows", self._guard(self.deploy), methods=["POST"]),
             Route("/api/automation/flows/{flowId}", self._guard(self.get_flow)),
+            Route(
+                "/api/automation/flows/{flowId}/triggers/{triggerId}/secret",
+                self._guard(self.rotate_secret),
+                methods=["POST"],
+            ),
             Route(
                 "/api/automation/flow/{flowId}/execute", self._guard(self.execute), methods=["POST"]
             ),
@@ -124,7 +129,28 @@ class Endpoints:
                 ErrorCode.INVALID_DEFINITION,
                 "invalid flow definition: " + "; ".join(exc.problems),
             ) from exc
-        return JSONResponse(deployed.model_dump(), status_code=201)
+        # signingSecret only where one was issued
+        return JSONResponse(deployed.model_dump(exclude_none=True), status_code=201)
+
+    async def rotate_secret(self, request: Request) -> Response:
+        flow_id, trigger_id = request.path_params["flowId"], request.path_params["triggerId"]
+        try:
+            rotated = await self._catalog.rotate_secret(flow_id, trigger_id)
+        except UnknownFlow as exc:
+            raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow") from exc
+        except UnknownTrigger as exc:
+            raise RequestError(
+                404, ErrorCode.UNKNOWN_TRIGGER, "no such trigger in this flow"
+            ) from exc
+        except NotSigned as exc:
+            raise RequestError(409, ErrorCode.CONFLICT, f"{exc}: it has no signing secret") from exc
+        answer = IssuedSecret(
+            flowId=rotated.flow_id,
+            triggerId=rotated.trigger_id,
+            signingSecret=rotated.secret,
+            previousSecretsValidUntil=rotated.previous_valid_until,
+        )
+        return JSONResponse(answer.model_dump(), status_code=201)
 
     async def get_flow(self, request: Request) -> Response:
         found = await self._catalog.flow(request.path_params["flowId"])

@@ -10,7 +10,7 @@ from engine.http import MAX_PAGE
 from schemas.errors import ErrorBody, ErrorCode, error_response
 from schemas.events import ActivationOutcome, DeadLetter
 from schemas.executions import ExecutionView
-from schemas.flows import DeployedFlow, FlowDefinition, FlowVersion
+from schemas.flows import DeployedFlow, FlowDefinition, FlowVersion, IssuedSecret
 
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -18,6 +18,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     FlowDefinition,
     DeployedFlow,
     FlowVersion,
+    IssuedSecret,
     ExecutionView,
     ActivationOutcome,
     DeadLetter,
@@ -123,6 +124,28 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref(FlowVersion), "The flow version"),
                         "404": error_response("No such flow", ErrorCode.UNKNOWN_FLOW),
+                    },
+                }
+            },
+            "/api/automation/flows/{flowId}/triggers/{triggerId}/secret": {
+                "post": {
+                    "operationId": "rotateSigningSecret",
+                    "summary": "Issue a new signing secret for a SIGNATURE trigger",
+                    "description": (
+                        "The secrets it replaces keep verifying for 24 hours. The new "
+                        "secret is shown in this answer only."
+                    ),
+                    "parameters": [flow_id, _path("triggerId", "a trigger of that version")],
+                    "responses": {
+                        "201": _json(_ref(IssuedSecret), "The new secret"),
+                        "404": error_response(
+                            "No such flow or trigger",
+                            ErrorCode.UNKNOWN_FLOW,
+                            ErrorCode.UNKNOWN_TRIGGER,
+                        ),
+                        "409": error_response(
+                            "The trigger is not a SIGNATURE trigger", ErrorCode.CONFLICT
+                        ),
                     },
                 }
             },

@@ -21,6 +21,7 @@ from schemas.events import (
     RegistryRecord,
 )
 from schemas.flows import FlowDefinition
+from schemas.sealing import SealedSecret
 from schemas.users import User
 
 
@@ -50,6 +51,16 @@ class Resuming:
 
 
 Page = tuple[list[ExecutionState], str | None]
+
+
+@dataclass(frozen=True)
+class TriggerSecrets:
+    """A SIGNATURE trigger's sealed signing secrets, newest first; replaced as a whole by
+    a compare-and-set on `version`."""
+
+    version: int
+    secrets: tuple[SealedSecret, ...]
+
 
 # `Buffered.claimed_by` of an entry whose time ran out: it is being settled EXPIRED
 EXPIRY = "expired"
@@ -182,6 +193,13 @@ class Store(Protocol):
 
     async def due_buffered(self, now: int, limit: int) -> list[Buffered]:
         """Entries the sweep must look at: unclaimed and expired, or claimed and stale."""
+
+    async def save_secrets(self, flow_id: str, trigger_id: str, secrets: TriggerSecrets) -> bool:
+        """Store a trigger's secrets over `secrets.version - 1` (version 1: the first); False
+        when that is not the stored version."""
+
+    async def secrets_of(self, flow_id: str) -> dict[str, TriggerSecrets]:
+        """The secrets of a flow version's SIGNATURE triggers, by trigger id."""
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         """Keep a dead letter; saving one with the same id again changes nothing."""

@@ -49,8 +49,8 @@ from schemas.events import (
     Outcome,
     StartExecution,
 )
-from schemas.flows import ExternalCallbackBlock
-from schemas.signing import user_is_signed
+from schemas.flows import AuthenticationType, ExternalCallbackBlock
+from schemas.signing import user_is_signed, verification_is_signed
 from schemas.users import User
 
 logger = logging.getLogger(__name__)
@@ -268,6 +268,10 @@ class Engine:
             user = await self._tokens.resolve(command.userToken)
         if not authorized(block, user):
             return Outcome.IGNORED_AUTH, [], "user missing, inactive or lacking required roles"
+        if block.authenticationType == AuthenticationType.SIGNATURE and not verification_is_signed(
+            self._config.activation_key, command.activationId, command.signatureVerified
+        ):
+            return Outcome.IGNORED_AUTH, [], "no webhook signature verified by a gateway"
         trigger_id = command.triggerId.lower()
         if command.idempotencyKey:
             owner = await self._store.remember_key(

@@ -26,12 +26,14 @@ from engine.ports import (
     Page,
     Resuming,
     Timer,
+    TriggerSecrets,
     decode_cursor,
     encode_cursor,
 )
 from schemas import opaque
 from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus, Outcome
 from schemas.flows import FlowDefinition
+from schemas.sealing import SealedSecret
 
 _STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "error", "applied", "steps")
 _ORDER = [("waitSince", ASCENDING), ("_id", ASCENDING)]
@@ -112,6 +114,7 @@ class MongoStore:
         self._letters = db["dead_letters"]
         self._timers = db["timers"]
         self._buffer = db["buffer"]
+        self._secrets = db["signing_secrets"]
         self._batch = batch_size
 
     async def setup(self) -> None:
@@ -141,6 +144,7 @@ class MongoStore:
         )
         await self._buffer.create_index([("key", ASCENDING)])
         await self._buffer.create_index([("due", ASCENDING)])
+        await self._secrets.create_index([("flowId", ASCENDING)])
 
     async def next_version(self, name: str) -> int:
         doc = await self._names.find_one_and_update(
@@ -427,6 +431,31 @@ class MongoStore:
     async def due_buffered(self, now: int, limit: int) -> list[Buffered]:
         found = self._buffer.find({"due": {"$lte": now}}).sort("due", ASCENDING).limit(limit)
         return [_buffered_from_doc(doc) async for doc in found]
+
+    async def save_secrets(self, flow_id: str, trigger_id: str, secrets: TriggerSecrets) -> bool:
+        body = {
+            "flowId": flow_id,
+            "version": secrets.version,
+            "secrets": [s.model_dump(mode="json") for s in secrets.secrets],
+        }
+        if secrets.version == 1:
+            try:
+                await self._secrets.insert_one({"_id": trigger_id, **body})
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self._secrets.update_one(
+            {"_id": trigger_id, "version": secrets.version - 1}, {"$set": body}
+        )
+        return result.modified_count == 1
+
+    async def secrets_of(self, flow_id: str) -> dict[str, TriggerSecrets]:
+        return {
+            doc["_id"]: TriggerSecrets(
+                doc["version"], tuple(SealedSecret.model_validate(s) for s in doc["secrets"])
+            )
+            async for doc in self._secrets.find({"flowId": flow_id})
+        }
 
     async def save_dead_letter(self, letter: DeadLetter) -> None:
         body = letter.model_dump(mode="json", exclude={"deadLetterId"})

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.adapters import ExpressionWorkers
-from engine.catalog import Catalog, CatalogConfig
+from engine.catalog import Catalog, CatalogConfig, NotSigned, UnknownFlow, UnknownTrigger
 from engine.core.definition import DefinitionError
 from engine.core.expressions import ExpressionError
 from engine.service import Engine, EngineConfig
@@ -24,11 +24,12 @@ from schemas.events import (
     TriggerRegistered,
 )
 from schemas.flows import FlowDefinition
-from schemas.signing import sign_user
+from schemas.sealing import sealing_key, unseal
+from schemas.signing import sign_user, sign_verification
 from schemas.users import User
 
 from ..fakes import Clock, InMemoryStore, RecordingPublisher, ScriptedHttp, StaticTokens
-from ..flows import BUFFERED_FLOW, ENTRY_TRIGGER_FLOW, ORDER_FLOW, TIMED_FLOW
+from ..flows import BUFFERED_FLOW, ENTRY_TRIGGER_FLOW, ORDER_FLOW, SIGNED_FLOW, TIMED_FLOW, compiled
 
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
@@ -85,10 +86,11 @@ async def world() -> AsyncIterator[World]:
     store, published, http = InMemoryStore(), RecordingPublisher(), ScriptedHttp()
     tokens = StaticTokens({"good-token": GATEWAY})
     clock = Clock()
-    catalog = Catalog(store, published, CatalogConfig(public_url="http://gw:8080/"), clock)
+    config = CatalogConfig(public_url="http://gw:8080/", sealing_key=sealing_key(ACTIVATION_KEY))
+    catalog = Catalog(store, published, config, clock)
     workers = ExpressionWorkers(1, 0.5, 512 * 1024 * 1024)
-    config = EngineConfig(activation_key=ACTIVATION_KEY)
-    engine = Engine(catalog, store, published, http, tokens, config, clock, workers)
+    engine_config = EngineConfig(activation_key=ACTIVATION_KEY)
+    engine = Engine(catalog, store, published, http, tokens, engine_config, clock, workers)
     yield World(catalog, engine, store, published, http, tokens, workers, clock)
     await workers.close()
 
@@ -771,3 +773,111 @@ async def test_a_claim_whose_claimer_stopped_is_finished_by_the_sweep(world: Wor
     assert await world.status(execution_id) == ExecutionStatus.COMPLETED
     assert await settled(world, early.activationId) == Outcome.ACTIVATED
     assert world.store.kept == {}
+
+
+async def test_deploy_issues_a_secret_per_signed_trigger_shown_once_and_announced_sealed(
+    world: World,
+) -> None:
+    deployed = await world.catalog.deploy(FlowDefinition.model_validate(SIGNED_FLOW))
+    (trigger,) = deployed.triggers
+    assert trigger.signingSecret is not None
+    assert trigger.signingSecret.startswith("whsec_")
+    record = world.published.records[-1]
+    assert isinstance(record, TriggerRegistered)
+    assert (record.authenticationType, record.signatureScheme, record.toleranceSeconds) == (
+        "SIGNATURE",
+        "github",
+        300,
+    )
+    (sealed,) = record.secrets
+    assert trigger.signingSecret not in sealed.sealed
+    key = sealing_key(ACTIVATION_KEY)
+    assert unseal(key, sealed.sealed, trigger.triggerId) == trigger.signingSecret
+    found = await world.catalog.flow(deployed.flowId)
+    assert found is not None
+    assert world.catalog.describe(*found).triggers[0].signingSecret is None  # never again
+    (stored,) = (await world.store.secrets_of(deployed.flowId)).values()
+    assert unseal(key, stored.secrets[0].sealed, trigger.triggerId) == trigger.signingSecret
+    # a plain trigger gets none
+    plain = await world.catalog.deploy(FlowDefinition.model_validate(ORDER_FLOW))
+    assert plain.triggers[0].signingSecret is None
+
+
+async def test_a_rotation_issues_a_new_secret_and_keeps_the_old_one_for_24_hours(
+    world: World,
+) -> None:
+    deployed = await world.catalog.deploy(FlowDefinition.model_validate(SIGNED_FLOW))
+    (trigger,) = deployed.triggers
+    rotated = await world.catalog.rotate_secret(deployed.flowId, trigger.triggerId.upper())
+    assert rotated.secret not in (trigger.signingSecret, None)
+    assert rotated.previous_valid_until is not None
+    assert rotated.previous_valid_until - world.clock.now == pytest.approx(24 * 3600 * 1000, abs=10)
+    record = world.published.records[-1]
+    assert isinstance(record, TriggerRegistered)
+    key = sealing_key(ACTIVATION_KEY)
+    opened = [(unseal(key, s.sealed, trigger.triggerId), s.validUntil) for s in record.secrets]
+    assert opened == [
+        (rotated.secret, None),
+        (trigger.signingSecret, rotated.previous_valid_until),
+    ]
+    world.clock.now += 25 * 3600 * 1000  # the old one is past its grace at the next rotation
+    again = await world.catalog.rotate_secret(deployed.flowId, trigger.triggerId)
+    record = world.published.records[-1]
+    assert isinstance(record, TriggerRegistered)
+    assert [unseal(key, s.sealed, trigger.triggerId) for s in record.secrets] == [
+        again.secret,
+        rotated.secret,
+    ]
+
+
+async def test_only_signed_triggers_of_known_flows_rotate(world: World) -> None:
+    signed = await world.catalog.deploy(FlowDefinition.model_validate(SIGNED_FLOW))
+    plain = await world.catalog.deploy(FlowDefinition.model_validate(ORDER_FLOW))
+    with pytest.raises(NotSigned):
+        await world.catalog.rotate_secret(plain.flowId, plain.triggers[0].triggerId)
+    with pytest.raises(UnknownTrigger):
+        await world.catalog.rotate_secret(signed.flowId, plain.triggers[0].triggerId)
+    with pytest.raises(UnknownFlow):
+        await world.catalog.rotate_secret(str(uuid.uuid4()), signed.triggers[0].triggerId)
+
+
+async def test_a_signed_trigger_is_activated_only_with_the_gateways_proof(world: World) -> None:
+    flow_id, triggers = await world.deploy(SIGNED_FLOW)
+    execution_id = await world.start(flow_id, {})
+    approval = {"action": "approved", "sender": {"login": "octocat"}}
+    unproven = await world.activate(flow_id, triggers["approved"], approval)
+    assert unproven.outcome == Outcome.IGNORED_AUTH
+    forged = await world.activate(
+        flow_id, triggers["approved"], approval, signatureVerified="forged"
+    )
+    assert forged.outcome == Outcome.IGNORED_AUTH
+    activation_id = str(uuid.uuid4())
+    proven = await world.activate(
+        flow_id,
+        triggers["approved"],
+        approval,
+        activationId=activation_id,
+        signatureVerified=sign_verification(ACTIVATION_KEY, activation_id),
+    )
+    assert proven.outcome == Outcome.ACTIVATED
+    state = await world.store.get_execution(execution_id)
+    assert state is not None
+    assert state.vars == {"by": "octocat"}
+
+
+async def test_a_signed_trigger_needs_an_engine_with_the_activation_key() -> None:
+    store, published = InMemoryStore(), RecordingPublisher()
+    keyless = Catalog(store, published, CatalogConfig(public_url="http://gw/"), Clock())
+    with pytest.raises(DefinitionError, match="HOOKFLOW_ENGINE_ACTIVATION_KEY"):
+        await keyless.deploy(FlowDefinition.model_validate(SIGNED_FLOW))
+    assert store.flow_records == {}
+    assert store.secrets == {}
+
+
+def test_signature_settings_need_a_signature_trigger() -> None:
+    definition = {
+        "name": "x",
+        "blocks": [{"name": "cb", "type": "external_callback", "signatureScheme": "stripe"}],
+    }
+    with pytest.raises(DefinitionError, match="need authenticationType SIGNATURE"):
+        compiled(definition)

@@ -23,16 +23,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.registry import Registry
+from gateway.signatures import Signatures
 from gateway.tokens import AuthUnavailable, TokenCache
 from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.callbacks import AUTH_MESSAGE, AuthCheck, Selector, check_user
 from schemas.errors import ErrorCode
-from schemas.events import ActivationSource, StartExecution
-from schemas.flows import OnFailPolicy
-from schemas.requests import RequestError, json_object
-from schemas.signing import sign_user
+from schemas.events import ActivationSource, StartExecution, TriggerRegistered
+from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.requests import RequestError, parse_object, read_limited, require_json
+from schemas.signing import sign_user, sign_verification
 from schemas.topics import Topics
 from schemas.users import User
+from schemas.webhooks import SignatureError
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class Endpoints:
         self._buckets = buckets
         self._now = clock
         self._ready = ready
+        self._signatures = Signatures(limits.activation_key)
         # metric children bound once: a label lookup per request costs more than the count
         self._publish_latency = {
             topic: metrics.publish_latency.labels(topic)
@@ -174,24 +177,27 @@ class Endpoints:
             raise RequestError(404, ErrorCode.UNKNOWN_TRIGGER, "no such trigger in this flow")
         execution = _execution(request.query_params.get("execution"))
         key = _idempotency_key(request)
+        activation_id = str(uuid.uuid4())
+        verified = None
         async with self._deadline() as deadline:
-            data = (
-                _query_data(request)
-                if request.method == "GET"
-                else await self._body(request, deadline)
-            )
+            if trigger.authenticationType == AuthenticationType.SIGNATURE:
+                signed = await self._signed(request, trigger, deadline)
+                if signed is None:
+                    return _ignored(activation_id, flow_id, trigger_id, "signature")
+                data, message_id = signed
+                key = message_id or key  # a replayed message is a DUPLICATE
+                verified = sign_verification(self._limits.activation_key or "", activation_id)
+            elif request.method == "GET":
+                data = _query_data(request)
+            else:
+                data = await self._body(request, deadline)
 
             token = request.headers.get("user-token")
             user = await self._user(token) if token else None
-            activation_id = str(uuid.uuid4())
             check = check_user(trigger.authenticationType, trigger.requiredRoles, user)
             if check != AuthCheck.PASSED:
                 if trigger.onFailPolicy == OnFailPolicy.IGNORE:
-                    logger.info(
-                        "callback ignored by its auth policy",
-                        extra={"flow_id": flow_id, "trigger_id": trigger_id},
-                    )
-                    return Response(status_code=200, headers={"X-Activation-Id": activation_id})
+                    return _ignored(activation_id, flow_id, trigger_id, "auth")
                 raise RequestError(check.status, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
 
             # the user travels signed (the engine trusts no other); without an activation
@@ -214,6 +220,7 @@ class Endpoints:
                         if signing and resolved is not None
                         else None
                     ),
+                    "signatureVerified": verified,
                     "idempotencyKey": key,
                     "source": ActivationSource.HTTP.value,
                     "receivedAt": self._now(),
@@ -255,10 +262,12 @@ class Endpoints:
         return asyncio.timeout(self._limits.body_seconds)
 
     async def _body(self, request: Request, deadline: asyncio.Timeout) -> dict[str, Any]:
+        require_json(request.headers.get("content-type"))
+        return parse_object(await self._raw(request, deadline))
+
+    async def _raw(self, request: Request, deadline: asyncio.Timeout) -> bytes:
         try:
-            body = await json_object(
-                request.headers.get("content-type"), request.stream(), self._limits.body_bytes
-            )
+            raw = await read_limited(request.stream(), self._limits.body_bytes)
         except asyncio.CancelledError:
             if deadline.expired():
                 raise RequestError(
@@ -266,7 +275,39 @@ class Endpoints:
                 ) from None
             raise
         deadline.reschedule(None)
-        return body
+        return raw
+
+    async def _signed(
+        self, request: Request, trigger: TriggerRegistered, deadline: asyncio.Timeout
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """A signed callback's data and message id (if it has one), verified over the raw
+        bytes (a GET's raw query string). None when the check failed under IGNORE; under
+        ERROR that is a 401."""
+        if request.method == "GET":
+            raw = request.scope.get("query_string", b"")
+        else:
+            require_json(request.headers.get("content-type"))
+            raw = await self._raw(request, deadline)
+        try:
+            try:
+                message_id = self._signatures.verify(trigger, request.headers, raw, self._now())
+            except SignatureError:
+                # a secret rotated a moment ago, maybe: read the registry up to its end
+                await self._refresh()
+                trigger = self._registry.trigger(trigger.flowId, trigger.triggerId) or trigger
+                message_id = self._signatures.verify(trigger, request.headers, raw, self._now())
+        except SignatureError as exc:
+            if trigger.onFailPolicy == OnFailPolicy.IGNORE:
+                return None
+            raise RequestError(
+                401,
+                ErrorCode.SIGNATURE_INVALID,
+                f"Unable to verify the callback's signature: {exc}",
+            ) from exc
+        data = _query_data(request) if request.method == "GET" else parse_object(raw)
+        if message_id is None and isinstance(data.get("id"), str):  # stripe: the event's id
+            message_id = data["id"][:256] or None
+        return data, message_id
 
     async def _user(self, token: str) -> User | None:
         try:
@@ -317,6 +358,15 @@ class Endpoints:
 
     async def metrics(self, request: Request) -> Response:
         return Response(self._metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def _ignored(activation_id: str, flow_id: str, trigger_id: str, check: str) -> Response:
+    """The answer to a callback its trigger's IGNORE policy drops: 200, nothing accepted."""
+    logger.info(
+        "callback ignored by its auth policy",
+        extra={"flow_id": flow_id, "trigger_id": trigger_id, "check": check},
+    )
+    return Response(status_code=200, headers={"X-Activation-Id": activation_id})
 
 
 def _execution(value: str | None) -> str:

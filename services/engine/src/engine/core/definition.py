@@ -152,6 +152,15 @@ def compile_flow(
             and block.timeoutSeconds is None
         ):
             problems.append(f"block {block.name!r}: onTimeout needs timeoutSeconds")
+        if (
+            isinstance(block, ExternalCallbackBlock)
+            and block.authenticationType != "SIGNATURE"
+            and (block.signatureScheme is not None or block.toleranceSeconds is not None)
+        ):
+            problems.append(
+                f"block {block.name!r}: signatureScheme and toleranceSeconds need "
+                "authenticationType SIGNATURE"
+            )
 
     if problems or entry is None:
         raise DefinitionError(problems)

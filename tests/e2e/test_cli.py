@@ -33,3 +33,66 @@ async def test_deploy_prints_whole_callback_urls_and_every_table_has_json(
     assert line.strip().endswith("/activate")
     letters = json.loads(await asyncio.to_thread(run, "dead-letters", *engine, "--json"))
     assert set(letters) == {"deadLetters", "next"}
+
+
+async def test_activate_signs_a_request_for_a_signed_trigger_and_secrets_rotate(
+    product: Product,
+) -> None:
+    runner = CliRunner()
+    common = ["--admin-key", product.admin_key]
+    engine, gateway = ["--engine", product.engine], ["--gateway", product.gateway]
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, [*common, *args])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    flow = str(ROOT / "examples" / "github-approval" / "flow.json")
+    deployed = json.loads(await asyncio.to_thread(run, "deploy", flow, *engine, "--json"))
+    (trigger,) = deployed["triggers"]
+    flow_id, trigger_id, secret = deployed["flowId"], trigger["triggerId"], trigger["signingSecret"]
+    started = await asyncio.to_thread(
+        run,
+        "start",
+        flow_id,
+        "--input",
+        '{"service": "b", "version": "1", "pullRequest": 7}',
+        *gateway,
+    )
+    execution_id = started.strip()
+    async with asyncio.timeout(30):
+        while True:  # a start is decided asynchronously: until the execution waits
+            result = await asyncio.to_thread(
+                runner.invoke, cli, [*common, "show", execution_id, *engine, "--json"]
+            )
+            if result.exit_code == 0 and json.loads(result.output)["status"] == "waiting":
+                break
+            await asyncio.sleep(0.2)
+    review = (
+        '{"pull_request": {"number": 7}, "review": {"state": "approved", "user": {"login": "ann"}}}'
+    )
+    unsigned = await asyncio.to_thread(
+        run, "activate", flow_id, trigger_id, "--data", review, *gateway, code=1
+    )
+    assert "401 (code 1002)" in unsigned
+    signed = await asyncio.to_thread(
+        run,
+        "activate",
+        flow_id,
+        trigger_id,
+        "--data",
+        review,
+        "--sign",
+        secret,
+        "--scheme",
+        "github",
+        "--wait",
+        *gateway,
+        *engine,
+    )
+    assert f"ACTIVATED {execution_id}" in signed
+    rotated = json.loads(
+        await asyncio.to_thread(run, "rotate-secret", flow_id, trigger_id, *engine, "--json")
+    )
+    assert rotated["signingSecret"].startswith("whsec_")
+    assert rotated["signingSecret"] != secret

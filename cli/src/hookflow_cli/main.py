@@ -7,6 +7,7 @@ user-token of a FlowAdmin or FlowViewer user (`--token` or HOOKFLOW_USER_TOKEN).
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,9 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+
+from schemas.flows import SignatureScheme
+from schemas.webhooks import sign
 
 app = typer.Typer(
     help="Deploy flows, start and inspect executions, activate triggers.", no_args_is_help=True
@@ -100,6 +104,26 @@ def deploy(file: Path, engine: EngineUrl = ENGINE, as_json: AsJson = False) -> N
     for trigger in body["triggers"]:  # one line each: a URL is never cut to fit a table
         console.print(f"  {trigger['name']} ({trigger['triggerId']}):")
         console.print(trigger["callbackUrl"], soft_wrap=True, overflow="ignore", crop=False)
+        if trigger.get("signingSecret"):  # shown this once: keep it
+            console.print(f"    signing secret: {trigger['signingSecret']}", soft_wrap=True)
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    flow_id: str, trigger_id: str, engine: EngineUrl = ENGINE, as_json: AsJson = False
+) -> None:
+    """Issue a new signing secret for a SIGNATURE trigger (the old one works 24 h more)."""
+    url = f"{engine}/api/automation/flows/{flow_id}/triggers/{trigger_id}/secret"
+    body = _request("POST", url).json()
+    if as_json:
+        print(json.dumps(body, indent=2))
+        return
+    console.print(f"signing secret: {body['signingSecret']}", soft_wrap=True)
+    if body.get("previousSecretsValidUntil"):
+        until = time.localtime(body["previousSecretsValidUntil"] / 1000)
+        console.print(
+            f"the previous one verifies until {time.strftime('%Y-%m-%d %H:%M:%S', until)}"
+        )
 
 
 @app.command()
@@ -151,17 +175,30 @@ def activate(
     execution: Annotated[str | None, typer.Option(help="all, any or an execution id")] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency-Key header")] = None,
     wait: Annotated[bool, typer.Option(help="wait for the outcome")] = False,
+    secret: Annotated[
+        str | None, typer.Option("--sign", help="sign with this secret (SIGNATURE triggers)")
+    ] = None,
+    scheme: Annotated[
+        SignatureScheme, typer.Option(help="the signature scheme of --sign")
+    ] = SignatureScheme.STANDARD_WEBHOOKS,
+    message_id: Annotated[
+        str | None, typer.Option(help="the message id of --sign (default: a new one)")
+    ] = None,
     gateway: GatewayUrl = GATEWAY,
     engine: EngineUrl = ENGINE,
 ) -> None:
-    """Call a trigger's callback URL, as an external system would."""
+    """Call a trigger's callback URL, as an external system would (signed, with --sign)."""
     headers = {k: v for k, v in (("user-token", token), ("Idempotency-Key", key)) if v}
     params = {"execution": execution} if execution else {}
+    body = json.dumps(_json_object(data, "--data"), separators=(",", ":")).encode()
+    if secret:  # signed over exactly the bytes sent
+        message = message_id or f"msg_{uuid.uuid4().hex}"
+        headers.update(sign(scheme, secret, body, message, int(time.time())))
     answer = _request(
         "POST",
         f"{gateway}/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate",
-        json=_json_object(data, "--data"),
-        headers=headers,
+        content=body,
+        headers={"content-type": "application/json", **headers},
         params=params,
     )
     activation_id = answer.headers.get("x-activation-id", "")

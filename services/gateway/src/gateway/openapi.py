@@ -33,6 +33,17 @@ _COMMON_ERRORS = {
 _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 
 
+# the headers a signed callback carries, by scheme (docs/contract.md, "Signed callbacks")
+_SIGNATURE_HEADERS = (
+    ("webhook-id", "standard-webhooks", "the message id"),
+    ("webhook-timestamp", "standard-webhooks", "unix seconds"),
+    ("webhook-signature", "standard-webhooks", "v1,<base64 HMAC-SHA256> (space-separated)"),
+    ("X-Hub-Signature-256", "github", "sha256=<hex HMAC-SHA256 of the body>"),
+    ("X-GitHub-Delivery", "github", "the message id"),
+    ("Stripe-Signature", "stripe", "t=<unix seconds>,v1=<hex HMAC-SHA256>"),
+)
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway's public endpoints."""
     uuid_param = {"in": "path", "required": True, "schema": {"type": "string"}}
@@ -59,8 +70,19 @@ def document() -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
+                "description": "for a SIGNATURE trigger, its message id takes this place",
                 "schema": {"type": "string", "maxLength": 256},
             },
+            *(
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": False,
+                    "description": f"SIGNATURE triggers ({scheme}): {meaning}",
+                    "schema": {"type": "string"},
+                }
+                for name, scheme, meaning in _SIGNATURE_HEADERS
+            ),
         ],
         "requestBody": {
             "required": False,
@@ -73,7 +95,10 @@ def document() -> dict[str, Any]:
                 "headers": {"X-Activation-Id": {"schema": {"type": "string"}}},
             },
             "401": error_response(
-                "No valid user for a USER trigger (policy ERROR)", ErrorCode.AUTH_FAILED
+                "No valid user for a USER trigger, or no valid signature for a SIGNATURE "
+                "trigger (policy ERROR)",
+                ErrorCode.AUTH_FAILED,
+                ErrorCode.SIGNATURE_INVALID,
             ),
             "403": error_response(
                 "The user lacks a required role (policy ERROR)", ErrorCode.AUTH_FAILED

@@ -67,19 +67,7 @@ class Driver:
     async def execution(self, execution_id: str, status: str | None = None) -> dict[str, Any]:
         """The execution, once it exists (and has `status`, when given)."""
         url = f"{self.product.engine}/api/automation/executions/{execution_id}"
-        last: Any = None
-        try:
-            async with asyncio.timeout(30):
-                while True:
-                    response = await self.http.get(url)
-                    last = response.json()
-                    if response.status_code == 200 and status in (None, last["status"]):
-                        return dict(last)
-                    await asyncio.sleep(0.1)
-        except TimeoutError:
-            raise AssertionError(
-                f"execution {execution_id} never became {status}: {last}"
-            ) from None
+        return await self._once(url, "status", status, f"execution {execution_id}")
 
     async def outcome(self, response: httpx.Response) -> dict[str, Any]:
         """The outcome of a callback, once decided."""
@@ -89,19 +77,21 @@ class Driver:
         """An activation's outcome, once decided (and `until`, when given: a buffered
         activation is settled later)."""
         url = f"{self.product.engine}/api/automation/activations/{activation_id}"
+        return await self._once(url, "outcome", until, f"activation {activation_id}")
+
+    async def _once(self, url: str, field: str, value: str | None, what: str) -> dict[str, Any]:
+        """GET `url` until it answers 200 (with `field` equal to `value`, when given)."""
         last: Any = None
         try:
             async with asyncio.timeout(30):
                 while True:
-                    answer = await self.http.get(url)
-                    last = answer.json()
-                    if answer.status_code == 200 and until in (None, last["outcome"]):
+                    response = await self.http.get(url)
+                    last = response.json()
+                    if response.status_code == 200 and value in (None, last[field]):
                         return dict(last)
                     await asyncio.sleep(0.1)
         except TimeoutError:
-            raise AssertionError(
-                f"activation {activation_id} never became {until}: {last}"
-            ) from None
+            raise AssertionError(f"{what} never became {value}: {last}") from None
 
     async def publish(self, *messages: tuple[bytes, bytes]) -> None:
         """Publish (message, key) pairs straight to the activations topic, as a service

@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src cl
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down status logs user bench bench-smoke chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean
+.PHONY: help install lock up down status logs user bench bench-smoke chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean browser screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,7 +58,13 @@ user: install ## create a user with roles: make user EMAIL=... PASSWORD=... ROLE
 	@test -n "$(EMAIL)" -a -n "$(PASSWORD)" || { echo "usage: make user EMAIL=... PASSWORD=... ROLES=\"A B\""; exit 2; }
 	$(LOCAL)/with-infra.sh $(PY) -m auth.cli create-user --email "$(EMAIL)" --password "$(PASSWORD)" $(foreach r,$(ROLES),--role $(r))
 
-test: install lint ## lint, unit, integration and e2e tests against real Kafka and FerretDB, a bench smoke run
+browser: ## Debian's Chromium for the console's browser tests (installed once, with apt)
+	@$(LOCAL)/chromium.sh
+
+screenshots: install browser ## the console's screenshots in docs/console, taken by its browser tests
+	$(LOCAL)/with-infra.sh env HOOKFLOW_SCREENSHOTS=$(CURDIR)/docs/console $(PY) -m pytest -q tests/e2e/console
+
+test: install lint browser ## lint, unit, integration, e2e and browser tests against real Kafka and FerretDB, a bench smoke run
 	$(LOCAL)/with-infra.sh sh -c '$(PY) -m pytest && $(PY) bench/run.py --smoke --out .local/bench-smoke'
 
 bench: install ## the benchmark suite: bench/results/report.md, latest.json and plots

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine import console
 from engine.adapters import AuthServiceTokens, ExpressionWorkers, HttpxRunner, KafkaPublisher
 from engine.catalog import Catalog, CatalogConfig
 from engine.consumers import ConsumerConfig, register
@@ -142,7 +143,7 @@ def create_app(
 
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     endpoints = Endpoints(
-        catalog, store, letters, request_start, now_ms, ready, metrics, tokens, admin_key
+        catalog, store, letters, request_start, now_ms, ready, metrics, tokens, admin_key, workers
     )
 
     async def time_out_forever() -> None:
@@ -200,7 +201,7 @@ def create_app(
         return JSONResponse(document())
 
     app = Starlette(
-        routes=[*endpoints.routes(), Route("/openapi.json", openapi)],
+        routes=[*endpoints.routes(), Route("/openapi.json", openapi), *console.routes()],
         lifespan=lifespan,
         exception_handlers=exception_handlers(logger),
     )

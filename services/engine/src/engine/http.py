@@ -6,6 +6,7 @@ Every `/api/automation/...` route takes the admin key or a FlowAdmin/FlowViewer 
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,9 +20,10 @@ from starlette.routing import Route
 from engine.catalog import Catalog, NotSigned, UnknownFlow, UnknownTrigger
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
+from engine.core.expressions import ExpressionError, compile_expression
 from engine.dead_letters import DeadLetters, UnknownDeadLetter
 from engine.metrics import Metrics
-from engine.ports import Store, TokenResolver
+from engine.ports import Evaluator, Store, TokenResolver, decode_cursor, encode_cursor
 from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.errors import ErrorCode
 from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
@@ -50,7 +52,9 @@ class Endpoints:
         metrics: Metrics,
         tokens: TokenResolver,
         admin_key: str | None,
+        evaluate: Evaluator,
     ) -> None:
+        self._evaluate = evaluate
         self._tokens = tokens
         self._admin_key = admin_key
         self._catalog = catalog
@@ -64,6 +68,12 @@ class Endpoints:
     def routes(self) -> list[Route]:
         return [
             Route("/api/automation/flows", self._guard(self.deploy), methods=["POST"]),
+            Route("/api/automation/flows", self._guard(self.flows), methods=["GET"]),
+            Route(
+                "/api/automation/expressions/evaluate",
+                self._guard(self.evaluate),
+                methods=["POST"],
+            ),
             Route("/api/automation/flows/{flowId}", self._guard(self.get_flow)),
             Route(
                 "/api/automation/flows/{flowId}/triggers/{triggerId}/secret",
@@ -131,6 +141,50 @@ class Endpoints:
             ) from exc
         # signingSecret only where one was issued
         return JSONResponse(deployed.model_dump(exclude_none=True), status_code=201)
+
+    async def flows(self, request: Request) -> Response:
+        """Every deployed version, oldest first, a page at a time (what the console lists)."""
+        limit = _limit(request)
+        cursor = request.query_params.get("cursor")
+        try:
+            after = decode_cursor(cursor) if cursor else None
+        except ValueError as exc:
+            raise RequestError(400, ErrorCode.INVALID_PARAMETER, str(exc)) from exc
+        page: list[dict[str, Any]] = []
+        last: tuple[int, str] | None = None
+        more = False
+        async for record in self._store.flows():
+            position = (record.created, record.flow_id)
+            if after is not None and position <= after:
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            flow = await self._catalog.compiled(record.flow_id)
+            if flow is None:
+                continue
+            summary = self._catalog.describe(record, flow).model_dump(exclude_none=True)
+            page.append({**summary, "live": record.live, "created": record.created})
+            last = position
+        next_cursor = encode_cursor(*last) if more and last else None
+        return JSONResponse({"flows": page, "next": next_cursor})
+
+    async def evaluate(self, request: Request) -> Response:
+        """Evaluate a CEL expression on a context, under the run-time cost budget."""
+        body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)
+        source, context = body.get("expression"), body.get("context", {})
+        if not isinstance(source, str) or not source.strip():
+            raise RequestError(
+                400, ErrorCode.INVALID_REQUEST, "expression must be a non-empty string"
+            )
+        if not isinstance(context, dict):
+            raise RequestError(400, ErrorCode.INVALID_REQUEST, "context must be a JSON object")
+        try:
+            compile_expression(source)  # the budget and syntax, with a position
+            values = await self._evaluate([("value", source)], context, assigns=False)
+        except ExpressionError as exc:
+            return JSONResponse(_expression_error(str(exc)), status_code=400)
+        return JSONResponse({"value": values["value"]})
 
     async def rotate_secret(self, request: Request) -> Response:
         flow_id, trigger_id = request.path_params["flowId"], request.path_params["triggerId"]
@@ -264,6 +318,15 @@ class Endpoints:
         return JSONResponse(
             RequestError(503, ErrorCode.NOT_READY, "not ready").body(), status_code=503
         )
+
+
+_POSITION = re.compile(r"line (\d+), column (\d+)")
+
+
+def _expression_error(message: str) -> dict[str, Any]:
+    found = _POSITION.search(message)
+    position = {"line": int(found[1]), "column": int(found[2])} if found else None
+    return {"code": ErrorCode.INVALID_EXPRESSION.value, "message": message, "position": position}
 
 
 def _limit(request: Request) -> int:

@@ -96,6 +96,15 @@ def document() -> dict[str, Any]:
         },
         "paths": {
             "/api/automation/flows": {
+                "get": {
+                    "operationId": "listFlows",
+                    "summary": "Every deployed flow version, oldest first, a page at a time",
+                    "parameters": _PAGE,
+                    "responses": {
+                        "200": _page("flows", DeployedFlow, "A page of flow versions"),
+                        "400": _BAD_PAGE,
+                    },
+                },
                 "post": {
                     "operationId": "deployFlow",
                     "summary": "Deploy a flow definition as a new version",
@@ -114,7 +123,7 @@ def document() -> dict[str, Any]:
                         "413": _TOO_LARGE,
                         "415": _MEDIA,
                     },
-                }
+                },
             },
             "/api/automation/flows/{flowId}": {
                 "get": {
@@ -124,6 +133,43 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref(FlowVersion), "The flow version"),
                         "404": error_response("No such flow", ErrorCode.UNKNOWN_FLOW),
+                    },
+                }
+            },
+            "/api/automation/expressions/evaluate": {
+                "post": {
+                    "operationId": "evaluateExpression",
+                    "summary": "Evaluate a CEL expression on a context (the console's tester)",
+                    "description": "Under the same cost budget as a flow's expressions.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["expression"],
+                                    "properties": {
+                                        "expression": {"type": "string", "minLength": 1},
+                                        "context": _ANY_OBJECT,
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "required": ["value"], "properties": {"value": {}}},
+                            "The value",
+                        ),
+                        "400": error_response(
+                            "The expression does not compile, is over the budget or fails "
+                            "(with `position`: {line, column} or null), or a bad request",
+                            ErrorCode.INVALID_EXPRESSION,
+                            ErrorCode.INVALID_REQUEST,
+                            ErrorCode.MALFORMED_JSON,
+                        ),
+                        "413": _TOO_LARGE,
+                        "415": _MEDIA,
                     },
                 }
             },

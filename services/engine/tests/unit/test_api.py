@@ -165,3 +165,40 @@ async def test_backendless_is_deployed_as_user(client: Any) -> None:
     assert deployed.status_code == 201
     flow = (await http.get(f"/api/automation/flows/{deployed.json()['flowId']}")).json()
     assert flow["definition"]["blocks"][1]["authenticationType"] == "USER"
+
+
+async def test_flows_are_listed_oldest_first_a_page_at_a_time(client: Any) -> None:
+    http, _ = client
+    deployed = [
+        (await http.post("/api/automation/flows", json=ORDER_FLOW)).json() for _ in range(3)
+    ]
+    first = (await http.get("/api/automation/flows", params={"limit": 2})).json()
+    assert [f["flowId"] for f in first["flows"]] == [d["flowId"] for d in deployed[:2]]
+    assert [f["live"] for f in first["flows"]] == [False, False]
+    assert first["flows"][0]["triggers"][0]["name"] == "Payment Confirmed"
+    rest = (await http.get("/api/automation/flows", params={"cursor": first["next"]})).json()
+    assert [f["flowId"] for f in rest["flows"]] == [deployed[2]["flowId"]]
+    assert rest["flows"][0]["live"] is True
+    assert rest["next"] is None
+    bad = await http.get("/api/automation/flows", params={"cursor": "nonsense"})
+    assert (bad.status_code, bad.json()["code"]) == (400, 2002)
+
+
+async def test_an_expression_is_evaluated_or_its_error_placed(client: Any) -> None:
+    http, _ = client
+    url = "/api/automation/expressions/evaluate"
+    context = {"data": {"items": [1, 2, 3]}, "vars": {"limit": 2}}
+    value = await http.post(
+        url, json={"expression": "data.items.filter(i, i > vars.limit)", "context": context}
+    )
+    assert value.json() == {"value": [3]}
+    syntax = await http.post(url, json={"expression": "data.items +", "context": context})
+    assert syntax.status_code == 400
+    assert syntax.json()["code"] == 2005
+    assert syntax.json()["position"] == {"line": 1, "column": 13}
+    failing = await http.post(url, json={"expression": "data.items + 1", "context": context})
+    assert (failing.status_code, failing.json()["position"]) == (400, None)
+    too_costly = "[1].map(a, [1].map(b, [1].map(c, c)))"
+    assert (await http.post(url, json={"expression": too_costly})).json()["code"] == 2005
+    missing = await http.post(url, json={"context": {}})
+    assert (missing.status_code, missing.json()["code"]) == (400, 2004)

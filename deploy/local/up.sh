@@ -41,6 +41,7 @@ hookflow is up.
   gateway  $GATEWAY   (callbacks, execution starts; /metrics, /openapi.json)
   engine   $ENGINE   (flows, executions, activation outcomes)
   auth     $AUTH   (users, roles, user-tokens)
+  console  $ENGINE/console/   (sign in with the admin key below)
 
 The example order flow is deployed: flow $flow_id
   "Payment Confirmed" callback URL: $callback

@@ -126,6 +126,21 @@ def sign_in(
     expect(page.get_by_role("heading", name="Flows")).to_be_visible()
 
 
+def run_curl(script: str, **env: str) -> "subprocess.CompletedProcess[str]":
+    """Run a curl the console shows, as a user would paste it; it must be answered 200."""
+    ran = subprocess.run(  # noqa: S603  # the console's own text, in bash
+        ["/bin/bash", "-euo", "pipefail", "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("HTTP/1.1 200"), ran.stdout + ran.stderr
+    return ran
+
+
 def assert_accessible(page: Page) -> None:
     """Every form control has a label, every drawing a text alternative."""
     unlabelled = page.evaluate(
@@ -173,16 +188,7 @@ def test_an_operator_starts_an_order_and_sees_its_callback_complete_it(
 
     script = curl.inner_text().replace("BODY='{}'", f"BODY='{json.dumps(PAYMENT)}'")
     token = user_token(api, product, ["PaymentGateway"])
-    ran = subprocess.run(  # noqa: S603  # the console's curl, run as a user would
-        ["/bin/bash", "-euo", "pipefail", "-c", script],
-        env={**os.environ, "USER_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.startswith("HTTP/1.1 200"), ran.stdout
+    ran = run_curl(script, USER_TOKEN=token)
 
     expect(page.locator(".status").first).to_have_text("completed", timeout=20_000)
     assert page.evaluate("window.stillTheSamePage") is True  # updated in place
@@ -342,14 +348,6 @@ def test_the_curl_of_a_signed_trigger_signs_its_body(
     curl = page.locator("pre.curl")
     expect(curl).to_contain_text("SIG=", timeout=20_000)
     script = curl.inner_text().replace("BODY='{}'", """BODY='{"ok": true}'""")
-    ran = subprocess.run(  # noqa: S603  # the console's curl, run as a user would
-        ["/bin/bash", "-euo", "pipefail", "-c", script],
-        env={**os.environ, "SECRET": secret},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert ran.stdout.startswith("HTTP/1.1 200"), ran.stdout + ran.stderr
+    run_curl(script, SECRET=secret)
     expect(page.locator(".status").first).to_have_text("completed", timeout=20_000)
     expect(page.locator("main")).to_contain_text('"got": true')

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 BODY_LIMIT = 1024 * 1024
 MAX_PAGE = 500
+MAX_WAIT_SECONDS = 30
 PUBLISH_SECONDS = 5.0
 
 
@@ -265,9 +266,19 @@ class Endpoints:
         return JSONResponse({"executions": [view(s) for s in page], "next": cursor})
 
     async def get_execution(self, request: Request) -> Response:
-        state = await self._store.get_execution(request.path_params["executionId"])
-        if state is None:
-            raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
+        """An execution; with `wait=<seconds>` (at most 30), one started a moment ago is
+        waited for (a start is carried out asynchronously) before the answer is a 404."""
+        text = request.query_params.get("wait", "0")
+        if not text.isdigit() or int(text) > MAX_WAIT_SECONDS:
+            raise RequestError(
+                400, ErrorCode.INVALID_PARAMETER, f"wait must be 0..{MAX_WAIT_SECONDS} seconds"
+            )
+        execution_id = request.path_params["executionId"]
+        deadline = asyncio.get_running_loop().time() + int(text)
+        while (state := await self._store.get_execution(execution_id)) is None:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
+            await asyncio.sleep(0.1)
         return JSONResponse(view(state))
 
     async def get_activation(self, request: Request) -> Response:

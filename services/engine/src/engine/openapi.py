@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.http import MAX_PAGE
+from engine.http import MAX_PAGE, MAX_WAIT_SECONDS
 from schemas.errors import ErrorBody, ErrorCode, error_response
 from schemas.events import ActivationOutcome, DeadLetter
 from schemas.executions import ExecutionView
@@ -254,9 +254,25 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "getExecution",
                     "summary": "An execution: status, waits, variables, results, history",
-                    "parameters": [_path("executionId", "a UUID")],
+                    "parameters": [
+                        _path("executionId", "a UUID"),
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "description": "seconds to wait for an execution started a moment "
+                            "ago (starts are asynchronous) before answering 404",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": MAX_WAIT_SECONDS,
+                                "default": 0,
+                            },
+                        },
+                    ],
                     "responses": {
                         "200": _json(_ref(ExecutionView), "The execution"),
+                        "400": error_response("A bad wait", ErrorCode.INVALID_PARAMETER),
                         "404": error_response("No such execution", ErrorCode.UNKNOWN_EXECUTION),
                     },
                 }

@@ -202,3 +202,18 @@ async def test_an_expression_is_evaluated_or_its_error_placed(client: Any) -> No
     assert (await http.post(url, json={"expression": too_costly})).json()["code"] == 2005
     missing = await http.post(url, json={"context": {}})
     assert (missing.status_code, missing.json()["code"]) == (400, 2004)
+
+
+async def test_an_execution_started_a_moment_ago_can_be_waited_for(client: Any) -> None:
+    http, _ = client
+    flow = (await http.post("/api/automation/flows", json=ORDER_FLOW)).json()
+    started = await http.post(
+        f"/api/automation/flow/{flow['flowId']}/execute", json={"order": {"id": "o", "total": 1}}
+    )
+    execution_id = started.json()["executionId"]
+    waited = await http.get(f"/api/automation/executions/{execution_id}", params={"wait": 5})
+    assert waited.status_code == 200, waited.text
+    assert waited.json()["status"] == "waiting"
+    unknown = f"/api/automation/executions/{'0' * 8}-0000-4000-8000-{'0' * 12}"
+    assert (await http.get(unknown, params={"wait": 1})).status_code == 404
+    assert (await http.get(unknown, params={"wait": 31})).json()["code"] == 2002

@@ -398,8 +398,11 @@ async function executionPage(executionId) {
   let active = true;
   stopPolling = () => (active = false);
   let shown = "";
+  let first = true;
   while (active) {
-    const execution = await api(`${API}/executions/${executionId}`);
+    // the first read waits for an execution started a moment ago (starts are asynchronous)
+    const execution = await api(`${API}/executions/${executionId}${first ? "?wait=15" : ""}`);
+    first = false;
     flow ||= await api(`${API}/flows/${execution.flowId}`);
     const fingerprint = JSON.stringify([execution.status, execution.updated, execution.history.length]);
     if (fingerprint !== shown) {

@@ -203,6 +203,11 @@ class Load:
         self.spacing = concurrency / rate  # each worker's pause between executions
         self.answers: list[Answer] = []
         self.acknowledged: dict[str, float] = {}
+        # set when the last fault is repaired; until then, once every execution is
+        # acknowledged, the workers repeat an acknowledged callback (a DUPLICATE: it
+        # resumes nothing) so that every fault's recovery is measured, however long the
+        # faults took
+        self.faults_over = threading.Event()
 
     async def run(self) -> None:
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -222,6 +227,12 @@ class Load:
                         else:
                             await asyncio.sleep(0.2)
                     await asyncio.sleep(self.spacing)  # spread over the faults
+                while not self.faults_over.is_set():
+                    repeated = next(iter(self.acknowledged))
+                    sent = time.time()
+                    status, code = await self._call(client, repeated)
+                    self.answers.append(Answer(repeated, time.time(), status, code, sent))
+                    await asyncio.sleep(max(self.spacing, 0.2))
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
 
@@ -375,6 +386,8 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         driver = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         driver.start()
         injected = faults(infra, services, pause)
+        time.sleep(5)  # the last fault's recovery is measured too
+        load.faults_over.set()
         driver.join(timeout=900)
         engine = services.url("engine")
         with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:

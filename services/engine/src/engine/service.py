@@ -592,7 +592,8 @@ class Engine:
             entry.activation_id, claimer, self._now(), _CLAIM_STALE_MS
         ):
             return _Take.PASSED  # another execution, or the expiry, took it
-        if await self._resume(act, state, checked=False):
+        # the condition held for this very state: a save over it needs no second look
+        if await self._resume(act, state):
             return _Take.TAKEN
         await self._store.release_buffered(entry.activation_id, claimer)
         return _Take.MOVED_ON

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 BODY_LIMIT = 1024 * 1024
 MAX_PAGE = 500
-MAX_WAIT_SECONDS = 30
+MAX_WAIT_SECONDS = 10
 PUBLISH_SECONDS = 5.0
 
 
@@ -222,6 +222,13 @@ class Endpoints:
         return JSONResponse(view.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     async def execute(self, request: Request) -> Response:
+        """Request a start; with `wait=<seconds>` (at most 10), answer once the execution
+        exists (a start is carried out asynchronously), or when the time is up."""
+        text = request.query_params.get("wait", "0")
+        if not text.isdigit() or int(text) > MAX_WAIT_SECONDS:
+            raise RequestError(
+                400, ErrorCode.INVALID_PARAMETER, f"wait must be 0..{MAX_WAIT_SECONDS} seconds"
+            )
         body = await json_object(request.headers.get("content-type"), request.stream(), BODY_LIMIT)
         found = await self._catalog.flow(request.path_params["flowId"])
         if found is None:
@@ -244,6 +251,11 @@ class Endpoints:
                 ErrorCode.BROKER_UNAVAILABLE,
                 "the start was not accepted: the broker is unavailable; retry later",
             ) from exc
+        deadline = asyncio.get_running_loop().time() + int(text)
+        while asyncio.get_running_loop().time() < deadline:
+            if await self._store.get_execution(execution_id) is not None:
+                break
+            await asyncio.sleep(0.05)
         return JSONResponse({"executionId": execution_id}, status_code=202)
 
     async def executions(self, request: Request) -> Response:
@@ -266,19 +278,9 @@ class Endpoints:
         return JSONResponse({"executions": [view(s) for s in page], "next": cursor})
 
     async def get_execution(self, request: Request) -> Response:
-        """An execution; with `wait=<seconds>` (at most 30), one started a moment ago is
-        waited for (a start is carried out asynchronously) before the answer is a 404."""
-        text = request.query_params.get("wait", "0")
-        if not text.isdigit() or int(text) > MAX_WAIT_SECONDS:
-            raise RequestError(
-                400, ErrorCode.INVALID_PARAMETER, f"wait must be 0..{MAX_WAIT_SECONDS} seconds"
-            )
-        execution_id = request.path_params["executionId"]
-        deadline = asyncio.get_running_loop().time() + int(text)
-        while (state := await self._store.get_execution(execution_id)) is None:
-            if asyncio.get_running_loop().time() >= deadline:
-                raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
-            await asyncio.sleep(0.1)
+        state = await self._store.get_execution(request.path_params["executionId"])
+        if state is None:
+            raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
         return JSONResponse(view(state))
 
     async def get_activation(self, request: Request) -> Response:

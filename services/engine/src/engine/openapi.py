@@ -199,7 +199,22 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "startExecution",
                     "summary": "Start an execution of a flow version with the body as input",
-                    "parameters": [flow_id],
+                    "parameters": [
+                        flow_id,
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "description": "seconds to wait until the execution exists (a "
+                            "start is carried out asynchronously) before answering",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": MAX_WAIT_SECONDS,
+                                "default": 0,
+                            },
+                        },
+                    ],
                     "requestBody": {
                         "required": False,
                         "content": {"application/json": {"schema": _ANY_OBJECT}},
@@ -213,7 +228,12 @@ def document() -> dict[str, Any]:
                             },
                             "Start requested",
                         ),
-                        "400": _BAD_BODY,
+                        "400": error_response(
+                            "Malformed JSON, a body that is not an object, or a bad wait",
+                            ErrorCode.MALFORMED_JSON,
+                            ErrorCode.NOT_AN_OBJECT,
+                            ErrorCode.INVALID_PARAMETER,
+                        ),
                         "404": error_response("No such flow", ErrorCode.UNKNOWN_FLOW),
                         "413": error_response(
                             "The body is over 1 MiB, or too large for the broker",
@@ -254,25 +274,9 @@ def document() -> dict[str, Any]:
                 "get": {
                     "operationId": "getExecution",
                     "summary": "An execution: status, waits, variables, results, history",
-                    "parameters": [
-                        _path("executionId", "a UUID"),
-                        {
-                            "name": "wait",
-                            "in": "query",
-                            "required": False,
-                            "description": "seconds to wait for an execution started a moment "
-                            "ago (starts are asynchronous) before answering 404",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 0,
-                                "maximum": MAX_WAIT_SECONDS,
-                                "default": 0,
-                            },
-                        },
-                    ],
+                    "parameters": [_path("executionId", "a UUID")],
                     "responses": {
                         "200": _json(_ref(ExecutionView), "The execution"),
-                        "400": error_response("A bad wait", ErrorCode.INVALID_PARAMETER),
                         "404": error_response("No such execution", ErrorCode.UNKNOWN_EXECUTION),
                     },
                 }

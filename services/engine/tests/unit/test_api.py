@@ -204,16 +204,14 @@ async def test_an_expression_is_evaluated_or_its_error_placed(client: Any) -> No
     assert (missing.status_code, missing.json()["code"]) == (400, 2004)
 
 
-async def test_an_execution_started_a_moment_ago_can_be_waited_for(client: Any) -> None:
+async def test_a_start_can_be_answered_once_its_execution_exists(client: Any) -> None:
     http, _ = client
     flow = (await http.post("/api/automation/flows", json=ORDER_FLOW)).json()
-    started = await http.post(
-        f"/api/automation/flow/{flow['flowId']}/execute", json={"order": {"id": "o", "total": 1}}
-    )
-    execution_id = started.json()["executionId"]
-    waited = await http.get(f"/api/automation/executions/{execution_id}", params={"wait": 5})
-    assert waited.status_code == 200, waited.text
-    assert waited.json()["status"] == "waiting"
-    unknown = f"/api/automation/executions/{'0' * 8}-0000-4000-8000-{'0' * 12}"
-    assert (await http.get(unknown, params={"wait": 1})).status_code == 404
-    assert (await http.get(unknown, params={"wait": 31})).json()["code"] == 2002
+    url = f"/api/automation/flow/{flow['flowId']}/execute"
+    started = await http.post(url, params={"wait": 5}, json={"order": {"id": "o", "total": 1}})
+    assert started.status_code == 202
+    shown = await http.get(f"/api/automation/executions/{started.json()['executionId']}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["status"] == "waiting"
+    too_long = await http.post(url, params={"wait": 11}, json={})
+    assert (too_long.status_code, too_long.json()["code"]) == (400, 2002)

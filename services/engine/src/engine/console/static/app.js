@@ -268,7 +268,8 @@ async function flowPage(flowId) {
       onsubmit: async (event) => {
         event.preventDefault();
         try {
-          const started = await api(`${API}/flow/${flow.flowId}/execute`, { method: "POST", body: input.value || "{}" });
+          // answered once the execution exists: a start is carried out asynchronously
+          const started = await api(`${API}/flow/${flow.flowId}/execute?wait=10`, { method: "POST", body: input.value || "{}" });
           location.hash = `#/executions/${started.executionId}`;
         } catch (error) {
           failure(problem, error);
@@ -398,11 +399,8 @@ async function executionPage(executionId) {
   let active = true;
   stopPolling = () => (active = false);
   let shown = "";
-  let first = true;
   while (active) {
-    // the first read waits for an execution started a moment ago (starts are asynchronous)
-    const execution = await api(`${API}/executions/${executionId}${first ? "?wait=15" : ""}`);
-    first = false;
+    const execution = await api(`${API}/executions/${executionId}`);
     flow ||= await api(`${API}/flows/${execution.flowId}`);
     const fingerprint = JSON.stringify([execution.status, execution.updated, execution.history.length]);
     if (fingerprint !== shown) {

@@ -80,6 +80,14 @@ class InMemoryStore:
         for record in sorted(self.flow_records.values(), key=lambda r: (r.created, r.flow_id)):
             yield replace(record, live=self.live[record.name][1] == record.flow_id)
 
+    async def list_flows(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[FlowRecord], str | None]:
+        page, next_cursor = _keyset_page(
+            list(self.flow_records.values()), lambda r: (r.created, r.flow_id), cursor, limit
+        )
+        return [replace(r, live=self.live[r.name][1] == r.flow_id) for r in page], next_cursor
+
     def _arm(self, state: ExecutionState) -> None:
         if state.deadline is not None and state.status == ExecutionStatus.WAITING:
             timer_id = f"{state.execution_id}:{state.deadline}"

@@ -99,6 +99,17 @@ async def test_the_newest_version_is_live(store: Store) -> None:
     assert await store.get_flow("nope") is None
 
 
+async def test_flows_are_listed_a_page_at_a_time_with_the_live_one_marked(store: Store) -> None:
+    for n in range(1, 4):
+        await store.save_flow(flow_record(f"f{n}", n, n * 10))
+    first, cursor = await store.list_flows(None, 2)
+    assert [(r.flow_id, r.live) for r in first] == [("f1", False), ("f2", False)]
+    assert cursor is not None
+    rest, end = await store.list_flows(cursor, 2)
+    assert [(r.flow_id, r.live) for r in rest] == [("f3", True)]
+    assert end is None
+
+
 async def test_block_names_may_hold_any_text(store: Store) -> None:
     definition = FlowDefinition.model_validate(
         {"name": "odd.names $", "blocks": [{"name": "$pay.v2", "type": "external_callback"}]}

@@ -219,11 +219,16 @@ def test_executions_filter_by_status_and_page(
     executions = [
         api.post(
             f"{product.engine}/api/automation/flow/{flow['flowId']}/execute",
+            params={"wait": 10},  # the list is read once, when the page opens
             json={"order": {"id": f"o-{n}", "total": 1, "customer": "a@b.c"}},
         ).json()["executionId"]
         for n in range(23)
     ]
-    failed = api.post(f"{product.engine}/api/automation/flow/{flow['flowId']}/execute", json={})
+    failed = api.post(
+        f"{product.engine}/api/automation/flow/{flow['flowId']}/execute",
+        params={"wait": 10},
+        json={},
+    )
     sign_in(page, product)
     page.goto(f"{product.engine}/console/#/flows/{flow['flowId']}")
     rows = page.locator("tbody tr:has(a[href^='#/executions/'])")

@@ -170,6 +170,10 @@ class Catalog:
         found = await self.flow(flow_id)
         return found[1] if found else None
 
+    def of(self, record: FlowRecord) -> Flow:
+        """The compiled form of a version already read from the store."""
+        return self._flows.get(record.flow_id) or self._remember(record)
+
     def _remember(self, record: FlowRecord, compiled: Flow | None = None) -> Flow:
         flow = compiled or compile_flow(
             record.definition, record.flow_id, record.trigger_ids.__getitem__
@@ -248,7 +252,7 @@ class Catalog:
         """Publish every flow version's registry records again (at startup); return the count."""
         count = 0
         async for record in self._store.flows():
-            flow = self._flows.get(record.flow_id) or self._remember(record)
+            flow = self.of(record)
             secrets = await self._store.secrets_of(record.flow_id)
             await self._publish.registry(self.registry_records(record, flow, secrets))
             count += 1

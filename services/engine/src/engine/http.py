@@ -23,7 +23,7 @@ from engine.core.execution import ExecutionState
 from engine.core.expressions import ExpressionError, compile_expression
 from engine.dead_letters import DeadLetters, UnknownDeadLetter
 from engine.metrics import Metrics
-from engine.ports import Evaluator, Store, TokenResolver, decode_cursor, encode_cursor
+from engine.ports import Evaluator, Store, TokenResolver
 from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.errors import ErrorCode
 from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
@@ -146,29 +146,21 @@ class Endpoints:
     async def flows(self, request: Request) -> Response:
         """Every deployed version, oldest first, a page at a time (what the console lists)."""
         limit = _limit(request)
-        cursor = request.query_params.get("cursor")
         try:
-            after = decode_cursor(cursor) if cursor else None
+            records, cursor = await self._store.list_flows(
+                request.query_params.get("cursor"), limit
+            )
         except ValueError as exc:
-            raise RequestError(400, ErrorCode.INVALID_PARAMETER, str(exc)) from exc
-        page: list[dict[str, Any]] = []
-        last: tuple[int, str] | None = None
-        more = False
-        async for record in self._store.flows():
-            position = (record.created, record.flow_id)
-            if after is not None and position <= after:
-                continue
-            if len(page) == limit:
-                more = True
-                break
-            flow = await self._catalog.compiled(record.flow_id)
-            if flow is None:
-                continue
-            summary = self._catalog.describe(record, flow).model_dump(exclude_none=True)
-            page.append({**summary, "live": record.live, "created": record.created})
-            last = position
-        next_cursor = encode_cursor(*last) if more and last else None
-        return JSONResponse({"flows": page, "next": next_cursor})
+            raise RequestError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
+        page = [
+            {
+                **self._catalog.describe(r, self._catalog.of(r)).model_dump(exclude_none=True),
+                "live": r.live,
+                "created": r.created,
+            }
+            for r in records
+        ]
+        return JSONResponse({"flows": page, "next": cursor})
 
     async def evaluate(self, request: Request) -> Response:
         """Evaluate a CEL expression on a context, under the run-time cost budget."""

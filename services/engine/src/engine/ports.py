@@ -114,6 +114,11 @@ class Store(Protocol):
     def flows(self) -> AsyncIterator[FlowRecord]:
         """Every deployed flow version, oldest first."""
 
+    async def list_flows(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[FlowRecord], str | None]:
+        """A page of flow versions, oldest first, and the cursor of the next."""
+
     async def create_execution(self, state: ExecutionState) -> bool:
         """Insert a new execution at version 0; False when one with its id exists already."""
 

@@ -197,6 +197,16 @@ class MongoStore:
         async for doc in self._flows.find({}).sort([("created", ASCENDING), ("_id", ASCENDING)]):
             yield self._flow_from_doc(doc, live.get(doc["name"]))
 
+    async def list_flows(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[FlowRecord], str | None]:
+        docs, cursor = await _keyset_page(self._flows, {}, "created", cursor, limit)
+        names = list({doc["name"] for doc in docs})
+        live = {
+            d["_id"]: d.get("liveFlowId") async for d in self._names.find({"_id": {"$in": names}})
+        }
+        return [self._flow_from_doc(doc, live.get(doc["name"])) for doc in docs], cursor
+
     @staticmethod
     def _flow_from_doc(doc: dict[str, Any], live_flow_id: str | None) -> FlowRecord:
         return FlowRecord(

@@ -743,7 +743,9 @@ class Suite:
         try:
             for run in range(self.runs):
                 ceiling_http = loadgen([f"http://127.0.0.1:{peer_port}/x"], *closed)
+                cpu = cpu_seconds(peers[1].pid)
                 route_and_send = loadgen([f"http://127.0.0.1:{kafka_peer_port}/x"], *closed)
+                peer_cpu = (cpu_seconds(peers[1].pid) - cpu) / max(1, route_and_send["ok"])
                 ceiling_kafka = peer(
                     "produce",
                     "--bootstrap",
@@ -761,7 +763,19 @@ class Suite:
                     self.profiles,
                     "gateway, NONE trigger at full load",
                 ):
+                    cpu = cpu_seconds(self.s.processes["gateway"].pid)
                     gw_none = loadgen([none_url], *closed)
+                    gw_cpu = (cpu_seconds(self.s.processes["gateway"].pid) - cpu) / max(
+                        1, gw_none["ok"]
+                    )
+                figure = self.fig(
+                    "gateway CPU per callback, NONE trigger "
+                    "(peer: Starlette route + raw aiokafka send)",
+                    "us",
+                    better="lower",
+                )
+                figure.values.append(round(gw_cpu * 1e6, 1))
+                figure.peer.append(round(peer_cpu * 1e6, 1))
                 gw_user = loadgen([user_url], *closed, "--header", f"user-token: {self.token}")
                 for label, result in (
                     ("NONE trigger", gw_none),
@@ -821,6 +835,40 @@ class Suite:
                     id="P6" if name == "gateway" else None,
                 ).values.append(rss_peak_mb(process.pid))
 
+    # -- everything, in the order `make bench` runs it -------------------------------------
+
+    def all(self, smoke: bool) -> None:
+        small, large, stored = (1, 200, 1000) if smoke else (1, 100_000, 900_000)
+        for background in (small, self.p3_background):
+            progress(f"end-to-end resume with {background} executions waiting")
+            self.resume(background)
+        progress(f"end-to-end resume with {large} waiting and {large + stored} stored")
+        self.resume(large, stored)
+        self.resume_growth(f"{small} waiting", f"{large} waiting, {large + stored} stored")
+        progress("keyed activations among 100, then among many waiting")
+        self.keyed(100, 1000 if smoke else 100_000)
+        progress("a burst of callbacks nobody waits for")
+        self.burst()
+        accepts = self.figures["burst decisions (peer: the gateway's acceptances)"].peer
+        progress("sustained load at half the gateway's maximum")
+        self.sustained(0.5 * statistics.median(accepts))
+        progress("a second engine: CPU per decision, rebalance pauses")
+        self.scaling()
+        if "engine" in self.s.processes:
+            self.fig("peak RSS, engine", "MB", better="lower").values.append(
+                rss_peak_mb(self.s.processes["engine"].pid)
+            )
+        timers, spread = (300, 5.0) if smoke else (10_000, 60.0)
+        progress(f"{timers} wait timeouts due within {spread:.0f} s")
+        self.timers(timers, spread)
+        progress("health checks while guarded expressions run")
+        self.responsiveness()
+        progress("consumer overhead")
+        self.consumers()
+        self.s.stop("engine")  # the gateway is measured alone: no consumer competes
+        progress("gateway ingestion")
+        self.ingestion()
+
 
 PACKAGES = (
     "faststream",
@@ -878,6 +926,7 @@ def profiled(pid: int, seconds: float, into: dict[str, Any], label: str) -> Iter
 
 def _summarise(raw: Path) -> dict[str, Any]:
     by_package: dict[str, int] = {}
+    by_function: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
     for line in raw.read_text().splitlines():
@@ -890,6 +939,7 @@ def _summarise(raw: Path) -> dict[str, Any]:
         leaf = frames[-1]
         package = next((p.rstrip("/") for p in PACKAGES if p in leaf), "other")
         by_package[package] = by_package.get(package, 0) + n
+        by_function[leaf] = by_function.get(leaf, 0) + n
         for frame in {f.split(" (")[0] for f in frames}:
             inclusive[frame] = inclusive.get(frame, 0) + n
     top = sorted(
@@ -920,6 +970,12 @@ def _summarise(raw: Path) -> dict[str, Any]:
         if total
         else {},
         "inclusive": {f: round(n / total, 3) for n, f in top} if total else {},
+        "self_by_function": {
+            f: round(n / total, 3)
+            for f, n in sorted(by_function.items(), key=lambda kv: -kv[1])[:25]
+        }
+        if total
+        else {},
     }
 
 
@@ -1261,6 +1317,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--only",
+        choices=("ingestion",),
+        help="one part alone, for working on it (the report holds only its figures)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.seconds = 1, 1.0
@@ -1274,36 +1335,11 @@ def main() -> None:
     try:
         services.start_product()
         suite.deploy()
-        small, large, stored = (1, 200, 1000) if args.smoke else (1, 100_000, 900_000)
-        for background in (small, suite.p3_background):
-            progress(f"end-to-end resume with {background} executions waiting")
-            suite.resume(background)
-        progress(f"end-to-end resume with {large} waiting and {large + stored} stored")
-        suite.resume(large, stored)
-        suite.resume_growth(f"{small} waiting", f"{large} waiting, {large + stored} stored")
-        progress("keyed activations among 100, then among many waiting")
-        suite.keyed(100, 1000 if args.smoke else 100_000)
-        progress("a burst of callbacks nobody waits for")
-        suite.burst()
-        accepts = suite.figures["burst decisions (peer: the gateway's acceptances)"].peer
-        progress("sustained load at half the gateway's maximum")
-        suite.sustained(0.5 * statistics.median(accepts))
-        progress("a second engine: CPU per decision, rebalance pauses")
-        suite.scaling()
-        if "engine" in services.processes:
-            suite.fig("peak RSS, engine", "MB", better="lower").values.append(
-                rss_peak_mb(services.processes["engine"].pid)
-            )
-        timers, spread = (300, 5.0) if args.smoke else (10_000, 60.0)
-        progress(f"{timers} wait timeouts due within {spread:.0f} s")
-        suite.timers(timers, spread)
-        progress("health checks while guarded expressions run")
-        suite.responsiveness()
-        progress("consumer overhead")
-        suite.consumers()
-        services.stop("engine")  # the gateway is measured alone: no consumer competes
-        progress("gateway ingestion")
-        suite.ingestion()
+        if args.only == "ingestion":
+            services.stop("engine")
+            suite.ingestion()
+        else:
+            suite.all(args.smoke)
     finally:
         services.stop_all()
         _drop(mongodb, services.prefix)
@@ -1319,7 +1355,8 @@ def main() -> None:
             "runs": args.runs,
             "seconds": args.seconds,
             "wall_seconds": round(time.time() - started, 1),
-            "command": "make bench-smoke" if args.smoke else "make bench",
+            "command": ("make bench-smoke" if args.smoke else "make bench")
+            + (f" (bench/run.py --only {args.only})" if args.only else ""),
         },
         profiles=suite.profiles,
         lag=suite.lag_series,

@@ -105,6 +105,7 @@ class Harness:
     starts: list[dict[str, Any]] = field(default_factory=list)
     introspections: list[str] = field(default_factory=list)
     auth_down: bool = False
+    app: Any = None  # the ASGI app, for requests httpx cannot make (a body that stalls)
 
     def url(self, trigger_id: str, flow_id: str = FLOW, query: str = "") -> str:
         return f"/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate{query}"
@@ -160,4 +161,5 @@ async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
             transport=transport, base_url="http://gateway", headers={"X-Admin-Key": ADMIN_KEY}
         ) as http:
             harness.http = http
+            harness.app = app
             yield harness

@@ -20,6 +20,7 @@ from auth.store import MongoUserStore, UserStore
 from schemas import logs
 from schemas.events import AuthEvent
 from schemas.http import exception_handlers
+from schemas.partitions import KeyPartitioner
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(
         acks="all",
         enable_idempotence=True,
         client_id="hookflow-auth",
+        partitioner=KeyPartitioner(),  # Kafka's default partitioner, cheaper
         logger=logging.getLogger("faststream"),  # through the service's log format
     )
     mongo: AsyncMongoClient[dict[str, Any]] | None = None

@@ -33,6 +33,7 @@ from engine.store import MongoStore
 from schemas import logs, topics
 from schemas.events import StartExecution
 from schemas.http import exception_handlers
+from schemas.partitions import KeyPartitioner
 from schemas.sealing import sealing_key
 from schemas.topics import Topics
 
@@ -63,6 +64,7 @@ def create_app(
         acks="all",
         enable_idempotence=True,
         client_id="hookflow-engine",
+        partitioner=KeyPartitioner(),  # Kafka's default partitioner, cheaper
         log_level=logging.DEBUG,
         logger=logging.getLogger("faststream"),  # through the service's log format
     )

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.http import ACTIVATE_PATH, CallbackRoute, Endpoints, Limits
+from gateway.http import ACTIVATE_PATH, CallbackRoute, Endpoints, Limits, head_of_callback
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.openapi import document
@@ -28,6 +28,7 @@ from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
 from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
 from schemas.http import exception_handlers
+from schemas.partitions import KeyPartitioner
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection
 
@@ -60,6 +61,7 @@ def create_app(
         acks="all",
         enable_idempotence=True,
         linger_ms=settings.linger_ms,
+        partitioner=KeyPartitioner(),  # Kafka's default partitioner, cheaper
         allow_auto_create_topics=False,
         metadata_max_age_ms=10_000,  # notice the registry topic soon after the engine makes it
         client_id="hookflow-gateway",
@@ -75,7 +77,7 @@ def create_app(
         settings.token_cache_negative_ttl_seconds,
     )
     registry = Registry()
-    metrics = Metrics()
+    metrics = Metrics(lambda: {"hit": tokens.hits, "miss": tokens.misses})
     state = {"ready": False}
 
     @broker.subscriber(
@@ -125,9 +127,11 @@ def create_app(
         ),
     }
 
-    async def publish(topic: str, message: bytes, key: bytes) -> None:
+    async def publish(topic: str, message: bytes, key: bytes, correlation_id: str) -> None:
         # the endpoint's one deadline bounds this (settings.publish_timeout_seconds)
-        await publishers[topic].publish(message, key=key, headers=_JSON)
+        await publishers[topic].publish(
+            message, key=key, headers=_JSON, correlation_id=correlation_id
+        )
 
     buckets = (
         TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -190,8 +194,9 @@ def create_app(
 
     base = "/api/automation/flow/{flowId}"
     routes = [
-        # answered by CallbackRoute before the router; listed for the methods it allows
-        Route(ACTIVATE_PATH, gateway.activate, methods=["POST", "GET"]),
+        # POST and GET are answered by CallbackRoute before the router; listed here so
+        # that other methods get 405, not 404
+        Route(ACTIVATE_PATH, head_of_callback, methods=["POST", "GET"]),
         Route(base + "/execute", gateway.execute, methods=["POST"]),
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),

@@ -3,6 +3,7 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -39,11 +40,17 @@ async def test_success_is_200_with_an_empty_body_after_the_event(gw: Harness) ->
 
 
 @pytest.mark.parametrize("token", [None, "payer-token"])
+@pytest.mark.parametrize("n", [2**80, -(2**63), 2**64 - 1, 1e16, 1e-7])
 async def test_the_message_is_exactly_what_the_activate_trigger_model_writes(
-    gw: Harness, token: str | None
+    gw: Harness, token: str | None, n: float
 ) -> None:
     headers = {"user-token": token, "Idempotency-Key": 'k-1 "quoted"'} if token else {}
-    body = {"orderId": "ö-1", "n": 2**80, "f": 1.5, "list": [None, True, {"x": "<&>"}]}
+    body = {
+        "orderId": "ö-1\u2028\x01",
+        "n": n,
+        "f": 1.5,
+        "list": [None, True, {"x": "<&>"}],
+    }
     response = await gw.http.post(gw.url(PAY if token else OPEN), json=body, headers=headers)
     assert response.status_code == 200
     (raw,) = gw.raw
@@ -235,6 +242,58 @@ async def test_broker_down_is_503_and_never_a_2xx(
     assert (response.status_code, response.json()["code"]) == (503, 5030)
     started = await gw.http.post(f"/api/automation/flow/{FLOW}/execute", json={})
     assert started.status_code == 503
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
+    async with gateway(body_timeout_seconds=0.2) as gw:
+        sent: list[dict[str, Any]] = []
+
+        async def stalled() -> dict[str, Any]:
+            await asyncio.Event().wait()  # the client sent its headers, never its body
+            raise AssertionError
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": gw.url(OPEN),
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("10.1.2.3", 4000),
+        }
+        async with asyncio.timeout(5):
+            await gw.app(scope, stalled, send)
+        assert sent[0]["status"] == 408
+        assert json.loads(sent[1]["body"])["code"] == 4080
+        assert gw.activations == []
+        # the timeout ended that request alone: the next one is accepted
+        assert (await gw.http.post(gw.url(OPEN), json={})).status_code == 200
+
+
+async def test_a_publish_kafka_does_not_acknowledge_in_time_is_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with gateway(publish_timeout_seconds=0.2) as gw:
+
+        async def unacknowledged(*args: object, **kwargs: object) -> None:
+            await asyncio.Event().wait()
+
+        (publisher,) = [p for p in gw.broker.publishers if p.topic == TOPICS.activations]
+        with monkeypatch.context() as patched:
+            patched.setattr(publisher, "publish", unacknowledged)
+            async with asyncio.timeout(5):
+                response = await gw.http.post(gw.url(OPEN), json={})
+            assert (response.status_code, response.json()["code"]) == (503, 5030)
+        assert (await gw.http.post(gw.url(OPEN), json={})).status_code == 200
+        assert len(gw.activations) == 1
+
+
+async def test_head_on_a_callback_url_activates_nothing(gw: Harness) -> None:
+    response = await gw.http.head(gw.url(OPEN))
+    assert response.status_code == 405
+    assert gw.activations == []
 
 
 async def test_tokens_are_cached_and_concurrent_misses_share_one_lookup(gw: Harness) -> None:

@@ -113,6 +113,11 @@ class InMemoryStore:
         await _suspend()
         return copy.deepcopy(self.executions.get(execution_id.lower()))
 
+    async def get_executions(self, execution_ids: list[str]) -> dict[str, ExecutionState]:
+        await _suspend()
+        found = {i.lower(): self.executions.get(i.lower()) for i in execution_ids}
+        return {i: copy.deepcopy(state) for i, state in found.items() if state is not None}
+
     async def save_execution(self, state: ExecutionState) -> bool:
         await _suspend()
         self._arm(state)

@@ -125,6 +125,10 @@ async def test_execution_round_trips_any_json(store: Store) -> None:
     assert not await store.create_execution(state)
     assert await store.get_execution("E1") == state
     assert await store.get_execution("e2") is None
+    other = waiting_at("e3", 6, key='t-1:"o-3"')
+    assert await store.create_execution(other)
+    assert await store.get_executions(["E1", "e2", "e3"]) == {"e1": state, "e3": other}
+    assert await store.get_executions([]) == {}
 
 
 async def test_saving_over_a_stale_version_is_refused(store: Store) -> None:
@@ -135,6 +139,26 @@ async def test_saving_over_a_stale_version_is_refused(store: Store) -> None:
     assert not await store.save_execution(replace(state, version=1, vars={"x": 2}))
     assert not await store.save_execution(replace(state, execution_id="nobody", version=1))
     assert await store.get_execution("e1") == first
+
+
+async def test_saves_made_together_each_get_their_own_answer(store: Store) -> None:
+    states = [execution(f"e{n}") for n in range(40)]
+    for state in states:
+        await store.create_execution(state)
+    saves = [replace(state, version=1, vars={"n": n}) for n, state in enumerate(states)]
+    # two more saves of e3 race with its first for the same version: one of three wins
+    saves += [replace(states[3], version=1, vars={"racing": n}) for n in range(2)]
+    answers = await asyncio.gather(*(store.save_execution(save) for save in saves))
+    assert answers[:3] == [True] * 3
+    assert answers[4:40] == [True] * 36
+    assert sorted([answers[3], *answers[40:]]) == [False, False, True]
+    stored = await store.get_executions([s.execution_id for s in states])
+    for n, state in enumerate(states):
+        assert stored[state.execution_id].version == 1
+        if n != 3:
+            assert stored[state.execution_id].vars == {"n": n}
+    winner = [s for s, won in zip(saves, answers, strict=True) if won and s.execution_id == "e3"]
+    assert [stored["e3"].vars] == [w.vars for w in winner]
 
 
 async def test_concurrent_writers_win_exactly_once_per_version(store: Store) -> None:

@@ -3,9 +3,10 @@
 Each subscriber takes up to `batch_size` records at a time (FastStream batch subscriber,
 aiokafka `getmany`). Records with the same key stay in order (the key names a trigger or
 an execution: what must not be reordered); different keys run concurrently. An
-activation batch reads the stored outcomes of all its activations in one statement,
-looks a trigger up only once when nobody waits there, and stores the new outcomes in
-one. The offsets are committed after the batch is handled.
+activation batch reads the stored outcomes of all its activations in one statement, and
+the executions they name (`execution=<id>`) in another, looks a trigger up only once
+when nobody waits there, and stores the new outcomes in one. The offsets are committed
+after the batch is handled.
 
 No record can hold its partition back for good:
 - a record that is not a valid command is dead-lettered at once (`dead_letters.py`);
@@ -151,6 +152,7 @@ def register(
         commands = [item.command for item in items if item.command is not None]
         ids = list(dict.fromkeys(c.activationId for c in commands))
         found = await engine.read_activations(ids)
+        read_ahead = await engine.read_ahead(commands, found)
         handled: set[str] = set()  # a record repeated in the batch is decided once
         fresh: list[ActivationOutcome] = []
         nobody_waits: set[str] = set()
@@ -159,7 +161,7 @@ def register(
             if command.activationId in handled:
                 return
             decision, new = await engine.decide(
-                command, found.get(command.activationId), nobody_waits
+                command, found.get(command.activationId), nobody_waits, read_ahead
             )
             handled.add(command.activationId)  # only once decided: a failure is tried again
             if new:

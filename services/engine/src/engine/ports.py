@@ -124,6 +124,10 @@ class Store(Protocol):
 
     async def get_execution(self, execution_id: str) -> ExecutionState | None: ...
 
+    async def get_executions(self, execution_ids: list[str]) -> dict[str, ExecutionState]:
+        """`get_execution` for many at once (one statement), by lower-case id: the ones
+        that exist."""
+
     async def save_execution(self, state: ExecutionState) -> bool:
         """Store `state` over version `state.version - 1`; False when that is not the stored one."""
 

@@ -190,6 +190,7 @@ class Engine:
         command: ActivateTrigger,
         found: ActivationOutcome | Resuming | Unread | None = UNREAD,
         nobody_waits: set[str] | None = None,
+        read_ahead: dict[str, ex.ExecutionState] | None = None,
     ) -> tuple[ActivationOutcome, bool]:
         """Apply an activation and return its outcome, and whether it is newly decided.
 
@@ -203,13 +204,16 @@ class Engine:
                 batch is NO_WAITER without a lookup. That is the answer it would get had
                 its trigger's records been handled before the batch's other keys, whose
                 order relative to them Kafka does not fix either.
+            read_ahead: executions named by the batch's activations (`execution=<id>`),
+                read in one statement (`read_ahead`); each is used once, and only where
+                it shows the execution waiting for this activation.
         """
         activation_id = command.activationId
         if isinstance(found, Unread):
             found = await self._store.get_activation(activation_id)
         if isinstance(found, ActivationOutcome):
             return found, False
-        result, ids, detail = await self._decide(command, found, nobody_waits)
+        result, ids, detail = await self._decide(command, found, nobody_waits, read_ahead)
         decision = ActivationOutcome(
             activationId=activation_id,
             flowId=command.flowId.lower(),
@@ -256,8 +260,31 @@ class Engine:
         """What the store holds for many activations, in one read (for a batch)."""
         return await self._store.get_activations(activation_ids)
 
+    async def read_ahead(
+        self,
+        commands: list[ActivateTrigger],
+        found: dict[str, ActivationOutcome | Resuming],
+    ) -> dict[str, ex.ExecutionState]:
+        """The executions a batch's undecided activations name (`execution=<id>`), in one
+        read: a resume by id then costs its compare-and-set alone."""
+        named: dict[str, None] = {}
+        for command in commands:
+            if isinstance(found.get(command.activationId), ActivationOutcome):
+                continue
+            try:
+                execution_id = Selector.parse(command.execution).execution_id
+            except ValueError:
+                continue
+            if execution_id is not None:
+                named[execution_id] = None
+        return await self._store.get_executions(list(named))
+
     async def _decide(
-        self, command: ActivateTrigger, resuming: Resuming | None, nobody_waits: set[str] | None
+        self,
+        command: ActivateTrigger,
+        resuming: Resuming | None,
+        nobody_waits: set[str] | None,
+        read_ahead: dict[str, ex.ExecutionState] | None,
     ) -> Decision:
         flow = await self._catalog.compiled(command.flowId)
         block = flow.trigger(command.triggerId) if flow else None
@@ -308,7 +335,7 @@ class Engine:
         if resuming is not None:
             return await self._finish_resuming(act, resuming, selector)
         if selector.execution_id is not None:
-            decision = await self._resume_one(act, selector.execution_id)
+            decision = await self._resume_one(act, selector.execution_id, read_ahead)
         else:
             decision = await self._resume_waiting(act, selector, nobody_waits)
         if decision[0] in (Outcome.NO_WAITER, Outcome.FILTERED) and block.bufferSeconds:
@@ -343,9 +370,21 @@ class Engine:
         )
         return execution_id
 
-    async def _resume_one(self, act: _Activation, execution_id: str) -> Decision:
-        """`execution=<id>`: read that execution; a redelivery finds itself in `applied`."""
-        state = await self._store.get_execution(execution_id)
+    async def _resume_one(
+        self,
+        act: _Activation,
+        execution_id: str,
+        read_ahead: dict[str, ex.ExecutionState] | None = None,
+    ) -> Decision:
+        """`execution=<id>`: read that execution; a redelivery finds itself in `applied`.
+
+        A state read ahead for the batch may be stale: it is used only where it shows the
+        execution waiting for this activation (the compare-and-set refuses it if it changed
+        since, and the execution is read again); any other answer is read afresh.
+        """
+        state = read_ahead.pop(execution_id, None) if read_ahead else None
+        if state is None or not _waits_for(state, act):
+            state = await self._store.get_execution(execution_id)
         if state is None or state.flow_id != act.flow.flow_id:
             return Outcome.NO_WAITER, [], None
         if act.activation_id in state.applied:
@@ -771,6 +810,16 @@ class Engine:
                     step = ex.complete_http(flow, step.state, call.block, response, self._now())
             events.extend(step.events)
         return replace(step, events=events)
+
+
+def _waits_for(state: ex.ExecutionState, act: _Activation) -> bool:
+    """Whether `state` is of the activation's flow, waits at its trigger, and has not
+    applied it yet."""
+    return (
+        state.flow_id == act.flow.flow_id
+        and _waits_at(state, act.trigger_id)
+        and act.activation_id not in state.applied
+    )
 
 
 def _waits_at(state: ex.ExecutionState, trigger_id: str) -> bool:

@@ -244,6 +244,52 @@ async def test_an_execution_id_resumes_only_that_execution(world: World) -> None
     assert gone.outcome == Outcome.NO_WAITER
 
 
+def by_id(flow_id: str, trigger_id: str, execution: str, n: int) -> ActivateTrigger:
+    return ActivateTrigger(
+        activationId=str(uuid.uuid4()),
+        flowId=flow_id,
+        triggerId=trigger_id,
+        execution=execution,
+        data={"n": n},
+        receivedAt=1,
+    )
+
+
+async def test_executions_read_ahead_for_a_batch_are_resumed_once_even_when_stale(
+    world: World,
+) -> None:
+    flow_id, trigger_id, (e5, e1, e3) = await three_waiting(world)
+    batch = [by_id(flow_id, trigger_id, e, 9) for e in (e3, e3.upper(), e1, e5)]
+    read_ahead = await world.engine.read_ahead(batch, {})
+    assert sorted(read_ahead) == sorted([e1, e3, e5])
+    # e1 is resumed outside the batch after it was read ahead
+    assert (await world.activate(flow_id, trigger_id, {"n": 9}, execution=e1)).executionIds
+    decided = [(await world.engine.decide(c, None, None, read_ahead))[0] for c in batch]
+    assert [d.outcome for d in decided] == [
+        Outcome.ACTIVATED,  # e3, from what was read ahead
+        Outcome.NO_WAITER,  # e3 again: read afresh, resumed already
+        Outcome.NO_WAITER,  # e1: stale, refused by the compare-and-set, read afresh
+        Outcome.ACTIVATED,
+    ]
+    resumed = [e.executionId for e in world.published.events if isinstance(e, ExecutionResumed)]
+    assert sorted(resumed) == sorted([e1, e3, e5])
+
+
+async def test_an_execution_that_begins_waiting_after_the_read_ahead_is_resumed(
+    world: World,
+) -> None:
+    flow_id, triggers = await world.deploy(ENTRY_TRIGGER_FLOW)
+    execution_id = str(uuid.uuid4())
+    command = by_id(flow_id, triggers["Webhook"], execution_id, 1)
+    read_ahead = await world.engine.read_ahead([command], {})
+    assert read_ahead == {}
+    await world.engine.start(
+        StartExecution(executionId=execution_id, flowId=flow_id, input={}, requestedAt=1)
+    )
+    decision, _ = await world.engine.decide(command, None, None, read_ahead)
+    assert decision.executionIds == [execution_id]
+
+
 async def test_an_entry_trigger_starts_an_execution_per_activation(world: World) -> None:
     flow_id, triggers = await world.deploy(ENTRY_TRIGGER_FLOW)
     first = await world.activate(flow_id, triggers["Webhook"], {"event": "a"})

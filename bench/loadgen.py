@@ -13,6 +13,7 @@ client costs little CPU. Prints one JSON object.
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -27,25 +28,23 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, raw: bytes) -> tuple[int, dict[str, str]]:
+    async def request(self, raw: bytes) -> int:
+        """Send one request, read its answer; its status. Parsed as little as it can be:
+        the generator must cost the machine less than what it measures."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        if length:
-            await self.reader.readexactly(length)
-        if headers.get("connection", "").lower() == "close":
+        head = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+        status = int(head[9:12])
+        at = head.find(b"\r\ncontent-length:")
+        if at >= 0:
+            length = int(head[at + 17 : head.index(b"\r\n", at + 2)])
+            if length:
+                await self.reader.readexactly(length)
+        if b"\r\nconnection: close" in head:
             self.close()
-        return status, headers
+        return status
 
     def close(self) -> None:
         if self.writer is not None:
@@ -77,68 +76,80 @@ def percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     requests = [build(u, args.body.encode(), args.header) for u in args.url]
     host, port = requests[0][0], requests[0][1]
-    pool: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(args.connections):
-        pool.put_nowait(Connection(host, port))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     sent: list[tuple[float, int]] = []  # (scheduled epoch seconds, URL index)
     errors = 0
-
-    async def one(index: int, scheduled: float) -> None:
-        nonlocal errors
-        conn = await pool.get()
-        try:
-            status, _ = await conn.request(requests[index % len(requests)][2])
-            latencies.append(time.perf_counter() - scheduled)
-            statuses[status] = statuses.get(status, 0) + 1
-            if args.record_sends and 200 <= status < 300:
-                sent.append(
-                    (time.time() - (time.perf_counter() - scheduled), index % len(requests))
-                )
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            conn.close()
-        finally:
-            pool.put_nowait(conn)
-
     started_at = time.time()
     started = time.perf_counter()
     end = started + args.seconds
-    tasks: set[asyncio.Task[None]] = set()
-    index = 0
-    if args.mode == "open":
+    index = 0  # the next request due (open loop)
+    slow = 0.02  # requests slower than this are listed with when they were due
+    slowest: list[tuple[float, float]] = []
+    attempted = 0
+
+    async def one(conn: Connection, i: int, scheduled: float) -> None:
+        nonlocal errors, attempted
+        attempted += 1
+        try:
+            status = await conn.request(requests[i % len(requests)][2])
+            latency = time.perf_counter() - scheduled
+            latencies.append(latency)
+            if latency > slow:
+                slowest.append((scheduled - started, latency))
+            statuses[status] = statuses.get(status, 0) + 1
+            if args.record_sends and 200 <= status < 300:
+                sent.append((time.time() - (time.perf_counter() - scheduled), i % len(requests)))
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+            conn.close()
+
+    async def scheduled_worker() -> None:
+        # open loop: each connection takes the next request due, waits for its time if
+        # it is early, and counts its latency from that time, however late it is sent
+        # (a stalled server shows in the tail instead of slowing the load)
+        nonlocal index
+        conn = Connection(host, port)
         interval = 1.0 / args.rate
-        while (scheduled := started + index * interval) < end:
+        while True:
+            i = index
+            index += 1
+            scheduled = started + i * interval
+            if scheduled >= end:
+                break
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(one(index, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            index += 1
-    else:
+            await one(conn, i, scheduled)
+        conn.close()
 
-        async def worker(offset: int) -> None:
-            i = offset
-            while time.perf_counter() < end:
-                await one(i, time.perf_counter())
-                i += args.concurrency
+    async def closed_worker(offset: int) -> None:
+        conn = Connection(host, port)
+        i = offset
+        while time.perf_counter() < end:
+            await one(conn, i, time.perf_counter())
+            i += args.concurrency
+        conn.close()
 
-        await asyncio.gather(*(worker(k) for k in range(args.concurrency)))
-        index = len(latencies) + errors
-    if tasks:
+    gc.disable()  # the generator's own pauses would count as the server's latency
+    try:
+        workers = (
+            [scheduled_worker() for _ in range(args.connections)]
+            if args.mode == "open"
+            else [closed_worker(k) for k in range(args.concurrency)]
+        )
+        # what has not been answered 30 s after the last request was due is not counted
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+            await asyncio.wait_for(asyncio.gather(*workers), timeout=args.seconds + 30)
+    finally:
+        gc.enable()
     elapsed = time.perf_counter() - started
-    while not pool.empty():
-        pool.get_nowait().close()
     ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
     return {
         "mode": args.mode,
         "started_at": started_at,
         "offered_rate": args.rate if args.mode == "open" else None,
-        "requests": index,
+        "requests": attempted,
         "ok": ok,
         "statuses": statuses,
         "errors": errors,
@@ -147,6 +158,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "max_ms": max(latencies, default=float("nan")) * 1000,
+        # when the slowest requests were due (seconds into the run): a stall shows as
+        # many at one moment, a loaded machine as a few everywhere
+        "slowest": [
+            (round(at, 3), round(latency * 1000, 1))
+            for at, latency in sorted(slowest, key=lambda x: -x[1])[:20]
+        ],
         "sent": sent if args.record_sends else None,
     }
 

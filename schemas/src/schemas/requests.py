@@ -9,12 +9,15 @@ import re
 from collections.abc import AsyncIterable
 from typing import Any
 
+import orjson
+
 from schemas.errors import ErrorBody, ErrorCode
 
 DEFAULT_LIMIT = 1024 * 1024
 MAX_DEPTH = 64  # arrays and objects inside one another, the body's own object counting
 # a `\\uD800`-`\\uDFFF` escape: only these can make a string that is not Unicode text
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
 class RequestError(Exception):
@@ -65,16 +68,9 @@ def parse_object(body: bytes) -> dict[str, Any]:
     """
     if not body.strip():
         return {}
-    try:
-        # what json.loads(body, parse_constant=..., parse_float=...) does, with the
-        # decoder built once instead of per call
-        value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
-    except _NotFinite as exc:
-        raise RequestError(400, ErrorCode.MALFORMED_JSON, str(exc)) from None
-    except RecursionError:
-        raise _too_deep() from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}") from exc
+    value = _fast(body)
+    if value is None:
+        value = _exact(body)
     if not isinstance(value, dict):
         raise RequestError(
             400,
@@ -88,6 +84,32 @@ def parse_object(body: bytes) -> dict[str, Any]:
     if deep or surrogates:
         _check(value, surrogates)
     return value
+
+
+def _fast(body: bytes) -> Any:
+    """The body parsed by orjson (a third of json's cost), or None where orjson's answer
+    could differ from json's: text with 19 digits in a row (orjson reads integers beyond
+    64 bits as floats; json keeps them exact), or text orjson refuses (not UTF-8, not
+    finite, a lone surrogate, malformed), which json then parses or explains."""
+    if _LONG_NUMBER.search(body) is not None:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _exact(body: bytes) -> Any:
+    try:
+        # what json.loads(body, parse_constant=..., parse_float=...) does, with the
+        # decoder built once instead of per call
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except _NotFinite as exc:
+        raise RequestError(400, ErrorCode.MALFORMED_JSON, str(exc)) from None
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}") from exc
 
 
 class _NotFinite(ValueError):

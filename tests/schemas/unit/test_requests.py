@@ -1,6 +1,9 @@
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.errors import ErrorCode
 from schemas.requests import RequestError, json_object, parse_object, read_limited, require_json
@@ -64,3 +67,44 @@ async def test_reading_stops_as_soon_as_the_limit_is_passed() -> None:
 
 async def test_a_body_at_the_limit_is_read() -> None:
     assert await json_object("application/json", chunks(b'{"a":', b" 1}"), limit=8) == {"a": 1}
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=5), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_a_body_means_what_the_standard_library_reads(data: dict[str, object], ascii: bool) -> None:
+    # orjson reads most bodies; each must mean what the standard library reads
+    body = json.dumps(data, ensure_ascii=ascii).encode()
+    parsed = parse_object(body)
+    assert parsed == json.loads(body)
+    assert json.dumps(parsed) == json.dumps(json.loads(body))  # an int stays an int
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}',  # the last of duplicate keys
+        b'{"n": 12345678901234567890123}',  # beyond 64 bits: exact
+        b'{"n": -9223372036854775809}',
+        b'{"n": 18446744073709551615, "m": 9223372036854775807}',
+        b'{"f": 1E5, "g": -0.0, "h": 1e-400, "i": 0.1}',
+        b'\xef\xbb\xbf{"bom": true}',
+        '{"utf16": "é"}'.encode("utf-16"),
+        b'{"s": "\\u00e9\\ud83d\\ude00\\u0000"}',
+    ],
+)
+def test_edge_bodies_mean_what_the_standard_library_reads(body: bytes) -> None:
+    expected = json.loads(body)
+    parsed = parse_object(body)
+    assert parsed == expected
+    assert json.dumps(parsed) == json.dumps(expected)

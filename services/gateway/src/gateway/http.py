@@ -5,6 +5,7 @@ token-cache miss, and one Kafka produce that must be acknowledged before the ans
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -18,11 +19,12 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError
+from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
@@ -34,7 +36,7 @@ from schemas.callbacks import AUTH_MESSAGE, AuthCheck, Selector, check_user
 from schemas.errors import ErrorCode
 from schemas.events import ActivationSource, StartExecution, TriggerRegistered
 from schemas.flows import AuthenticationType, OnFailPolicy
-from schemas.requests import RequestError, parse_object, require_json
+from schemas.requests import RequestError, internal_error_body, parse_object, require_json
 from schemas.signing import sign_user, sign_verification
 from schemas.topics import Topics
 from schemas.users import User
@@ -59,10 +61,6 @@ def _encode(message: dict[str, Any]) -> bytes:
         return _JSON_ENCODER.encode(message).encode()
 
 
-class BrokerUnavailable(Exception):
-    """Kafka did not acknowledge the event in time; nothing was accepted."""
-
-
 @dataclass(frozen=True)
 class Limits:
     body_bytes: int
@@ -79,28 +77,36 @@ _ACTIVATE = re.compile(
 )
 
 
-class CallbackRoute:
-    """ASGI middleware that answers callbacks (POST or GET on ACTIVATE_PATH) itself.
+class GatewayApp(Starlette):
+    """The gateway's ASGI app: Starlette, with callbacks (POST or GET on ACTIVATE_PATH)
+    answered before it.
 
-    A callback is the hot path: Starlette's router, request and response objects cost
-    more CPU than the rest of a callback's work, so a callback is read straight from the
-    ASGI scope (`Call`) and answered with two ASGI messages. Only that one route is
-    taken here, with the same path parameters (matched as Starlette's `{name}` does); an
-    unexpected error still reaches the app's server-error handler, which sits outside
-    this middleware.
+    A callback is the hot path: Starlette's middleware, router, request and response
+    objects cost more CPU than the rest of a callback's work, so a callback is read
+    straight from the ASGI scope (`Call`) and answered with two ASGI messages. Only that
+    one route is taken here, with the same path parameters (matched as Starlette's
+    `{name}` does); an unexpected error is logged and answered 500 with the contract's
+    body, as the app's server-error handler answers the other routes.
     """
 
-    def __init__(self, app: ASGIApp, endpoints: "Endpoints") -> None:
-        self._app = app
+    def __init__(self, endpoints: "Endpoints", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
             match = _ACTIVATE.match(scope["path"])
             if match is not None:
-                await self._endpoints.callback(Call(scope, receive, *match.groups()), send)
+                try:
+                    await self._endpoints.callback(Call(scope, receive, *match.groups()), send)
+                except Exception:
+                    logger.error("request failed", exc_info=True, extra={"path": scope["path"]})
+                    with contextlib.suppress(Exception):  # unless the answer had begun
+                        await JSONResponse(internal_error_body(), status_code=500)(
+                            scope, receive, send
+                        )
                 return
-        await self._app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 async def head_of_callback(request: Request) -> Response:

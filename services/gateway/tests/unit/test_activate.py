@@ -290,6 +290,21 @@ async def test_a_publish_kafka_does_not_acknowledge_in_time_is_503(
         assert len(gw.activations) == 1
 
 
+async def test_an_unexpected_error_in_a_callback_is_500_with_the_contract_body(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gw.app.state.registry, "trigger", broken)
+    response = await gw.http.post(gw.url(OPEN), json={})
+    assert response.status_code == 500
+    assert response.json()["code"] == 5000
+    assert "a bug" not in response.text
+    assert any(r.message == "request failed" and r.exc_info for r in caplog.records)
+    assert gw.activations == []
+
+
 async def test_head_on_a_callback_url_activates_nothing(gw: Harness) -> None:
     response = await gw.http.head(gw.url(OPEN))
     assert response.status_code == 405

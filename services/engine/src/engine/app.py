@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -182,6 +183,9 @@ def create_app(
             )
         await broker.start()
         count = await catalog.republish_registry()
+        # what exists now lives as long as the process: frozen out of the collector's
+        # reach, a full collection no longer walks it in the middle of a batch
+        gc.freeze()
         state["ready"] = True
         logger.info("engine ready", extra={"flows": count, "port": settings.port})
         maintenance = asyncio.create_task(maintain_forever())

@@ -798,26 +798,11 @@ class Suite:
                 self.fig("Kafka ceiling (raw aiokafka producer)", "messages/s").values.append(
                     ceiling_kafka["throughput"]
                 )
-                rate = 0.7 * gw_none["throughput"]
-                steady = loadgen(
-                    [none_url],
-                    "--mode",
-                    "open",
-                    "--rate",
-                    str(rate),
-                    "--seconds",
-                    str(self.seconds),
-                )
+                open_loop = ["--mode", "open", "--seconds", str(self.seconds)]
+                open_loop += ["--rate", str(0.7 * gw_none["throughput"])]
+                steady = loadgen([none_url], *open_loop)
                 # the peer at the same offered rate: how much of the tail is the machine's
-                steady_peer = loadgen(
-                    [f"http://127.0.0.1:{kafka_peer_port}/x"],
-                    "--mode",
-                    "open",
-                    "--rate",
-                    str(rate),
-                    "--seconds",
-                    str(self.seconds),
-                )
+                steady_peer = loadgen([f"http://127.0.0.1:{kafka_peer_port}/x"], *open_loop)
                 figure = self.fig(
                     "gateway p99 at 70% of its max, NONE trigger "
                     "(peer: Starlette route + raw aiokafka send, same rate)",
@@ -1334,7 +1319,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--only",
-        choices=("ingestion", "resume"),
+        choices=("ingestion", "resume", "burst"),
         help="one part alone, for working on it (the report holds only its figures)",
     )
     args = parser.parse_args()
@@ -1355,6 +1340,10 @@ def main() -> None:
             suite.ingestion()
         elif args.only == "resume":
             suite.resume(suite.p3_background)
+        elif args.only == "burst":
+            suite.burst()
+            accepts = suite.figures["burst decisions (peer: the gateway's acceptances)"].peer
+            suite.sustained(0.5 * statistics.median(accepts))
         else:
             suite.all(args.smoke)
     finally:

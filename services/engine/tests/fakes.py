@@ -309,7 +309,7 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.events: list[ExecutionEvent] = []
-        self.outcomes: list[ActivationOutcome] = []
+        self.decided: list[ActivationOutcome] = []  # the outcomes published
         self.records: list[RegistryRecord] = []
         self.dead_letters: list[DeadLetter] = []
         self.replayed: list[DeadLetter] = []
@@ -317,8 +317,8 @@ class RecordingPublisher:
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
         self.events.extend(events)
 
-    async def outcome(self, outcome: ActivationOutcome) -> None:
-        self.outcomes.append(outcome)
+    async def outcomes(self, outcomes: Sequence[ActivationOutcome]) -> None:
+        self.decided.extend(outcomes)
 
     async def registry(self, records: Sequence[RegistryRecord]) -> None:
         self.records.extend(records)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
 from engine.core.execution import HttpCall
 from engine.core.expressions import ExpressionError
@@ -25,6 +26,8 @@ from schemas.events import (
 )
 from schemas.topics import Topics
 from schemas.users import TokenIntrospection, User, plausible_token
+
+_JSON = {"content-type": "application/json"}  # what the messages are
 
 
 class KafkaPublisher:
@@ -63,20 +66,10 @@ class KafkaPublisher:
         )
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
-        # enqueued one after the other (their order on the partition), acknowledged together
-        pending = []
-        for event in events:
-            sent = await self._events.publish(
-                event.model_dump(mode="json"), key=event.executionId.encode(), no_confirm=True
-            )
-            if isinstance(sent, asyncio.Future):
-                pending.append(sent)
-        await asyncio.gather(*pending)
+        await _acknowledged(self._events, [(e, e.executionId) for e in events])
 
-    async def outcome(self, outcome: ActivationOutcome) -> None:
-        await self._outcomes.publish(
-            outcome.model_dump(mode="json"), key=outcome.activationId.encode()
-        )
+    async def outcomes(self, outcomes: Sequence[ActivationOutcome]) -> None:
+        await _acknowledged(self._outcomes, [(o, o.activationId) for o in outcomes])
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         key = letter.key.encode() if letter.key is not None else None
@@ -101,6 +94,20 @@ class KafkaPublisher:
                 else record.flowId
             )
             await self._registry.publish(record.model_dump(mode="json"), key=key.encode())
+
+
+async def _acknowledged(publisher: Any, messages: Sequence[tuple[BaseModel, str]]) -> None:
+    """Publish (message, key) pairs: enqueued one after the other (their order on a
+    partition), acknowledged together; each written as JSON bytes by pydantic (FastStream
+    would dump the model to a dict and that to text again)."""
+    pending = []
+    for message, key in messages:
+        sent = await publisher.publish(
+            message.model_dump_json().encode(), key=key.encode(), headers=_JSON, no_confirm=True
+        )
+        if isinstance(sent, asyncio.Future):
+            pending.append(sent)
+    await asyncio.gather(*pending)
 
 
 class HttpxRunner:

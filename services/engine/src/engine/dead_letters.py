@@ -114,7 +114,7 @@ class DeadLetters:
             if outcome.outcome == Outcome.INVALID:
                 # final: the same bytes can never be valid (a stored outcome is never replaced)
                 await self._store.save_outcome(outcome)
-            await self._publish.outcome(outcome)
+            await self._publish.outcomes([outcome])
         return letter
 
     async def outcome_of(self, activation_id: str) -> ActivationOutcome | None:

@@ -247,7 +247,8 @@ class Publisher(Protocol):
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None: ...
 
-    async def outcome(self, outcome: ActivationOutcome) -> None: ...
+    async def outcomes(self, outcomes: Sequence[ActivationOutcome]) -> None:
+        """Publish outcomes, acknowledged together."""
 
     async def registry(self, records: Sequence[RegistryRecord]) -> None: ...
 

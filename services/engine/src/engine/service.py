@@ -247,12 +247,12 @@ class Engine:
                 found if isinstance(found := stored.get(d.activationId), ActivationOutcome) else d
                 for d in decisions
             ]
-        await asyncio.gather(*(self._publish.outcome(d) for d in decisions))
+        await self._publish.outcomes(decisions)
         return decisions
 
     async def republish(self, decision: ActivationOutcome) -> None:
         """Answer an outcome decided before again (a redelivery)."""
-        await self._publish.outcome(decision)
+        await self._publish.outcomes([decision])
 
     async def read_activations(
         self, activation_ids: list[str]
@@ -692,7 +692,7 @@ class Engine:
             decidedAt=self._now(),
         )
         if await self._store.settle_outcome(decision):
-            await self._publish.outcome(decision)
+            await self._publish.outcomes([decision])
             logger.info(
                 "buffered activation settled",
                 extra={

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
     consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # wait for a batch to fill
     consumer_concurrency: int = Field(default=16, ge=1, le=256)  # keys handled at once
+    # bytes fetched per partition at a time (consumers.ConsumerConfig.fetch_bytes)
+    consumer_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     consumer_attempts: int = Field(default=5, ge=1)  # tries of a record, then a dead letter
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster

@@ -177,6 +177,20 @@ class _GroupedSaves:
             save.done.set_result(stamps.get(save.execution_id) == save.write_id)
 
 
+_IDS_PER_READ = 500
+
+
+async def _by_ids(
+    collection: AsyncCollection[dict[str, Any]], ids: list[str]
+) -> AsyncIterator[dict[str, Any]]:
+    """The documents with these ids, read `_IDS_PER_READ` ids per statement: the local
+    server's time for one `$in` grows faster than its length (7 ms for 500 ids, 600 ms
+    for 2,000)."""
+    for start in range(0, len(ids), _IDS_PER_READ):
+        async for doc in collection.find({"_id": {"$in": ids[start : start + _IDS_PER_READ]}}):
+            yield doc
+
+
 # collections of the earlier insert-only design: executions as revision series
 _EARLIER_DESIGN = frozenset({"waits", "claims", "finished_claims"})
 
@@ -326,10 +340,8 @@ class MongoStore:
         return execution_from_doc(doc) if doc else None
 
     async def get_executions(self, execution_ids: list[str]) -> dict[str, ExecutionState]:
-        if not execution_ids:
-            return {}
-        found = self._executions.find({"_id": {"$in": [i.lower() for i in execution_ids]}})
-        return {doc["_id"]: execution_from_doc(doc) async for doc in found}
+        ids = [i.lower() for i in execution_ids]
+        return {doc["_id"]: execution_from_doc(doc) async for doc in _by_ids(self._executions, ids)}
 
     async def save_execution(self, state: ExecutionState) -> bool:
         doc = execution_to_doc(state)
@@ -364,9 +376,7 @@ class MongoStore:
     async def get_activations(
         self, activation_ids: list[str]
     ) -> dict[str, ActivationOutcome | Resuming]:
-        if not activation_ids:
-            return {}
-        found = self._outcomes.find({"_id": {"$in": list(activation_ids)}})
+        found = _by_ids(self._outcomes, list(activation_ids))
         return {doc["_id"]: _activation_from_doc(doc) async for doc in found}
 
     async def begin_resuming(self, resuming: Resuming) -> Resuming:

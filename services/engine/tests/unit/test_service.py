@@ -139,7 +139,7 @@ async def test_a_matching_callback_completes_the_order(world: World) -> None:
     assert state.vars["paidBy"] == "gw@pay.example"
     assert state.vars["amount"] == 10
     assert not await world.store.anyone_waiting(trigger_id)
-    assert world.published.outcomes == [outcome]
+    assert world.published.decided == [outcome]
 
 
 async def test_a_false_condition_leaves_the_execution_waiting(world: World) -> None:
@@ -595,7 +595,7 @@ async def test_a_delivery_that_lost_a_race_publishes_the_winners_outcome(world: 
     assert (stale.outcome, fresh) == (Outcome.NO_WAITER, True)
     (answered,) = await world.engine.record([stale])
     assert answered == first
-    assert world.published.outcomes[-1] == first
+    assert world.published.decided[-1] == first
     assert await world.store.get_activation(activation_id) == first
 
 
@@ -667,7 +667,7 @@ async def test_a_callback_before_its_waiter_is_buffered_and_resumes_it_when_it_w
     assert state is not None
     assert (state.status, state.vars) == (ExecutionStatus.COMPLETED, {"amount": 30})
     assert early.activationId in state.applied
-    final = world.published.outcomes[-1]
+    final = world.published.decided[-1]
     assert (final.activationId, final.outcome, final.executionIds) == (
         early.activationId,
         Outcome.ACTIVATED,
@@ -729,7 +729,7 @@ async def test_an_unclaimed_buffered_callback_expires_and_leaves_the_store(world
     world.clock.now += 60_000
     assert await world.engine.sweep_buffer() == 1
     assert await settled(world, early.activationId) == Outcome.EXPIRED
-    assert world.published.outcomes[-1].outcome == Outcome.EXPIRED
+    assert world.published.decided[-1].outcome == Outcome.EXPIRED
     assert world.store.kept == {}
     execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
     assert await world.status(execution_id) == ExecutionStatus.WAITING

@@ -12,7 +12,6 @@ import math
 import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +98,8 @@ class GatewayApp(Starlette):
             if match is not None:
                 try:
                     await self._endpoints.callback(Call(scope, receive, *match.groups()), send)
+                except ClientDisconnect:
+                    pass  # the caller left before its body arrived: nobody to answer
                 except Exception:
                     logger.error("request failed", exc_info=True, extra={"path": scope["path"]})
                     with contextlib.suppress(Exception):  # unless the answer had begun
@@ -307,8 +308,7 @@ class Endpoints:
             elif call.method == "GET":
                 data = _query_data(call.query)
             else:
-                require_json(call.headers.get("content-type"))
-                data = parse_object(await self._raw(call.receive, deadline))
+                data = await self._body(call.headers, call.receive, deadline)
 
             token = call.headers.get("user-token")
             user = await self._user(token) if token else None
@@ -365,9 +365,8 @@ class Endpoints:
             raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
         deadline = Deadline()
         try:
-            require_json(request.headers.get("content-type"))
-            data = parse_object(await self._raw(request.receive, deadline))
-            execution_id = str(uuid.uuid4())
+            data = await self._body(request.headers, request.receive, deadline)
+            execution_id = new_id()
             command = StartExecution(
                 executionId=execution_id, flowId=flow_id, input=data, requestedAt=self._now()
             )
@@ -381,6 +380,12 @@ class Endpoints:
         finally:
             deadline.disarm()
         return JSONResponse({"executionId": execution_id}, status_code=202)
+
+    async def _body(
+        self, headers: Mapping[str, str], receive: Receive, deadline: Deadline
+    ) -> dict[str, Any]:
+        require_json(headers.get("content-type"))
+        return parse_object(await self._raw(receive, deadline))
 
     async def _raw(self, receive: Receive, deadline: Deadline) -> bytes:
         """The body, at most `body_bytes` of it, within `body_seconds` (else 413 or 408)."""

@@ -272,6 +272,31 @@ async def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
         assert (await gw.http.post(gw.url(OPEN), json={})).status_code == 200
 
 
+async def test_a_caller_that_leaves_before_its_body_gets_nothing_and_logs_no_error(
+    gw: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": gw.url(OPEN),
+        "query_string": b"",
+        "headers": [],
+        "client": ("10.1.2.3", 4000),
+    }
+    await gw.app(scope, gone, send)
+    assert sent == []
+    assert gw.activations == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 async def test_a_publish_kafka_does_not_acknowledge_in_time_is_503(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -319,6 +344,9 @@ async def test_tokens_are_cached_and_concurrent_misses_share_one_lookup(gw: Harn
     assert {a.status_code for a in answers} == {200}
     await gw.http.post(gw.url(PAY), json={}, headers=headers)
     assert gw.introspections == ["payer-token"]
+    text = (await gw.http.get("/metrics")).text
+    assert 'hookflow_gateway_auth_lookups_total{result="miss"} 1.0' in text
+    assert 'hookflow_gateway_auth_lookups_total{result="hit"} 10.0' in text
 
 
 async def test_auth_events_drop_cached_tokens(gw: Harness) -> None:

@@ -33,10 +33,19 @@ PY = sys.executable
 OUT = ROOT / "bench" / "results"
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket is held until all are bound (closed one
+    by one, the system may hand the same port out twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    (port,) = free_ports(1)
+    return port
 
 
 ADMIN_KEY = "bench-admin-key"
@@ -139,8 +148,8 @@ class Services:
         self.start("engine2", [PY, "-m", "engine"], "/readyz", {"HOOKFLOW_ENGINE_PORT": str(port)})
 
     def start_product(self) -> None:
-        for name in ("engine", "auth", "gateway"):
-            self.ports.setdefault(name, free_port())
+        for name, port in zip(("engine", "auth", "gateway"), free_ports(3), strict=True):
+            self.ports.setdefault(name, port)
         for name in ("engine", "auth", "gateway"):  # the engine first: it creates the topics
             self.start(name, [PY, "-m", name], "/readyz")
 
@@ -715,7 +724,7 @@ class Suite:
     # -- 1. gateway ingestion, 4. memory -------------------------------------------------
 
     def ingestion(self) -> None:
-        peer_port, kafka_peer_port = free_port(), free_port()
+        peer_port, kafka_peer_port = free_ports(2)
         topic = f"{self.s.prefix}.peer-produce"
         log = self.s.logs / "http-peer.log"
         peers = [

@@ -43,10 +43,15 @@ class Product:
     pids: dict[str, int] = field(default_factory=dict)  # when this session started them
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket is held until all are bound (closed one
+    by one, the system may hand the same port out twice, and a second server that cannot
+    bind it leaves the first answering its health checks)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _ready(url: str) -> bool:
@@ -78,7 +83,8 @@ def product(
         return
     run = f"e2e_{uuid.uuid4().hex[:8]}"
     logs = tmp_path_factory.mktemp("e2e-logs")
-    ports = {name: _free_port() for name in ("engine", "auth", "gateway", "stub")}
+    names = ("engine", "auth", "gateway", "stub")
+    ports = dict(zip(names, _free_ports(len(names)), strict=True))
     admin_key = secrets.token_urlsafe(16)
     activation_key = secrets.token_urlsafe(32)  # shared by the engine and the gateway
     env = {

@@ -477,14 +477,18 @@ class MongoStore:
 
     async def settle_outcome(self, outcome: ActivationOutcome) -> bool:
         body = outcome.model_dump(mode="json", exclude={"activationId"})
+        unsettled = {
+            "_id": outcome.activationId,
+            "outcome": {"$in": [None, Outcome.BUFFERED.value]},
+        }
+        change = {"$set": body, "$unset": {"resuming": ""}}
         try:  # an upsert that finds another final outcome collides with it on _id
-            await self._outcomes.update_one(
-                {"_id": outcome.activationId, "outcome": {"$in": [None, Outcome.BUFFERED.value]}},
-                {"$set": body, "$unset": {"resuming": ""}},
-                upsert=True,
-            )
+            await self._outcomes.update_one(unsettled, change, upsert=True)
         except DuplicateKeyError:
-            return False
+            # or with the BUFFERED outcome its batch stored between the upsert's lookup
+            # and its insert: settled over that one, a final outcome is left as it is
+            result = await self._outcomes.update_one(unsettled, change)
+            return result.modified_count == 1
         return True
 
     async def buffer(self, entry: Buffered) -> Buffered:

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from engine.store import MongoStore, OutdatedDatabase
-from schemas.events import ActivateTrigger, Outcome, StartExecution
+from schemas.events import ActivateTrigger, ActivationOutcome, Outcome, StartExecution
 from schemas.flows import FlowDefinition
 
 from ..store_contract import *  # noqa: F403  # the contract's tests run here
@@ -131,3 +132,41 @@ async def test_a_database_of_the_earlier_design_is_refused_with_what_to_do(
     await mongo_db["claims"].insert_one({"_id": "w1", "activationId": "a1"})
     with pytest.raises(OutdatedDatabase, match=r"rm -rf \.local/ferretdb/data"):
         await MongoStore(mongo_db).setup()
+
+
+async def test_a_buffered_outcome_stored_during_its_settling_upsert_is_settled(
+    store: MongoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch that kept an activation stores its BUFFERED outcome (an insert) while an
+    execution that took it settles it (an upsert): the insert can land between the
+    upsert's lookup and its own insert, which then collides. Settled over it all the same."""
+    buffered = ActivationOutcome(
+        activationId="a-race",
+        flowId="f",
+        triggerId="t",
+        outcome=Outcome.BUFFERED,
+        executionIds=[],
+        decidedAt=1,
+    )
+    outcomes = store._outcomes
+    update_one = outcomes.update_one
+    raced: list[bool] = []
+
+    async def overtaken(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("upsert") and not raced:
+            # the upsert looked and found nothing; the batch's insert lands; the upsert's
+            # own insert then collides, as the server answers it
+            raced.append(True)
+            assert not await store.save_outcomes([buffered])
+            raise DuplicateKeyError("E11000 duplicate key error")
+        return await update_one(*args, **kwargs)
+
+    monkeypatch.setattr(outcomes, "update_one", overtaken)
+    activated = buffered.model_copy(
+        update={"outcome": Outcome.ACTIVATED, "executionIds": ["e1"], "decidedAt": 2}
+    )
+    assert await store.settle_outcome(activated)
+    assert (await store.get_activation("a-race")) == activated
+    # a final outcome is left as it is
+    assert not await store.settle_outcome(activated.model_copy(update={"executionIds": ["e2"]}))
+    assert (await store.get_activation("a-race")) == activated

@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -244,25 +244,35 @@ async def test_broker_down_is_503_and_never_a_2xx(
     assert started.status_code == 503
 
 
+def _post(
+    path: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]], Callable[[dict[str, Any]], Awaitable[None]]]:
+    """A JSON POST's ASGI scope, the messages answered, and the `send` that keeps them:
+    for requests httpx cannot make."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("10.1.2.3", 4000),
+    }
+    return scope, sent, send
+
+
 async def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
     async with gateway(body_timeout_seconds=0.2) as gw:
-        sent: list[dict[str, Any]] = []
 
         async def stalled() -> dict[str, Any]:
             await asyncio.Event().wait()  # the client sent its headers, never its body
             raise AssertionError
 
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": gw.url(OPEN),
-            "query_string": b"",
-            "headers": [(b"content-type", b"application/json")],
-            "client": ("10.1.2.3", 4000),
-        }
+        scope, sent, send = _post(gw.url(OPEN))
         async with asyncio.timeout(5):
             await gw.app(scope, stalled, send)
         assert sent[0]["status"] == 408
@@ -275,22 +285,10 @@ async def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
 async def test_a_caller_that_leaves_before_its_body_gets_nothing_and_logs_no_error(
     gw: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sent: list[dict[str, Any]] = []
-
     async def gone() -> dict[str, Any]:
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": gw.url(OPEN),
-        "query_string": b"",
-        "headers": [],
-        "client": ("10.1.2.3", 4000),
-    }
+    scope, sent, send = _post(gw.url(OPEN))
     await gw.app(scope, gone, send)
     assert sent == []
     assert gw.activations == []

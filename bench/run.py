@@ -1357,7 +1357,7 @@ def main() -> None:
             suite.all(args.smoke)
     finally:
         services.stop_all()
-        _drop(mongodb, services.prefix)
+        _drop(mongodb, kafka, services.prefix)
     from report import write  # plotting is only needed here
 
     write(
@@ -1378,12 +1378,28 @@ def main() -> None:
     )
 
 
-def _drop(mongodb: str, prefix: str) -> None:
+def _drop(mongodb: str, kafka: str, prefix: str) -> None:
+    """Drop the run's databases and delete its topics: a broker that keeps every run's
+    partitions spends more of the shared machine on them at each later run."""
     from pymongo import MongoClient
 
     with MongoClient(mongodb) as client:
         for suffix in ("engine", "auth", "peer"):
             client.drop_database(f"{prefix}_{suffix}")
+    asyncio.run(_delete_topics(kafka, f"{prefix}."))
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 if __name__ == "__main__":

@@ -86,8 +86,12 @@ start() {
   umask 077  # its logs and data: readable by this user only
   chmod -R go-rwx "$LOG_DIR" "$DATA_DIR" 2>/dev/null || true
   local started=$SECONDS
+  # synchronous(normal) in WAL mode: a commit survives the server's crash (kill -9) and
+  # is fsynced at checkpoints, not one by one (a standalone mongod likewise syncs its
+  # journal every 100 ms); full syncs every commit
+  local sync=${HOOKFLOW_MONGO_SQLITE_SYNC:-normal}
   nohup "$BIN" --listen-addr="$MONGO_HOST:$MONGO_PORT" --handler=sqlite \
-    --sqlite-url="file:$DATA_DIR/" --log-level="${HOOKFLOW_MONGO_LOG_LEVEL:-warn}" \
+    --sqlite-url="file:$DATA_DIR/?_pragma=synchronous($sync)" --log-level="${HOOKFLOW_MONGO_LOG_LEVEL:-warn}" \
     >"$LOG_DIR/ferretdb.log" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 300); do

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient, ReturnDocument
+from pymongo import MongoClient, ReturnDocument, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -179,3 +179,24 @@ def test_an_update_that_breaks_a_unique_index_is_a_duplicate_key(db: Database[An
     with pytest.raises(DuplicateKeyError):
         coll.update_one({"_id": str(uuid.uuid4())}, {"$set": {"slot": "s2"}}, upsert=True)
     assert coll.find_one({"_id": "b"}) == {"_id": "b", "slot": "s2"}
+
+
+def test_an_unordered_bulk_of_many_compare_and_sets_completes(
+    mongodb_url: str, db: Database[Any]
+) -> None:
+    # the engine's grouped saves: more statements in one update command than the local
+    # server has SQLite connections (100) hung it for good before patch 0005
+    count = 250
+    db["executions"].insert_many([{"_id": f"e{i}", "version": 0} for i in range(count)])
+    with MongoClient(mongodb_url, timeoutMS=30_000) as client:
+        coll = client[db.name]["executions"]
+        result = coll.bulk_write(
+            [
+                UpdateOne({"_id": f"e{i}", "version": 0}, {"$set": {"version": 1}})
+                for i in range(count)
+            ]
+            + [UpdateOne({"_id": "e0", "version": 0}, {"$set": {"version": 9}})],  # lost race
+            ordered=False,
+        )
+        assert result.modified_count == count
+        assert coll.count_documents({"version": 1}) == count

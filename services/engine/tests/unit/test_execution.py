@@ -76,6 +76,50 @@ def test_later_assignments_see_earlier_ones() -> None:
     assert started(flow, {}).state.vars == {"x": 2, "y": 42}
 
 
+def test_an_expression_reads_every_context_name_it_mentions() -> None:
+    # only the names an expression mentions are handed to CEL: each must still arrive
+    flow = compiled(
+        {
+            "name": "f",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "a"},
+                {
+                    "name": "a",
+                    "type": "assign",
+                    "assign": {
+                        "first": "input.n",
+                        "second": "vars.first + 1",
+                        "who": "execution.id + '/' + execution.flowId",
+                        "none": "[data, user, results, callbackUrls]",
+                        "has": "has(input.n) && !has(input.missing)",
+                        "text": "'input.n, vars and data'",
+                    },
+                },
+            ],
+        }
+    )
+    state = started(flow, {"n": 41}).state
+    assert state.error is None
+    assert state.vars == {
+        "first": 41,
+        "second": 42,
+        "who": f"e1/{flow.flow_id}",
+        "none": [None, None, {}, {}],
+        "has": True,
+        "text": "input.n, vars and data",
+    }
+
+
+def test_a_name_outside_the_context_is_an_error_naming_it() -> None:
+    flow = compiled(
+        {"name": "f", "blocks": [{"name": "a", "type": "assign", "assign": {"x": "order.id"}}]}
+    )
+    state = started(flow, {}).state
+    assert state.status == ExecutionStatus.FAILED
+    assert state.error is not None
+    assert "order" in state.error
+
+
 @pytest.mark.parametrize(("amount", "expected"), [(500, "big"), (5, "small")])
 def test_branch_takes_then_or_else(amount: int, expected: str) -> None:
     flow = compiled(

@@ -36,21 +36,33 @@ class Shape:
     comprehension_depth: int
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 @dataclass(frozen=True)
 class Expression:
     """A compiled CEL expression with its source."""
 
     source: str
     program: cel.Program
+    # every word of the source: the context names it can read are among them
+    words: frozenset[str]
     bounded: bool = True  # no comprehension: cheap enough to evaluate in place
 
     def evaluate(self, context: "Mapping[str, Any] | Bindings") -> Any:
-        """Evaluate against `context`; raise ExpressionError on any runtime error."""
+        """Evaluate against `context`; raise ExpressionError on any runtime error.
+
+        Only the context names the source mentions are handed to CEL, which converts
+        every value it is given (`data.amount` took 2.5 us with `data` alone, 21 us
+        with an execution's whole context).
+        """
         try:
             if isinstance(context, Bindings):
                 value = context.execute(self.program)
             else:
-                value = self.program.execute(dict(context))
+                value = self.program.execute(
+                    {name: v for name, v in context.items() if name in self.words}
+                )
         except Exception as exc:  # the extension raises KeyError, TypeError, ValueError...
             raise ExpressionError(_runtime_message(self.source, exc)) from exc
         return to_json(value)
@@ -163,7 +175,7 @@ def compile_expression(source: str) -> Expression:
     column of a syntax error, or the limit it is over."""
     measured = check_budget(source)
     try:
-        return Expression(source, cel.compile(source), bounded=measured.comprehensions == 0)
+        program = cel.compile(source)
     except Exception as exc:
         text = str(exc)
         match = _POSITION.search(text)
@@ -171,6 +183,8 @@ def compile_expression(source: str) -> Expression:
         first = text.splitlines()[0] if text else type(exc).__name__
         detail = first.split(": ERROR: ", 1)[-1]
         raise ExpressionError(f"syntax error{where}: {detail}") from exc
+    words = frozenset(_WORD.findall(source))
+    return Expression(source, program, words, bounded=measured.comprehensions == 0)
 
 
 def _runtime_message(source: str, exc: Exception) -> str:

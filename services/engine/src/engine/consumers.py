@@ -58,7 +58,10 @@ class ConsumerConfig:
     # on the local machine); at the client's 1 MB (2,000 callbacks) that capped one
     # partition at 3,500 decisions/s
     fetch_bytes: int = 8 * 1024 * 1024
-    concurrency: int = 16  # keys handled at once within a batch
+    # keys handled at once within a batch; their compare-and-sets go to the store
+    # together (`store._GroupedSaves`), so more at once is cheaper per resume for the
+    # engine and the server alike: 128 resumed 20% more a second than 16 on 2 cores
+    concurrency: int = 128
     attempts: int = 5  # tries of one record before it is dead-lettered (or its partition rewinds)
     backoff_seconds: float = 0.2  # after the first failed try; doubled after each, at most 5 s
 

@@ -88,10 +88,13 @@ start() {
   local started=$SECONDS
   # synchronous(normal) in WAL mode: a commit survives the server's crash (kill -9) and
   # is fsynced at checkpoints, not one by one (a standalone mongod likewise syncs its
-  # journal every 100 ms); full syncs every commit
+  # journal every 100 ms); full syncs every commit. A checkpoint every 10,000 pages
+  # (40 MB of WAL) instead of SQLite's 1,000: each one fsyncs and holds up the writer
+  # that triggers it (docs/infrastructure.md)
   local sync=${HOOKFLOW_MONGO_SQLITE_SYNC:-normal}
+  local url="file:$DATA_DIR/?_pragma=synchronous($sync)&_pragma=wal_autocheckpoint(10000)"
   nohup "$BIN" --listen-addr="$MONGO_HOST:$MONGO_PORT" --handler=sqlite \
-    --sqlite-url="file:$DATA_DIR/?_pragma=synchronous($sync)" --log-level="${HOOKFLOW_MONGO_LOG_LEVEL:-warn}" \
+    --sqlite-url="$url" --log-level="${HOOKFLOW_MONGO_LOG_LEVEL:-warn}" \
     >"$LOG_DIR/ferretdb.log" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 300); do

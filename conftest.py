@@ -9,15 +9,19 @@ need them fail with a message saying how to start them: they never skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
+if TYPE_CHECKING:
+    from aiokafka.admin import AIOKafkaAdminClient
 
 HOW_TO_START = (
     "{what} is not available: set {var}, or run `make infra-up` and export the "
@@ -66,26 +70,26 @@ def kafka_bootstrap() -> Iterator[str]:
         yield kafka.get_bootstrap_server()
 
 
-async def _topics(bootstrap: str) -> set[str]:
+@contextlib.asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        return set(await admin.list_topics())
+        yield admin
     finally:
         await admin.close()
+
+
+async def _topics(bootstrap: str) -> set[str]:
+    async with _admin(bootstrap) as admin:
+        return set(await admin.list_topics())
 
 
 async def _delete_topics(bootstrap: str, names: set[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         await admin.delete_topics(sorted(names))
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")

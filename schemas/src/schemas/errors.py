@@ -37,10 +37,12 @@ class ErrorCode(IntEnum):
     BODY_TOO_LARGE = 4130
     UNSUPPORTED_MEDIA_TYPE = 4150
     RATE_LIMITED = 4290
+    HEADERS_TOO_LARGE = 4310  # fixed by the contract: headers over a limit (schemas.server)
     INTERNAL = 5000
     BROKER_UNAVAILABLE = 5030
     NOT_READY = 5031
     AUTH_UNAVAILABLE = 5032
+    TOO_MANY_CONNECTIONS = 5033
 
 
 class ErrorBody(BaseModel):

@@ -21,12 +21,19 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _Command(BaseModel):
+    """A command other services may publish: fields it does not know are ignored, so that
+    publishers may extend their messages."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 class ActivationSource(StrEnum):
     HTTP = "http"  # came through the gateway, which already applied the auth policy
     KAFKA = "kafka"  # published straight to Kafka by another service
 
 
-class StartExecution(_Message):
+class StartExecution(_Command):
     """Start a new execution of a flow version with `input`."""
 
     executionId: Annotated[str, Field(pattern=EXECUTION_ID_PATTERN)]  # a UUID
@@ -35,7 +42,7 @@ class StartExecution(_Message):
     requestedAt: int  # epoch milliseconds
 
 
-class ActivateTrigger(_Message):
+class ActivateTrigger(_Command):
     """Activate an External Callback trigger with posted data.
 
     `execution` selects which waiting executions may resume: `all` (default), `any`
@@ -191,12 +198,19 @@ AuthEvent = Annotated[TokenRevoked | RolesChanged | UserDisabled, Field(discrimi
 class DeadLetterKind(StrEnum):
     INVALID = "invalid"  # not a valid command: parked at once
     FAILED = "failed"  # valid, but its processing failed every attempt
+    # not even its dead letter could be written: only its position, size, SHA-256 and
+    # error are kept (in the store), and its partition moved on
+    SKIPPED = "skipped"
 
 
 class DeadLetter(_Message):
     """A message the engine gave up on, on the dead-letter topic (key: the original key).
 
-    `value` is the original message as text, ready to be published again (a replay).
+    `value` is the original message as text, ready to be published again (a replay),
+    unless `truncated`: a message too large to keep whole keeps its first characters
+    only, with its `size` (bytes) and `sha256` (hex, of the original bytes). A raw
+    `userToken` is never kept: it is removed from `value` and kept sealed
+    (`sealedUserToken`, `schemas.sealing`) for a replay.
     """
 
     deadLetterId: str
@@ -212,3 +226,7 @@ class DeadLetter(_Message):
     executionId: str | None = None
     at: int  # epoch milliseconds
     replayedAt: int | None = None
+    size: int | None = None
+    sha256: str | None = None
+    truncated: bool = False
+    sealedUserToken: str | None = None

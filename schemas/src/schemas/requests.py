@@ -58,19 +58,20 @@ async def read_limited(chunks: AsyncIterable[bytes], limit: int = DEFAULT_LIMIT)
     return bytes(body)
 
 
-def parse_object(body: bytes) -> dict[str, Any]:
+def parse_object(body: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Parse a JSON object; an empty body counts as `{}`.
 
     Refused with 400: text that is not JSON, a value that is not an object, numbers that
-    are not finite (`NaN`, `Infinity`, `1e400`), nesting deeper than MAX_DEPTH and lone
+    are not finite (`NaN`, `Infinity`, `1e400`), nesting deeper than `max_depth` and lone
     surrogates (`"\\ud800"`), none of which can be passed on as JSON. Integers of any
-    size are kept exactly.
+    size are kept exactly. A message that carries a body one level down (a Kafka
+    command's `data`) is read with `max_depth=MAX_DEPTH + 1`: the same rule as HTTP's.
     """
     if not body.strip():
         return {}
     value = _fast(body)
     if value is None:
-        value = _exact(body)
+        value = _exact(body, max_depth)
     if not isinstance(value, dict):
         raise RequestError(
             400,
@@ -79,10 +80,10 @@ def parse_object(body: bytes) -> dict[str, Any]:
         )
     # the walk is needed only when the text could break a rule: more brackets than the
     # depth allows, or an escape that may leave half a surrogate pair
-    deep = body.count(b"[") + body.count(b"{") > MAX_DEPTH
+    deep = body.count(b"[") + body.count(b"{") > max_depth
     surrogates = _SURROGATE_ESCAPE.search(body) is not None
     if deep or surrogates:
-        _check(value, surrogates)
+        _check(value, surrogates, max_depth)
     return value
 
 
@@ -99,7 +100,7 @@ def _fast(body: bytes) -> Any:
         return None
 
 
-def _exact(body: bytes) -> Any:
+def _exact(body: bytes, max_depth: int) -> Any:
     try:
         # what json.loads(body, parse_constant=..., parse_float=...) does, with the
         # decoder built once instead of per call
@@ -107,7 +108,7 @@ def _exact(body: bytes) -> Any:
     except _NotFinite as exc:
         raise RequestError(400, ErrorCode.MALFORMED_JSON, str(exc)) from None
     except RecursionError:
-        raise _too_deep() from None
+        raise _too_deep(max_depth) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, ErrorCode.MALFORMED_JSON, f"malformed JSON: {exc}") from exc
 
@@ -130,27 +131,27 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_not_finite, parse_float=_finite)
 
 
-def _too_deep() -> RequestError:
+def _too_deep(max_depth: int) -> RequestError:
     return RequestError(
-        400, ErrorCode.MALFORMED_JSON, f"the JSON is nested deeper than {MAX_DEPTH} levels"
+        400, ErrorCode.MALFORMED_JSON, f"the JSON is nested deeper than {max_depth} levels"
     )
 
 
-def _check(value: Any, surrogates: bool) -> None:
+def _check(value: Any, surrogates: bool, max_depth: int) -> None:
     """Walk `value` without recursion: its depth, and its strings when asked."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
-            if depth > MAX_DEPTH:
-                raise _too_deep()
+            if depth > max_depth:
+                raise _too_deep(max_depth)
             for key, child in item.items():
                 if surrogates:
                     _text(key)
                 stack.append((child, depth + 1))
         elif isinstance(item, list):
-            if depth > MAX_DEPTH:
-                raise _too_deep()
+            if depth > max_depth:
+                raise _too_deep(max_depth)
             stack.extend((child, depth + 1) for child in item)
         elif surrogates and isinstance(item, str):
             _text(item)

@@ -7,10 +7,9 @@ the same settings) and exits: what a deployment's topic job runs.
 import asyncio
 import sys
 
-import uvicorn
-
 from engine.app import create_app, ensure_topics
 from engine.settings import Settings
+from schemas import server
 from schemas.topics import Topics
 
 
@@ -27,8 +26,9 @@ def main() -> None:
         )
         print(f"topics of {settings.topic_prefix!r} are in place")
         return
-    uvicorn.run(
+    server.run(
         create_app(settings),
+        settings,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

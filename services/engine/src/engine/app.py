@@ -106,7 +106,7 @@ def create_app(
         now_ms,
         workers,
     )
-    letters = DeadLetters(engine, store, publisher, now_ms)
+    letters = DeadLetters(engine, store, publisher, now_ms, sealing)
     register(
         broker,
         engine,

@@ -8,18 +8,25 @@ the executions they name (`execution=<id>`) in another, looks a trigger up only 
 when nobody waits there, and stores the new outcomes in one. The offsets are committed
 after the batch is handled.
 
-No record can hold its partition back for good:
-- a record that is not a valid command is dead-lettered at once (`dead_letters.py`);
-- a record whose handling fails is tried `attempts` times with a doubling back-off; if
-  the last error is one the record causes, it is dead-lettered and its partition moves on;
+No record can hold its partition back for good, whatever its bytes:
+- a record that is not a valid command is dead-lettered at once (`dead_letters.py`); it
+  is read with the gateway's rules (`schemas.requests.parse_object`: nesting, numbers
+  that are not finite, lone surrogates), and fields it does not know are ignored;
+- a record whose handling fails is tried again after a back-off that doubles: its
+  partition is rewound to it and paused meanwhile, so that it delays only its own
+  partition; after `attempts` tries, if the error is one the record causes, it is
+  dead-lettered and its partition moves on;
 - if the error is the infrastructure's (the store, Kafka or the auth service away), the
-  partition is rewound to the record: it and the records after it are delivered again
-  once the batch is committed, while every other partition moves on (redelivered records
-  that were applied already cost one read per batch, and their outcome is published
-  again only when this process did not publish it itself).
+  partition is rewound and paused the same way, as long as it takes (redelivered
+  records that were applied already cost one read per batch, and their outcome is
+  published again only when this process did not publish it itself);
+- if its dead letter cannot be written either (not for the infrastructure's sake), the
+  last resort keeps its position, size, SHA-256 and error in the store, counts it in
+  `hookflow_engine_skipped_messages_total`, and the partition moves on.
 """
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -28,7 +35,12 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
@@ -41,6 +53,7 @@ from engine.dead_letters import DeadLetters, Received
 from engine.metrics import Metrics
 from engine.service import Engine, ExecutionFault
 from schemas.events import ActivateTrigger, ActivationOutcome, DeadLetterKind, StartExecution
+from schemas.requests import MAX_DEPTH, RequestError, parse_object
 from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -62,8 +75,9 @@ class ConsumerConfig:
     # together (`store._GroupedSaves`), so more at once is cheaper per resume for the
     # engine and the server alike: 128 resumed 20% more a second than 16 on 2 cores
     concurrency: int = 128
-    attempts: int = 5  # tries of one record before it is dead-lettered (or its partition rewinds)
+    attempts: int = 5  # tries of one record before it is dead-lettered
     backoff_seconds: float = 0.2  # after the first failed try; doubled after each, at most 5 s
+    max_backoff_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,8 @@ class Item(Generic[Command]):
 
 
 Park = Callable[[Item[Command], BaseException | None], Awaitable[None]]
+# the last resort for a record whose dead letter could not be written: (record, error)
+Skip = Callable[[ConsumerRecord[Any, Any], str], Awaitable[None]]
 
 
 def register(
@@ -88,7 +104,7 @@ def register(
 ) -> None:
     """Subscribe the engine to execution starts and activations, in batches."""
     router = KafkaRouter()
-    batches = Batches(config, metrics)
+    batches = Batches(config, metrics, letters.skip)
     # outcomes this process stored and published: records delivered again after a rewind
     # (a partition waiting for the store to come back) are not answered again
     answered = _Recent(10_000)
@@ -210,11 +226,16 @@ _INFRASTRUCTURE = (
     httpx.HTTPStatusError,
     OSError,
 )
+# ...except a message the broker refuses for its size: the same bytes never fit
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 
 
 def infrastructure_error(error: BaseException) -> bool:
     """Whether `error` (or what caused it) is the infrastructure's: the store, Kafka or the
     auth service unreachable, failing or timing out."""
+    chain = list(_chain(error))
+    if any(isinstance(seen, _TOO_LARGE) for seen in chain):
+        return False
     return any(
         isinstance(seen, _INFRASTRUCTURE)
         or (
@@ -224,21 +245,30 @@ def infrastructure_error(error: BaseException) -> bool:
                 or seen.has_error_label("TransientTransactionError")
             )
         )
-        for seen in _chain(error)
+        for seen in chain
     )
 
 
 def _chain(error: BaseException | None) -> Iterator[BaseException]:
-    """`error` and what caused it, outermost first."""
-    while error is not None:
+    """`error` and what caused it, outermost first (at most 20: a cycle ends too)."""
+    seen = 0
+    while error is not None and seen < 20:
         yield error
         error = error.__cause__ or error.__context__
+        seen += 1
 
 
 def _describe(error: BaseException) -> str:
     """The error and its causes, innermost last: what a user reads in the dead letter."""
-    parts = [f"{type(e).__name__}: {e}" for e in itertools.islice(_chain(error), 5)]
+    parts = [f"{type(e).__name__}: {_shown(e)}" for e in itertools.islice(_chain(error), 5)]
     return " <- ".join(reversed(parts))
+
+
+def _shown(error: BaseException) -> str:
+    try:
+        return str(error)[:500]
+    except Exception:  # an error that cannot say what it is still has a type
+        return "(no description)"
 
 
 class _Recent:
@@ -257,12 +287,53 @@ class _Recent:
         return key in self._ids
 
 
-class Batches:
-    """Runs the items of a batch: in order per key, keys concurrently."""
+def read_command(value: bytes | None, model: type[Command]) -> Command:
+    """A record's command, read with the gateway's rules for JSON (its `data` may nest
+    as deep as a request body, one level below the message); raises ValueError, which
+    says why it is not one."""
+    try:
+        fields = parse_object(value or b"", MAX_DEPTH + 1)
+    except RequestError as exc:
+        raise ValueError(exc.message) from None
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}"
+                for e in exc.errors()[:10]
+            )
+        ) from None
 
-    def __init__(self, config: ConsumerConfig, metrics: Metrics) -> None:
+
+@dataclass(frozen=True)
+class _Retry:
+    """A record to deliver again after `delay` seconds; `outage` when the
+    infrastructure failed it (then it is tried for as long as it takes: outages do
+    not count as the record's own failures)."""
+
+    delay: float
+    outage: bool
+    tries: int  # of this kind, so far
+
+
+class Batches:
+    """Runs the items of a batch: in order per key, keys concurrently.
+
+    A record that fails is not retried inside the batch (that would hold every other
+    partition's records back): its partition is rewound to it and paused for the
+    back-off, and it comes again with a later batch. Its tries are counted here, by
+    position, in this process.
+    """
+
+    _MAX_TRACKED = 10_000
+
+    def __init__(self, config: ConsumerConfig, metrics: Metrics, skip: Skip) -> None:
         self._config = config
         self._metrics = metrics
+        self._skip = skip
+        # position -> (failures of its own, outages met)
+        self._tries: dict[tuple[str, int, int], tuple[int, int]] = {}
 
     def parsed(self, raw: Any, model: type[Command]) -> list[Item[Command]]:
         """The records of a batch with their commands, or why each is not one."""
@@ -273,13 +344,9 @@ class Batches:
         items: list[Item[Command]] = []
         for record in records:
             try:
-                items.append(Item(record, model.model_validate_json(record.value or b"")))
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}"
-                    for e in exc.errors()[:10]
-                )
-                items.append(Item(record, None, f"not a valid {model.__name__}: {problems}"))
+                items.append(Item(record, read_command(record.value, model)))
+            except ValueError as exc:
+                items.append(Item(record, None, f"not a valid {model.__name__}: {exc}"))
         return items
 
     async def run(
@@ -289,78 +356,166 @@ class Batches:
         park: Park[Command],
         consumer: Any,
     ) -> None:
-        """Handle every item; rewind each partition to its first record left undone."""
+        """Handle every item; rewind and pause each partition at its first record left
+        undone, for that record's back-off."""
         by_key: dict[tuple[str, int, bytes | None], list[Item[Command]]] = {}
         for item in items:
             record = item.record
             by_key.setdefault((record.topic, record.partition, record.key), []).append(item)
-        failed: dict[TopicPartition, int] = {}
+        failed: dict[TopicPartition, tuple[int, _Retry]] = {}
         slots = asyncio.Semaphore(self._config.concurrency)
 
         async def in_order(keyed: list[Item[Command]]) -> None:
             async with slots:
                 for item in keyed:
-                    if not await self._settle(item, handle, park):
+                    retry = await self._settle(item, handle, park, in_batch=consumer is None)
+                    if retry is not None:
                         record = item.record
                         partition = TopicPartition(record.topic, record.partition)
-                        failed[partition] = min(failed.get(partition, record.offset), record.offset)
+                        earlier = failed.get(partition)
+                        if earlier is None or record.offset < earlier[0]:
+                            failed[partition] = (record.offset, retry)
                         return
 
         await asyncio.gather(*(in_order(keyed) for keyed in by_key.values()))
         if consumer is None:  # FastStream's test broker has no consumer
             return
-        for partition, offset in failed.items():
+        for partition, (offset, retry) in failed.items():
             consumer.seek(partition, offset)  # the commit after this batch stops there
-            self._metrics.rewinds.labels(partition.topic).inc()
-        self._note_lag(items, failed, consumer)
+            self._pause(consumer, partition, retry.delay)
+            if retry.outage:
+                self._metrics.rewinds.labels(partition.topic).inc()
+        self._note_lag(items, {p: offset for p, (offset, _) in failed.items()}, consumer)
+
+    @staticmethod
+    def _pause(consumer: Any, partition: TopicPartition, delay: float) -> None:
+        """Fetch nothing more of `partition` for `delay` seconds (unless it is revoked
+        meanwhile: its next owner starts at once)."""
+        with contextlib.suppress(Exception):
+            consumer.pause(partition)
+
+        def resume() -> None:
+            with contextlib.suppress(Exception):  # revoked meanwhile
+                consumer.resume(partition)
+
+        asyncio.get_running_loop().call_later(delay, resume)
 
     async def _settle(
         self,
         item: Item[Command],
         handle: Callable[[Command], Awaitable[None]],
         park: Park[Command],
-    ) -> bool:
-        """Handle an item, or park it; False leaves it to be delivered again."""
+        in_batch: bool,
+    ) -> _Retry | None:
+        """Handle an item, or park it; a `_Retry` leaves it to be delivered again.
+        `in_batch` (no consumer to rewind, as under the test broker): wait and try again
+        here."""
+        while True:
+            retry = await self._once(item, handle, park)
+            if retry is None or not in_batch:
+                return retry
+            if retry.outage and retry.tries >= self._config.attempts:
+                return retry  # left undone: delivered again after the outage
+            await asyncio.sleep(retry.delay)
+
+    async def _once(
+        self,
+        item: Item[Command],
+        handle: Callable[[Command], Awaitable[None]],
+        park: Park[Command],
+    ) -> _Retry | None:
+        record = item.record
+        position = (record.topic, record.partition, record.offset)
+        own, outages = self._tries.pop(position, (0, 0))
         error: BaseException | None = None
         if item.command is not None:
             command = item.command
-            error = await self._tried(lambda: handle(command), item.record)
-            if error is None:
-                return True
-            if infrastructure_error(error):
-                return False
-        # invalid, or failed by its own doing: parked, unless parking fails too
-        parked = await self._tried(lambda: park(item, error), item.record)
-        return parked is None
-
-    async def _tried(
-        self, attempt: Callable[[], Awaitable[None]], record: ConsumerRecord[Any, Any]
-    ) -> BaseException | None:
-        """Run `attempt` until it succeeds, at most `attempts` times; the last error, if any."""
-        delay = self._config.backoff_seconds
-        error: BaseException | None = None
-        for tried in range(1, self._config.attempts + 1):
             try:
-                await attempt()
+                await handle(command)
             except Exception as exc:
                 error = exc
-                self._metrics.retries.labels(record.topic).inc()
-                logger.warning(
-                    "handling failed",
-                    exc_info=True,
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "attempt": tried,
-                    },
-                )
-                if tried < self._config.attempts:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                if infrastructure_error(exc):
+                    return self._again(record, exc, position, own, outages + 1)
+                own += 1
+                if own < self._config.attempts:
+                    return self._again(record, exc, position, own, outages)
+                self._failed(record, exc, own)
             else:
                 return None
-        return error
+        # invalid, or failed by its own doing: parked
+        try:
+            await park(item, error)
+        except Exception as exc:
+            if infrastructure_error(exc):
+                return self._again(record, exc, position, own, outages + 1)
+            self._failed(record, exc, own)
+            # not even the dead letter could be written: the last resort
+            return await self._last_resort(item, error, exc, position, (own, outages))
+        return None
+
+    async def _last_resort(
+        self,
+        item: Item[Command],
+        error: BaseException | None,
+        parking: BaseException,
+        position: tuple[str, int, int],
+        tries: tuple[int, int],
+    ) -> _Retry | None:
+        record = item.record
+        why = f"its dead letter could not be written ({_describe(parking)}); it was " + (
+            f"failing with {_describe(error)}" if error is not None else item.invalid or "invalid"
+        )
+        try:
+            await self._skip(record, why)
+        except Exception as exc:
+            if infrastructure_error(exc):
+                return self._again(record, exc, position, tries[0], tries[1] + 1)
+            self._failed(record, exc, tries[0])
+            logger.critical(
+                "message skipped without a record of it",
+                exc_info=True,
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            )
+        self._metrics.skipped.labels(record.topic).inc()
+        return None
+
+    def _again(
+        self,
+        record: ConsumerRecord[Any, Any],
+        error: BaseException,
+        position: tuple[str, int, int],
+        own: int,
+        outages: int,
+    ) -> _Retry:
+        """Note a failed try of a record to be delivered again; when, and why."""
+        self._failed(record, error, own + outages)
+        if len(self._tries) >= self._MAX_TRACKED:
+            self._tries.clear()  # positions left behind by revoked partitions
+        self._tries[position] = (own, outages)
+        outage = infrastructure_error(error)
+        tries = outages if outage else own
+        delay = min(
+            self._config.backoff_seconds * 2 ** min(max(0, tries - 1), 16),
+            self._config.max_backoff_seconds,
+        )
+        return _Retry(delay, outage, tries)
+
+    def _failed(self, record: ConsumerRecord[Any, Any], error: BaseException, tries: int) -> None:
+        self._metrics.retries.labels(record.topic).inc()
+        logger.warning(
+            "handling failed",
+            exc_info=error,
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "attempt": tries,
+            },
+        )
 
     def _note_lag(
         self,

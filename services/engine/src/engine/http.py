@@ -21,7 +21,7 @@ from engine.catalog import Catalog, NotSigned, UnknownFlow, UnknownTrigger
 from engine.core.definition import DefinitionError
 from engine.core.execution import ExecutionState
 from engine.core.expressions import ExpressionError, compile_expression
-from engine.dead_letters import DeadLetters, UnknownDeadLetter
+from engine.dead_letters import DeadLetters, IncompleteDeadLetter, UnknownDeadLetter
 from engine.metrics import Metrics
 from engine.ports import Evaluator, Store, TokenResolver
 from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
@@ -309,6 +309,8 @@ class Endpoints:
             letter = await self._letters.replay(request.path_params["deadLetterId"].lower())
         except UnknownDeadLetter as exc:
             raise RequestError(404, ErrorCode.UNKNOWN_DEAD_LETTER, "no such dead letter") from exc
+        except IncompleteDeadLetter as exc:
+            raise RequestError(409, ErrorCode.CONFLICT, str(exc)) from exc
         return JSONResponse(letter.model_dump(mode="json"), status_code=202)
 
     async def healthz(self, request: Request) -> Response:

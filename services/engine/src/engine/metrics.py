@@ -49,6 +49,13 @@ class Metrics:
             ["topic", "kind"],
             registry=self.registry,
         )
+        self.skipped = Counter(
+            "hookflow_engine_skipped_messages",
+            "Records whose dead letter could not be written either: only their position, "
+            "size, SHA-256 and error were kept, by topic (alert on any)",
+            ["topic"],
+            registry=self.registry,
+        )
         self.lag = Gauge(
             "hookflow_engine_consumer_lag",
             "Records behind the end of each partition, after the last batch handled",

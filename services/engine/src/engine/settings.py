@@ -3,8 +3,10 @@
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.server import ServerSettings
 
-class Settings(BaseSettings):
+
+class Settings(ServerSettings, BaseSettings):
     """Everything the engine can be configured with; built once in `app.py`."""
 
     model_config = SettingsConfigDict(

@@ -1,20 +1,19 @@
 """Run the gateway: `python -m gateway` (settings from HOOKFLOW_GATEWAY_* variables)."""
 
-import uvicorn
-
 from gateway.settings import Settings
+from schemas import server
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(
+    server.run(
         "gateway.app:app_from_env",
+        settings,
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
         log_level=settings.log_level.lower(),
         access_log=False,
         # X-Forwarded-For is the app's to trust or not (trust_forwarded_for), not uvicorn's

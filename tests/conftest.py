@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .e2e.driver import Driver
 
 ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("ENGINE", "AUTH", "GATEWAY")
+MAX_CONNECTIONS = 300  # client connections each service takes at once in the e2e product
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def product(
         "HOOKFLOW_ENGINE_PUBLIC_URL": f"http://127.0.0.1:{ports['gateway']}",
         "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
         "HOOKFLOW_ENGINE_TOPIC_PARTITIONS": "3",
+        # a connection cap the hostile-HTTP tests can reach (tests/security)
+        **{f"HOOKFLOW_{s}_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS) for s in SERVICES},
         "HOOKFLOW_AUTH_PORT": str(ports["auth"]),
         "HOOKFLOW_AUTH_TOPIC_PREFIX": run,
         "HOOKFLOW_AUTH_DATABASE": f"{run}_auth",

@@ -501,6 +501,9 @@ def _error(exc: RequestError) -> Response:
     response = JSONResponse(exc.body(), status_code=exc.status)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 408:
+        # a client too slow to send its body does not keep the connection
+        response.headers["Connection"] = "close"
     return response
 
 

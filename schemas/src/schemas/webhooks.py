@@ -3,12 +3,19 @@
 - `standard-webhooks` (the Standard Webhooks specification): headers `webhook-id`,
   `webhook-timestamp` (unix seconds) and `webhook-signature`, a space-separated list of
   `v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>`, where the key is
-  the base64-decoded part of the secret after `whsec_`.
-- `github`: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`; the
-  message id is `X-GitHub-Delivery`. GitHub signs no timestamp.
+  the base64-decoded part of the secret after `whsec_`. Senders built on Svix send the
+  same as `svix-id`, `svix-timestamp` and `svix-signature`: accepted alike.
+- `github`: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`. GitHub signs
+  neither a time nor its `X-GitHub-Delivery` id, so a captured request could be sent
+  again under any delivery id: the message id is the SHA-256 of the signed bytes, and
+  the same bytes are the same message.
 - `stripe`: `Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." +
   body)>` (more `v1` entries allowed, others ignored). Stripe sends no message id
-  header; the gateway takes the event's `id` from the body.
+  header: the gateway takes the event's `id` from the body, and a body without one is
+  known by the SHA-256 of the signed bytes.
+
+A message id over 256 characters (the longest idempotency key) is hashed, never cut:
+two ids that differ only after their 256th character stay two messages.
 
 Every candidate is compared in constant time. For a GET the signed bytes are the raw
 query string, so that the data a GET carries is signed as a body would be.
@@ -26,6 +33,7 @@ from schemas.flows import SignatureScheme
 SECRET_PREFIX = "whsec_"  # noqa: S105  # the format's prefix, not a secret
 DEFAULT_TOLERANCE_SECONDS = 300
 MAX_SIGNATURE_HEADER = 4096
+MAX_MESSAGE_ID = 256  # the longest idempotency key
 
 
 class SignatureError(Exception):
@@ -56,6 +64,17 @@ def sign(
     }
 
 
+def message_key(message_id: str) -> str:
+    """A message id as an idempotency key: itself, or its SHA-256 when it is too long."""
+    if len(message_id) <= MAX_MESSAGE_ID:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode(errors="replace")).hexdigest()
+
+
+def _digest(signed: bytes) -> str:
+    return "sha256:" + hashlib.sha256(signed).hexdigest()
+
+
 def verify(
     scheme: SignatureScheme,
     secrets_: Sequence[str],
@@ -63,9 +82,10 @@ def verify(
     body: bytes,
     now: int,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
-) -> str | None:
+) -> str:
     """Check the request's signature against each current secret; return its message id
-    (None when the scheme sends none). Raise SignatureError when none verifies it.
+    (for stripe, the SHA-256 of the signed bytes: the gateway prefers the body's `id`).
+    Raise SignatureError when none verifies it.
 
     Args:
         headers: the request's headers, looked up by lower-case name.
@@ -76,19 +96,23 @@ def verify(
     if scheme == SignatureScheme.GITHUB:
         return _verify_github(secrets_, headers, body)
     if scheme == SignatureScheme.STRIPE:
-        _verify_stripe(secrets_, headers, body, now, tolerance)
-        return None
-    return _verify_standard(secrets_, headers, body, now, tolerance)
+        return _verify_stripe(secrets_, headers, body, now, tolerance)
+    return message_key(_verify_standard(secrets_, headers, body, now, tolerance))
 
 
 def _verify_standard(
     secrets_: Sequence[str], headers: Mapping[str, str], body: bytes, now: int, tolerance: int
 ) -> str:
-    message_id = headers.get("webhook-id")
-    timestamp = headers.get("webhook-timestamp")
-    signature = _header(headers, "webhook-signature")
+    svix = "svix-signature" in headers and "webhook-signature" not in headers
+    prefix = "svix" if svix else "webhook"
+    message_id = headers.get(f"{prefix}-id")
+    timestamp = headers.get(f"{prefix}-timestamp")
+    signature = _header(headers, f"{prefix}-signature")
     if not message_id or not timestamp:
-        raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
+        raise SignatureError(
+            "webhook-id, webhook-timestamp and webhook-signature are required "
+            "(or svix-id, svix-timestamp and svix-signature)"
+        )
     sent = _timestamp(timestamp, now, tolerance)
     offered = [
         value
@@ -103,19 +127,19 @@ def _verify_standard(
     raise SignatureError("the signature does not match")
 
 
-def _verify_github(secrets_: Sequence[str], headers: Mapping[str, str], body: bytes) -> str | None:
+def _verify_github(secrets_: Sequence[str], headers: Mapping[str, str], body: bytes) -> str:
     signature = _header(headers, "x-hub-signature-256")
     algorithm, _, offered = signature.partition("=")
     if algorithm != "sha256":
         raise SignatureError("X-Hub-Signature-256 must be sha256=<hex>")
     if not _any_equal_secret(secrets_, lambda s: _hex(s.encode(), body), [offered]):
         raise SignatureError("the signature does not match")
-    return headers.get("x-github-delivery") or None
+    return _digest(body)  # X-GitHub-Delivery is not signed
 
 
 def _verify_stripe(
     secrets_: Sequence[str], headers: Mapping[str, str], body: bytes, now: int, tolerance: int
-) -> None:
+) -> str:
     fields = [part.partition("=") for part in _header(headers, "stripe-signature").split(",")]
     stamps = [value.strip() for name, _, value in fields if name.strip() == "t"]
     offered = [value.strip() for name, _, value in fields if name.strip() == "v1"]
@@ -125,6 +149,7 @@ def _verify_stripe(
     signed = f"{sent}.".encode() + body
     if not _any_equal_secret(secrets_, lambda s: _hex(s.encode(), signed), offered):
         raise SignatureError("the signature does not match")
+    return _digest(signed)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -1,6 +1,8 @@
 """The three signature schemes: published examples where the providers publish them,
 and a signer written independently in the tests (`tests/signers.py`)."""
 
+import hashlib
+
 import pytest
 
 from schemas.flows import SignatureScheme
@@ -34,7 +36,8 @@ def test_the_github_published_example() -> None:
         signature
     )
     headers = {"x-hub-signature-256": signature, "x-github-delivery": "d-1"}
-    assert verify(SignatureScheme.GITHUB, [secret], headers, body, NOW) == "d-1"
+    # GitHub signs no delivery id: the message is known by its signed bytes
+    assert verify(SignatureScheme.GITHUB, [secret], headers, body, NOW) == _sha256(body)
 
 
 # Stripe's documentation shows the scheme but publishes no complete example (secret,
@@ -48,12 +51,16 @@ def lower(headers: dict[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
+def _sha256(signed: bytes) -> str:
+    return "sha256:" + hashlib.sha256(signed).hexdigest()
+
+
 def test_each_scheme_verifies_what_an_independent_signer_signed() -> None:
     secret = new_secret()
     cases = [
         (STANDARD, standard_webhooks(secret, "msg_1", NOW, BODY), "msg_1"),
-        (SignatureScheme.GITHUB, github(secret, "delivery-1", BODY), "delivery-1"),
-        (SignatureScheme.STRIPE, stripe(secret, NOW, BODY), None),
+        (SignatureScheme.GITHUB, github(secret, "delivery-1", BODY), _sha256(BODY)),
+        (SignatureScheme.STRIPE, stripe(secret, NOW, BODY), _sha256(f"{NOW}.".encode() + BODY)),
     ]
     for scheme, headers, message_id in cases:
         assert verify(scheme, [secret], lower(headers), BODY, NOW) == message_id
@@ -71,7 +78,9 @@ def test_any_current_secret_verifies_and_any_offered_signature_may_match() -> No
     assert verify(STANDARD, [new], headers, BODY, NOW) == "m"
     stripe_headers = lower(stripe(new, NOW, BODY))
     stripe_headers["stripe-signature"] += ",v1=00ff,v0=legacy"
-    assert verify(SignatureScheme.STRIPE, [new], stripe_headers, BODY, NOW) is None
+    assert verify(SignatureScheme.STRIPE, [new], stripe_headers, BODY, NOW) == _sha256(
+        f"{NOW}.".encode() + BODY
+    )
 
 
 @pytest.mark.parametrize(
@@ -116,7 +125,7 @@ def test_a_changed_body_another_secret_or_an_old_timestamp_do_not_verify() -> No
     for scheme in (STANDARD, SignatureScheme.STRIPE):
         assert verify(scheme, [secret], signed[scheme], BODY, NOW + 300, tolerance=300) in (
             "m",
-            None,
+            _sha256(f"{NOW}.".encode() + BODY),
         )
         with pytest.raises(SignatureError, match="more than 300 s from now"):
             verify(scheme, [secret], signed[scheme], BODY, NOW + 301, tolerance=300)
@@ -143,3 +152,42 @@ def test_a_sealed_secret_opens_only_with_its_key_and_for_its_trigger() -> None:
         unseal(key, sealed, "t-2")
     with pytest.raises(ValueError, match="does not open"):
         unseal(key, "not base64 at all!", "t-1")
+
+
+def test_svix_headers_are_the_standard_webhooks_headers() -> None:
+    secret = new_secret()
+    standard = lower(standard_webhooks(secret, "msg_svix", NOW, BODY))
+    svix = {name.replace("webhook-", "svix-"): value for name, value in standard.items()}
+    assert verify(STANDARD, [secret], svix, BODY, NOW) == "msg_svix"
+    svix["svix-signature"] = "v1,bm9wZQ=="
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(STANDARD, [secret], svix, BODY, NOW)
+
+
+def test_a_github_request_sent_again_under_another_delivery_id_is_the_same_message() -> None:
+    secret = new_secret()
+    first = lower(github(secret, "delivery-1", BODY))
+    again = {**first, "x-github-delivery": "delivery-2"}
+    without = {k: v for k, v in first.items() if k != "x-github-delivery"}
+    ids = {verify(SignatureScheme.GITHUB, [secret], h, BODY, NOW) for h in (first, again, without)}
+    assert len(ids) == 1
+    other = b'{"orderId": "o-2"}'
+    assert verify(
+        SignatureScheme.GITHUB, [secret], lower(github(secret, "d", other)), other, NOW
+    ) != (ids.pop())
+
+
+def test_long_message_ids_are_hashed_never_cut() -> None:
+    secret = new_secret()
+    base = "m" * 256
+    first, second = base + "a", base + "b"
+    keys = {
+        verify(STANDARD, [secret], lower(standard_webhooks(secret, i, NOW, BODY)), BODY, NOW)
+        for i in (first, second)
+    }
+    assert len(keys) == 2
+    assert all(len(k) <= 256 for k in keys)
+    assert (
+        verify(STANDARD, [secret], lower(standard_webhooks(secret, base, NOW, BODY)), BODY, NOW)
+        == base
+    )

@@ -2,8 +2,10 @@
 
 By default a block may reach only global addresses: no loopback, private, link-local
 (the cloud metadata address 169.254.169.254 among them), shared, multicast, reserved or
-unspecified one, in IPv4 or IPv6 (an IPv4-mapped IPv6 address counts as its IPv4
-address). The check runs on the addresses DNS gave at the moment of connecting, and the
+unspecified one, in IPv4 or IPv6. An IPv6 address that embeds an IPv4 one (IPv4-mapped
+or -compatible, 6to4, Teredo, NAT64's well-known prefix) is judged by that IPv4 address
+too: `2002:7f00:1::` reaches 127.0.0.1 where 6to4 relays route. The check runs on the
+addresses DNS gave at the moment of connecting, and the
 connection is made to an address that passed: a name that resolves differently a
 second later (DNS rebinding) gains nothing. Redirects are never followed. An operator
 opens named `host:port` pairs with an allow-list (`HOOKFLOW_ENGINE_EGRESS_ALLOW`).
@@ -25,10 +27,32 @@ class EgressDenied(httpx.TransportError):
     """The egress policy refused a connection; the message names the rule."""
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, by the forms that route to them."""
+    found = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if int(address) >> 32 == 0 and int(address) > 1:  # IPv4-compatible (::a.b.c.d)
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)  # the server's and the client's
+    if address in _NAT64:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def _kind(address: IPAddress) -> str | None:
     """What makes an address internal, or None for a global one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        for inner in _embedded(address):
+            kind = _kind(inner)
+            if kind is not None:
+                return f"{kind} (embedded in an IPv6 address as {inner})"
     checks = (
         ("loopback", address.is_loopback),
         ("link-local (the metadata address among them)", address.is_link_local),

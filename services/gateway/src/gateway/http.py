@@ -34,12 +34,12 @@ from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.callbacks import AUTH_MESSAGE, AuthCheck, Selector, check_user
 from schemas.errors import ErrorCode
 from schemas.events import ActivationSource, StartExecution, TriggerRegistered
-from schemas.flows import AuthenticationType, OnFailPolicy
+from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme
 from schemas.requests import RequestError, internal_error_body, parse_object, require_json
 from schemas.signing import sign_user, sign_verification
 from schemas.topics import Topics
 from schemas.users import User
-from schemas.webhooks import SignatureError
+from schemas.webhooks import SignatureError, message_key
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class Endpoints:
                     _ignored(flow_id, trigger_id, "signature")
                     return activation_id
                 data, message_id = signed
-                key = message_id or key  # a replayed message is a DUPLICATE
+                key = message_id  # a replayed message is a DUPLICATE
                 verified = sign_verification(self._limits.activation_key or "", activation_id)
             elif call.method == "GET":
                 data = _query_data(call.query)
@@ -404,8 +404,8 @@ class Endpoints:
 
     async def _signed(
         self, call: Call, trigger: TriggerRegistered, deadline: Deadline
-    ) -> tuple[dict[str, Any], str | None] | None:
-        """A signed callback's data and message id (if it has one), verified over the raw
+    ) -> tuple[dict[str, Any], str] | None:
+        """A signed callback's data and message id, verified over the raw
         bytes (a GET's raw query string). None when the check failed under IGNORE; under
         ERROR that is a 401."""
         if call.method == "GET":
@@ -430,8 +430,9 @@ class Endpoints:
                 f"Unable to verify the callback's signature: {exc}",
             ) from exc
         data = _query_data(call.query) if call.method == "GET" else parse_object(raw)
-        if message_id is None and isinstance(data.get("id"), str):  # stripe: the event's id
-            message_id = data["id"][:256] or None
+        event_id = data.get("id")
+        if trigger.signatureScheme == SignatureScheme.STRIPE and isinstance(event_id, str):
+            message_id = message_key(event_id) if event_id else message_id  # the event's id
         return data, message_id
 
     async def _user(self, token: str) -> User | None:

@@ -6,7 +6,6 @@ verification costs one HMAC per current secret. A gateway without the activation
 cannot open them: every signed callback then fails verification, with that reason.
 """
 
-import hashlib
 import logging
 from collections.abc import Mapping
 
@@ -18,7 +17,6 @@ from schemas.webhooks import DEFAULT_TOLERANCE_SECONDS, SignatureError, verify
 logger = logging.getLogger(__name__)
 
 _MAX_OPENED = 10_000
-_MAX_MESSAGE_ID = 256  # the longest idempotency key
 
 
 class Signatures:
@@ -30,11 +28,11 @@ class Signatures:
 
     def verify(
         self, trigger: TriggerRegistered, headers: Mapping[str, str], body: bytes, now_ms: int
-    ) -> str | None:
-        """The request's message id (None when its scheme sends none); raise
-        SignatureError when no current secret of the trigger signed it."""
+    ) -> str:
+        """The request's message id (`schemas.webhooks.verify`); raise SignatureError
+        when no current secret of the trigger signed it."""
         secrets = self._current(trigger, now_ms)
-        message_id = verify(
+        return verify(
             trigger.signatureScheme or SignatureScheme.STANDARD_WEBHOOKS,
             secrets,
             headers,
@@ -42,9 +40,6 @@ class Signatures:
             now_ms // 1000,
             trigger.toleranceSeconds or DEFAULT_TOLERANCE_SECONDS,
         )
-        if message_id is not None and len(message_id) > _MAX_MESSAGE_ID:
-            message_id = "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
-        return message_id
 
     def _current(self, trigger: TriggerRegistered, now_ms: int) -> list[str]:
         if self._key is None:

@@ -1,6 +1,7 @@
 """Signed callbacks at the gateway: verified over the raw bytes, with every current
 secret of the trigger, the message id as the idempotency key."""
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -38,8 +39,14 @@ async def test_a_correctly_signed_callback_is_accepted_with_its_message_id(
     assert (response.status_code, response.content) == (200, b"")
     (event,) = gw.activations
     assert event["data"] == json.loads(BODY)
-    # the message id: webhook-id, X-GitHub-Delivery, the Stripe event's id
-    assert event["idempotencyKey"] == ("evt_1" if scheme == SignatureScheme.STRIPE else "msg-1")
+    # the message id: webhook-id, the signed bytes' SHA-256 (GitHub signs no id), the
+    # Stripe event's id
+    expected = {
+        SignatureScheme.STANDARD_WEBHOOKS: "msg-1",
+        SignatureScheme.GITHUB: "sha256:" + hashlib.sha256(BODY).hexdigest(),
+        SignatureScheme.STRIPE: "evt_1",
+    }
+    assert event["idempotencyKey"] == expected[scheme]
     assert verification_is_signed(ACTIVATION_KEY, event["activationId"], event["signatureVerified"])
 
 
@@ -135,3 +142,24 @@ async def test_a_gateway_without_the_activation_key_cannot_verify(gw: Harness) -
         assert (response.status_code, response.json()["code"]) == (401, 1002)
         assert "no activation key" in response.json()["message"]
         assert keyless.activations == []
+
+
+async def test_stripe_events_without_an_id_or_with_a_long_one_are_never_confused(
+    gw: Harness,
+) -> None:
+    stripe = SignatureScheme.STRIPE
+    bodies = [
+        json.dumps({"orderId": "o-1"}).encode(),  # no id: known by its signed bytes
+        json.dumps({"id": "e" * 256 + "a"}).encode(),  # ids past 256 characters: hashed
+        json.dumps({"id": "e" * 256 + "b"}).encode(),
+    ]
+    at = int(time.time())
+    for body in bodies:
+        for _ in range(2):  # the same signed request twice: the same message id
+            headers = signed(stripe, body, at=at)
+            response = await gw.http.post(gw.url(SIGNED[stripe]), content=body, headers=headers)
+            assert response.status_code == 200
+    keys = [event["idempotencyKey"] for event in gw.activations]
+    assert keys[0::2] == keys[1::2]
+    assert len(set(keys)) == 3
+    assert all(len(key) <= 256 for key in keys)

@@ -122,6 +122,7 @@ class Services:
             "HOOKFLOW_GATEWAY_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_ENGINE_ACTIVATION_KEY": "bench-activation-key",
             "HOOKFLOW_GATEWAY_ACTIVATION_KEY": "bench-activation-key",
+            "HOOKFLOW_INTERNAL_KEY": "bench-internal-key",
             "HOOKFLOW_ENGINE_LOG_LEVEL": "WARNING",
             "HOOKFLOW_AUTH_LOG_LEVEL": "WARNING",
             "HOOKFLOW_GATEWAY_LOG_LEVEL": "WARNING",

@@ -116,13 +116,16 @@ def product(
     }
     # the admin key reaches only the processes that check it
     activation_key = secrets.token_urlsafe(16)
+    internal_key = secrets.token_urlsafe(16)  # auth's /internal/... routes and their callers
     secrets_of = {
         "engine": {
+            "HOOKFLOW_INTERNAL_KEY": internal_key,
             "HOOKFLOW_ENGINE_ADMIN_KEY": admin_key,
             "HOOKFLOW_ENGINE_ACTIVATION_KEY": activation_key,
         },
-        "auth": {"HOOKFLOW_AUTH_ADMIN_KEY": admin_key},
+        "auth": {"HOOKFLOW_AUTH_ADMIN_KEY": admin_key, "HOOKFLOW_INTERNAL_KEY": internal_key},
         "gateway": {
+            "HOOKFLOW_INTERNAL_KEY": internal_key,
             "HOOKFLOW_GATEWAY_ADMIN_KEY": admin_key,
             "HOOKFLOW_GATEWAY_ACTIVATION_KEY": activation_key,
         },

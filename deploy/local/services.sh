@@ -9,6 +9,7 @@ LOG_DIR=$LOCAL_DIR/logs
 RUN_DIR=$LOCAL_DIR/run
 ADMIN_KEY_FILE=$LOCAL_DIR/admin-key
 ACTIVATION_KEY_FILE=$LOCAL_DIR/activation-key
+INTERNAL_KEY_FILE=$LOCAL_DIR/internal-key
 
 ENGINE_PORT=${HOOKFLOW_ENGINE_PORT:-8081}
 AUTH_PORT=${HOOKFLOW_AUTH_PORT:-8082}
@@ -30,6 +31,7 @@ secret_in() {  # a random secret kept in file $1 (owner-only), made on first use
 }
 admin_key() { secret_in "$ADMIN_KEY_FILE"; }
 activation_key() { secret_in "$ACTIVATION_KEY_FILE"; }
+internal_key() { secret_in "$INTERNAL_KEY_FILE"; }
 
 export_settings() {
   export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_HOST:$KAFKA_PORT}
@@ -43,12 +45,13 @@ export_settings() {
   export HOOKFLOW_ENGINE_EGRESS_ALLOW=${HOOKFLOW_ENGINE_EGRESS_ALLOW:-127.0.0.1:$STUB_PORT}
 }
 
-# The admin key goes only to the processes that check it.
+# The admin key goes only to the processes that check it; the internal key (auth's
+# /internal/... routes) to auth and its two callers.
 secrets_of() {
   case $1 in
-    engine) echo "HOOKFLOW_ENGINE_ADMIN_KEY=$(admin_key) HOOKFLOW_ENGINE_ACTIVATION_KEY=$(activation_key)" ;;
-    auth) echo "HOOKFLOW_AUTH_ADMIN_KEY=$(admin_key)" ;;
-    gateway) echo "HOOKFLOW_GATEWAY_ADMIN_KEY=$(admin_key) HOOKFLOW_GATEWAY_ACTIVATION_KEY=$(activation_key)" ;;
+    engine) echo "HOOKFLOW_ENGINE_ADMIN_KEY=$(admin_key) HOOKFLOW_ENGINE_ACTIVATION_KEY=$(activation_key) HOOKFLOW_INTERNAL_KEY=$(internal_key)" ;;
+    auth) echo "HOOKFLOW_AUTH_ADMIN_KEY=$(admin_key) HOOKFLOW_INTERNAL_KEY=$(internal_key)" ;;
+    gateway) echo "HOOKFLOW_GATEWAY_ADMIN_KEY=$(admin_key) HOOKFLOW_GATEWAY_ACTIVATION_KEY=$(activation_key) HOOKFLOW_INTERNAL_KEY=$(internal_key)" ;;
   esac
 }
 

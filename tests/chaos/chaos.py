@@ -142,6 +142,7 @@ class Services:
             "HOOKFLOW_GATEWAY_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_ENGINE_ACTIVATION_KEY": self.admin_key + "-activations",
             "HOOKFLOW_GATEWAY_ACTIVATION_KEY": self.admin_key + "-activations",
+            "HOOKFLOW_INTERNAL_KEY": self.admin_key + "-internal",
             "HOOKFLOW_GATEWAY_PORT": str(p["gateway"]),
             "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
             "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",

@@ -15,6 +15,8 @@ from schemas.users import User, UserStatus
 ADMIN_ROLE = "FlowAdmin"
 VIEWER_ROLE = "FlowViewer"
 ADMIN_KEY_HEADER = "x-admin-key"
+# the internal credential the engine and the gateways send to auth's /internal/... routes
+INTERNAL_KEY_HEADER = "x-internal-key"
 _READING = frozenset({"GET", "HEAD"})
 
 

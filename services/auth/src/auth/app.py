@@ -109,6 +109,7 @@ def create_app(
         settings.trust_forwarded_for,
         ready,
         open_registration=settings.registration == "open",
+        internal_key=settings.internal_key,
     )
 
     async def purge_forever() -> None:

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from auth.accounts import Accounts, RateLimited
 from auth.core import check_roles
+from schemas.access import INTERNAL_KEY_HEADER
 from schemas.errors import ErrorCode
 from schemas.requests import RequestError, json_object
 from schemas.users import UserStatus
@@ -28,8 +29,10 @@ class Endpoints:
         trust_forwarded_for: bool,
         ready: Callable[[], Awaitable[bool]],
         open_registration: bool = True,
+        internal_key: SecretStr | None = None,
     ) -> None:
         self._open_registration = open_registration
+        self._internal_key = internal_key
         self._accounts = accounts
         self._admin_key = admin_key
         self._limit = body_limit
@@ -99,7 +102,21 @@ class Endpoints:
         answer = await self._accounts.introspect(request.path_params["token"])
         return JSONResponse(answer.active)
 
+    def _require_internal(self, request: Request) -> None:
+        """Only the engine and the gateways, which hold the internal credential."""
+        given = request.headers.get(INTERNAL_KEY_HEADER, "")
+        expected = self._internal_key.get_secret_value() if self._internal_key else ""
+        if not given:
+            raise RequestError(
+                401, ErrorCode.ACCESS_DENIED, "this route is for the product's own services"
+            )
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise RequestError(
+                403, ErrorCode.ACCESS_DENIED, "this route is for the product's own services"
+            )
+
     async def introspect(self, request: Request) -> Response:
+        self._require_internal(request)
         token = (await self._body(request)).get("token")
         if not isinstance(token, str):
             raise RequestError(400, ErrorCode.INVALID_REQUEST, "token must be a string")

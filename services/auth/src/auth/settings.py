@@ -45,5 +45,11 @@ class Settings(ServerSettings, BaseSettings):
     password_hashes_at_once: int = Field(default=4, ge=1)  # 64 MiB of memory each
     trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For
     body_limit_bytes: int = 64 * 1024
+    # the internal credential: what auth's /internal/... routes require of their callers
+    # (the engine and the gateways); one secret for the three, HOOKFLOW_INTERNAL_KEY
+    internal_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOOKFLOW_AUTH_INTERNAL_KEY", "HOOKFLOW_INTERNAL_KEY"),
+    )
     log_format: str = "text"
     log_level: str = "INFO"

@@ -18,6 +18,9 @@ ADMIN = "admin-secret-key"
 PASSWORD = "correct horse battery"
 
 
+INTERNAL = "unit-internal-key"
+
+
 @pytest.fixture
 async def service() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryUserStore, list[Any]]]:
     broker, store, events = KafkaBroker(), InMemoryUserStore(), []
@@ -26,7 +29,9 @@ async def service() -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryUserStore,
     async def capture(body: dict[str, Any]) -> None:
         events.append(body)
 
-    settings = Settings(topic_prefix="unit", admin_key=ADMIN, login_backoff_free=3)
+    settings = Settings(
+        topic_prefix="unit", admin_key=ADMIN, login_backoff_free=3, internal_key=INTERNAL
+    )
     app = create_app(settings, store=store, broker=broker, configure_logging=False)
     async with TestKafkaBroker(broker), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 5000))
@@ -50,7 +55,10 @@ async def login(
 
 
 async def introspect(http: httpx.AsyncClient, token: str) -> dict[str, Any]:
-    return dict((await http.post("/internal/tokens/introspect", json={"token": token})).json())
+    response = await http.post(
+        "/internal/tokens/introspect", json={"token": token}, headers={"X-Internal-Key": INTERNAL}
+    )
+    return dict(response.json())
 
 
 async def test_register_answers_the_user_object(service: Any) -> None:
@@ -215,3 +223,19 @@ async def test_secrets_never_appear_in_answers_logs_or_storage(
     stored = str(store.users) + str(store.tokens)
     assert PASSWORD not in stored
     assert token not in stored
+
+
+async def test_introspection_answers_only_holders_of_the_internal_credential(service: Any) -> None:
+    http, _, _ = service
+    await register(http)
+    token = (
+        await http.post("/api/users/login", json={"login": "bond@mi6.uk", "password": PASSWORD})
+    ).json()["user-token"]
+    for headers, status in [({}, 401), ({"X-Internal-Key": "wrong"}, 403)]:
+        response = await http.post(
+            "/internal/tokens/introspect", json={"token": token}, headers=headers
+        )
+        assert response.status_code == status
+        assert response.json()["code"] == 1001
+        assert "bond@mi6.uk" not in response.text
+    assert (await introspect(http, token))["user"]["email"] == "bond@mi6.uk"

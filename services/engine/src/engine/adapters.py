@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from engine.core.execution import HttpCall
 from engine.core.expressions import ExpressionError
 from engine.ports import HttpError
+from schemas.access import INTERNAL_KEY_HEADER
 from schemas.events import (
     ActivationOutcome,
     DeadLetter,
@@ -179,14 +180,17 @@ class AuthServiceTokens:
 
     PATH = "/internal/tokens/introspect"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, internal_key: str | None = None
+    ) -> None:
         self._client = client
         self._url = base_url.rstrip("/") + self.PATH
+        self._headers = {INTERNAL_KEY_HEADER: internal_key} if internal_key else {}
 
     async def resolve(self, token: str) -> User | None:
         if not plausible_token(token):
             return None
-        response = await self._client.post(self._url, json={"token": token})
+        response = await self._client.post(self._url, json={"token": token}, headers=self._headers)
         response.raise_for_status()  # auth unreachable or failing: retry the activation later
         answer = TokenIntrospection.model_validate_json(response.content)
         return answer.user if answer.active else None

@@ -90,7 +90,11 @@ def create_app(
     )
     catalog_config = CatalogConfig(public_url=settings.public_url, sealing_key=sealing)
     catalog = Catalog(store, publisher, catalog_config, now_ms)
-    tokens = AuthServiceTokens(client, settings.auth_url)
+    tokens = AuthServiceTokens(
+        client,
+        settings.auth_url,
+        settings.internal_key.get_secret_value() if settings.internal_key else None,
+    )
     workers = ExpressionWorkers(
         settings.expression_workers,
         settings.expression_time_limit_ms / 1000,

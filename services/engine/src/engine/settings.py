@@ -52,5 +52,11 @@ class Settings(ServerSettings, BaseSettings):
     expression_memory_mb: int = Field(default=1024, ge=0)  # per worker; 0: no limit
     timer_interval_ms: int = Field(default=500, ge=10)  # how often due timeouts are fired
     retry_backoff_seconds: float = 0.2  # after a record's first failed try, then doubled
+    # the internal credential: what auth's /internal/... routes require of their callers
+    # (the engine and the gateways); one secret for the three, HOOKFLOW_INTERNAL_KEY
+    internal_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOOKFLOW_ENGINE_INTERNAL_KEY", "HOOKFLOW_INTERNAL_KEY"),
+    )
     log_format: str = "text"  # or "json"
     log_level: str = "INFO"

@@ -69,7 +69,12 @@ def create_app(
         logger=logging.getLogger("faststream"),  # through the service's log format
     )
     client = httpx.AsyncClient()
-    introspect = introspect or AuthClient(client, settings.auth_url, settings.auth_timeout_seconds)
+    introspect = introspect or AuthClient(
+        client,
+        settings.auth_url,
+        settings.auth_timeout_seconds,
+        settings.internal_key.get_secret_value() if settings.internal_key else None,
+    )
     tokens = TokenCache(
         introspect,
         settings.token_cache_size,

@@ -40,5 +40,11 @@ class Settings(ServerSettings, BaseSettings):
     rate_limit_burst: int = 100
     trust_forwarded_for: bool = False
     registry_timeout_seconds: float = 60.0
+    # the internal credential: what auth's /internal/... routes require of their callers
+    # (the engine and the gateways); one secret for the three, HOOKFLOW_INTERNAL_KEY
+    internal_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOOKFLOW_GATEWAY_INTERNAL_KEY", "HOOKFLOW_INTERNAL_KEY"),
+    )
     log_format: str = "text"
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import ValidationError
 
+from schemas.access import INTERNAL_KEY_HEADER
 from schemas.users import TokenIntrospection, User, plausible_token
 
 
@@ -123,15 +124,22 @@ class AuthClient:
 
     PATH = "/internal/tokens/introspect"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        timeout: float,
+        internal_key: str | None = None,
+    ) -> None:
         self._client = client
         self._url = base_url.rstrip("/") + self.PATH
         self._timeout = timeout
+        self._headers = {INTERNAL_KEY_HEADER: internal_key} if internal_key else {}
 
     async def __call__(self, token: str) -> TokenIntrospection:
         try:
             response = await self._client.post(
-                self._url, json={"token": token}, timeout=self._timeout
+                self._url, json={"token": token}, timeout=self._timeout, headers=self._headers
             )
             response.raise_for_status()
             return TokenIntrospection.model_validate_json(response.content)

@@ -88,10 +88,11 @@ lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(SRC) conftest.py
 
-schemas: install ## export the JSON Schemas of Kafka messages and the gateway OpenAPI document
+schemas: install ## export the JSON Schemas of Kafka messages and the services' OpenAPI documents
 	$(PY) -m schemas.export
 	$(PY) -m gateway.openapi
 	$(PY) -m engine.openapi
+	$(PY) -m auth.openapi
 	$(PY) docs/asyncapi/generate.py
 
 fmt: install ## format and fix what ruff can

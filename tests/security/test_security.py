@@ -422,3 +422,68 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_nothing_a_flow_viewer_can_read_holds_a_token_or_a_key(driver: Driver) -> None:
+    """A FlowAdmin's user-token, published straight to Kafka in a message the engine can
+    take and in one it cannot (a dead letter), is in no answer a FlowViewer can read;
+    neither are the product's keys."""
+    flow = await driver.deploy(
+        {
+            "name": "Seen by viewers",
+            "blocks": [
+                {"name": "Hook", "type": "external_callback", "next": "Who"},
+                {"name": "Who", "type": "assign", "assign": {"by": "user.email"}},
+            ],
+        }
+    )
+    admin, admin_token = await driver.user(["FlowAdmin"])
+    _, viewer_token = await driver.user(["FlowViewer"])
+    base = {
+        "flowId": flow["flowId"],
+        "triggerId": flow["triggers"][0]["triggerId"],
+        "userToken": admin_token,
+        "receivedAt": 1,
+    }
+    taken = {**base, "activationId": str(uuid.uuid4()), "data": {"n": 1}}
+    letter = {**base, "activationId": str(uuid.uuid4()), "data": {"n": [1] * 3}, "execution": 7}
+    for message in (taken, letter):
+        await driver.publish((json.dumps(message).encode(), b"k"))
+    activated = await driver.outcome_of(taken["activationId"])
+    assert activated["outcome"] == "ACTIVATED"
+    assert (await driver.outcome_of(letter["activationId"]))["outcome"] == "INVALID"
+
+    engine = driver.product.engine
+    viewer = {"user-token": viewer_token}
+    readable = [
+        f"{engine}/api/automation/flows/{flow['flowId']}",
+        f"{engine}/api/automation/flow/{flow['flowId']}/executions",
+        f"{engine}/api/automation/activations/{taken['activationId']}",
+        f"{engine}/api/automation/activations/{letter['activationId']}",
+        f"{engine}/api/automation/dead-letters?limit=100",
+        *(f"{engine}/api/automation/executions/{e}" for e in activated["executionIds"]),
+    ]
+    secrets_ = [admin_token, driver.product.admin_key, *_process_keys(driver)]
+    async with httpx.AsyncClient(timeout=30, headers=viewer) as client:
+        letters = (await client.get(readable[4])).json()["deadLetters"]
+        (parked,) = [d for d in letters if d["activationId"] == letter["activationId"]]
+        for url in [*readable, f"{engine}/api/automation/dead-letters/{parked['deadLetterId']}"]:
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            for secret in secrets_:
+                assert secret not in response.text, url
+    execution = await driver.execution(activated["executionIds"][0], "completed")
+    assert execution["vars"]["by"] == admin["email"]  # the token was resolved, not kept
+
+
+def _process_keys(driver: Driver) -> list[str]:
+    """The activation and internal keys the product's processes were given."""
+    keys = []
+    for pid in driver.product.pids.values():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        for entry in environ:
+            name, _, value = entry.decode(errors="replace").partition("=")
+            if name.endswith(("_ACTIVATION_KEY", "_INTERNAL_KEY")) and value:
+                keys.append(value)
+    assert keys, "the product's processes hold keys"
+    return keys

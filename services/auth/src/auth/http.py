@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from auth.accounts import Accounts, RateLimited
 from auth.core import check_roles
+from auth.openapi import document
 from schemas.access import INTERNAL_KEY_HEADER
 from schemas.errors import ErrorCode
 from schemas.requests import RequestError, json_object
@@ -49,6 +50,7 @@ class Endpoints:
             Route("/api/users/{objectId}/roles", guard(self.set_roles), methods=["PUT"]),
             Route("/api/users/{objectId}/status", guard(self.set_status), methods=["PUT"]),
             Route("/internal/tokens/introspect", guard(self.introspect), methods=["POST"]),
+            Route("/openapi.json", self.openapi),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
         ]
@@ -140,6 +142,9 @@ class Endpoints:
             request.path_params["objectId"], UserStatus(str(status))
         )
         return JSONResponse(user.as_context())
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(document())
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -9,6 +9,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from auth.app import create_app
+from auth.openapi import document
 from auth.settings import Settings
 from schemas.topics import Topics
 
@@ -239,3 +240,12 @@ async def test_introspection_answers_only_holders_of_the_internal_credential(ser
         assert response.json()["code"] == 1001
         assert "bond@mi6.uk" not in response.text
     assert (await introspect(http, token))["user"]["email"] == "bond@mi6.uk"
+
+
+async def test_the_service_serves_its_document_and_it_names_every_route(service: Any) -> None:
+    http, _, _ = service
+    served = (await http.get("/openapi.json")).json()
+    assert served == document()
+    routes = {r.path for r in http._transport.app.routes}  # the app's own table
+    documented = set(served["paths"])
+    assert routes - {"/healthz", "/readyz", "/openapi.json"} == documented

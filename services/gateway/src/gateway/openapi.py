@@ -35,11 +35,18 @@ _ANY_OBJECT = {"type": "object", "additionalProperties": True}
 
 # the headers a signed callback carries, by scheme (docs/contract.md, "Signed callbacks")
 _SIGNATURE_HEADERS = (
-    ("webhook-id", "standard-webhooks", "the message id"),
-    ("webhook-timestamp", "standard-webhooks", "unix seconds"),
-    ("webhook-signature", "standard-webhooks", "v1,<base64 HMAC-SHA256> (space-separated)"),
-    ("X-Hub-Signature-256", "github", "sha256=<hex HMAC-SHA256 of the body>"),
-    ("X-GitHub-Delivery", "github", "the message id"),
+    ("webhook-id", "standard-webhooks", "the message id (or svix-id)"),
+    ("webhook-timestamp", "standard-webhooks", "unix seconds (or svix-timestamp)"),
+    (
+        "webhook-signature",
+        "standard-webhooks",
+        "v1,<base64 HMAC-SHA256> (space-separated; or svix-signature)",
+    ),
+    (
+        "X-Hub-Signature-256",
+        "github",
+        "sha256=<hex HMAC-SHA256 of the body>; the message id is the body's SHA-256",
+    ),
     ("Stripe-Signature", "stripe", "t=<unix seconds>,v1=<hex HMAC-SHA256>"),
 )
 

@@ -303,8 +303,28 @@ async def test_disabling_a_user_revokes_its_tokens_for_good(driver: Driver) -> N
             f"{auth}/api/users/{user['objectId']}/status", json={"userStatus": status}
         )
         assert changed.status_code == 200
-    answer = await driver.http.post(f"{auth}/internal/tokens/introspect", json={"token": token})
-    assert answer.json() == {"active": False}
+    answer = await driver.http.get(f"{auth}/api/users/isvalidusertoken/{token}")
+    assert answer.json() is False
+
+
+async def test_auths_internal_routes_answer_only_the_products_services(driver: Driver) -> None:
+    _, token = await driver.user(["FlowAdmin"])
+    introspect = f"{driver.product.auth}/internal/tokens/introspect"
+    for headers, status in [({}, 401), ({"X-Internal-Key": driver.product.admin_key}, 403)]:
+        answer = await driver.http.post(introspect, json={"token": token}, headers=headers)
+        assert answer.status_code == status
+        assert answer.json()["code"] == 1001
+    # the engine and the gateway hold the credential: a user-token still resolves
+    flow = await driver.deploy(
+        {
+            "name": "Needs a user",
+            "blocks": [{"name": "Hook", "type": "external_callback", "authenticationType": "USER"}],
+        }
+    )
+    accepted = await driver.http.post(
+        flow["triggers"][0]["callbackUrl"], json={}, headers={"user-token": token}
+    )
+    assert accepted.status_code == 200
 
 
 async def test_the_gateways_token_cache_never_outlives_the_token() -> None:

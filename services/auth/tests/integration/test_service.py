@@ -17,6 +17,7 @@ from schemas.topics import Topics
 
 PASSWORD = "a long and secret passphrase"
 ADMIN = "operator-key"
+INTERNAL = "integration-internal-key"
 
 
 @pytest.fixture
@@ -29,6 +30,7 @@ async def auth(
         database=unique_name,
         topic_prefix=unique_name,
         admin_key=ADMIN,
+        internal_key=INTERNAL,
     )
     app = create_app(settings, configure_logging=False)
     async with app.router.lifespan_context(app):
@@ -83,7 +85,11 @@ async def test_tokens_live_until_logout_or_disable_and_each_death_is_announced(
     ).json()["user-token"]
 
     async def active(token: str) -> bool:
-        response = await http.post("/internal/tokens/introspect", json={"token": token})
+        response = await http.post(
+            "/internal/tokens/introspect",
+            json={"token": token},
+            headers={"X-Internal-Key": INTERNAL},
+        )
         return bool(response.json()["active"])
 
     assert await active(first)

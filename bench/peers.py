@@ -40,9 +40,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def http_peer(port: int, bootstrap: str | None = None, topic: str = "") -> None:
+def http_peer(
+    port: int, bootstrap: str | None = None, topic: str = "", server: str = "httptools"
+) -> None:
     """Bare Starlette: parse the JSON body and answer 200; with `bootstrap`, first await a
-    raw aiokafka send of it (acks=all, idempotent): the gateway's own work, nothing else."""
+    raw aiokafka send of it (acks=all, idempotent): the gateway's own work, nothing else.
+    `server`: uvicorn's `httptools` or `h11` protocol, or `guarded`, the services' own
+    (httptools with the HTTP limits, `schemas.server`)."""
     import contextlib
     from collections.abc import AsyncIterator
 
@@ -81,12 +85,17 @@ def http_peer(port: int, bootstrap: str | None = None, topic: str = "") -> None:
         routes=[Route("/healthz", healthz), Route("/{path:path}", accept, methods=["POST"])],
         lifespan=lifespan,
     )
+    protocol: Any = server
+    if server == "guarded":
+        from schemas.server import GuardedProtocol
+
+        protocol = GuardedProtocol
     uvicorn.run(
         app,
         host="127.0.0.1",
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol,
         log_level="warning",
         access_log=False,
     )
@@ -266,9 +275,10 @@ def main() -> None:
     parser.add_argument("--background", type=int, default=0)
     parser.add_argument("--mongodb", default="mongodb://127.0.0.1:27217/")
     parser.add_argument("--database", default="bench_peer")
+    parser.add_argument("--server", choices=("httptools", "h11", "guarded"), default="httptools")
     args = parser.parse_args()
     if args.command == "http":
-        http_peer(args.port)
+        http_peer(args.port, server=args.server)
         return
     if args.command == "http-kafka":
         http_peer(args.port, args.bootstrap, args.topic)

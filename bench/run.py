@@ -725,7 +725,7 @@ class Suite:
     # -- 1. gateway ingestion, 4. memory -------------------------------------------------
 
     def ingestion(self) -> None:
-        peer_port, kafka_peer_port = free_ports(2)
+        peer_port, kafka_peer_port, guarded_port, h11_port = free_ports(4)
         topic = f"{self.s.prefix}.peer-produce"
         log = self.s.logs / "http-peer.log"
         peers = [
@@ -745,10 +745,15 @@ class Suite:
                     "--topic",
                     topic,
                 ],
+                # the same bare route under the services' HTTP limits, and under h11
+                ["http", "--port", str(guarded_port), "--server", "guarded"],
+                ["http", "--port", str(h11_port), "--server", "h11"],
             )
         ]
-        wait_ready(f"http://127.0.0.1:{peer_port}/healthz", peers[0], log)
-        wait_ready(f"http://127.0.0.1:{kafka_peer_port}/healthz", peers[1], log)
+        for port, process in zip(
+            (peer_port, kafka_peer_port, guarded_port, h11_port), peers, strict=True
+        ):
+            wait_ready(f"http://127.0.0.1:{port}/healthz", process, log)
         none_url = self.callback(self.open_flow)
         user_url = self.callback(self.pay_flow)
         closed = ["--mode", "closed", "--concurrency", "64", "--seconds", str(self.seconds)]
@@ -805,6 +810,21 @@ class Suite:
                 self.fig("HTTP ceiling (bare Starlette)", "requests/s").values.append(
                     ceiling_http["throughput"]
                 )
+                # the server setup, chosen by these two: the limits must cost nothing
+                # measurable (docs/operations.md, "HTTP limits")
+                for server, port, goal in (
+                    ("the services' guarded httptools", guarded_port, "at least 0.95x the peer"),
+                    ("h11", h11_port, ""),
+                ):
+                    under = loadgen([f"http://127.0.0.1:{port}/x"], *closed)
+                    figure = self.fig(
+                        f"HTTP ceiling, bare Starlette under {server} "
+                        "(peer: the same under plain httptools)",
+                        "requests/s",
+                        goal,
+                    )
+                    figure.values.append(under["throughput"])
+                    figure.peer.append(ceiling_http["throughput"])
                 self.fig("Kafka ceiling (raw aiokafka producer)", "messages/s").values.append(
                     ceiling_kafka["throughput"]
                 )

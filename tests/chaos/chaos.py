@@ -8,12 +8,17 @@ processes. N executions wait at a callback; each is resumed with `execution=<id>
 `Idempotency-Key`, every call retried until it gets a 200. Meanwhile, one after the
 other: kill -9 Kafka and restart it; kill -9 the engine and restart it; kill -9 the
 server and restart it; kill -9 the gateway and restart it; start a second engine and
-kill -9 it; start a third and stop it with TERM. Then it checks that every execution
-completed exactly once (one `resumed` in its history), that no acknowledged callback
-was lost, and that no 2xx was answered while Kafka was down; and reports how long each
-fault took to recover from: until the gateway acknowledged a callback again
-(`recovered_seconds`) and until an execution was resumed again (`next_resume_seconds`).
-Prints one JSON object; exits 1 when a check fails.
+kill -9 it; start a third and stop it with TERM. All along, a hostile publisher puts
+records no engine can take (nested too deep, megabytes of escapes, not UTF-8, numbers
+that are not finite) straight on the activations topic. Then it checks that every
+execution completed exactly once (one `resumed` in its history), that no acknowledged
+callback was lost, that no 2xx was answered while Kafka was down, and that every hostile
+record the broker took became a dead letter; and reports how long each fault took to
+recover from: until the gateway acknowledged a callback again (`recovered_seconds`) and
+until an execution was resumed again (`next_resume_seconds`). Last, a slowloris run
+holds `--slow-clients` connections on the gateway, each sending a header byte a second
+and opened again when closed: each must be closed within 10 s (and some margin) while
+callbacks are still accepted. Prints one JSON object; exits 1 when a check fails.
 """
 
 import argparse
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
@@ -254,6 +260,107 @@ class Load:
             return response.status_code, None
 
 
+def hostile_records() -> Iterator[bytes]:
+    """Records no engine can take, in turn, without end."""
+    kinds = [
+        b"[" * 3000 + b"]" * 3000,
+        b'{"activationId":"%s","flowId":"f","triggerId":"t","receivedAt":1,"data":["'
+        + b'\\"' * 300_000
+        + b'"]}',
+        b'{"activationId":"%s","flowId":"f","triggerId":"t","receivedAt":1,"data":{"n":NaN}}',
+        b'{"activationId":"%s","flowId":"f","triggerId":"t","receivedAt":1,"data":{"n":1e400}}',
+        b"\xff\xfe" * 200_000,
+    ]
+    n = 0
+    while True:
+        record = kinds[n % len(kinds)]
+        yield record.replace(b"%s", uuid.uuid4().hex.encode(), 1)
+        n += 1
+
+
+class Hostile:
+    """Publishes hostile records to the activations topic until told to stop."""
+
+    def __init__(self, kafka: str, topic: str) -> None:
+        self.kafka, self.topic = kafka, topic
+        self.acknowledged = 0
+        self.stop = threading.Event()
+
+    async def run(self) -> None:
+        records = hostile_records()
+        while not self.stop.is_set():
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.kafka, acks="all", max_request_size=1_048_000
+            )
+            try:
+                await producer.start()
+                while not self.stop.is_set():
+                    key = uuid.uuid4().hex.encode()  # every partition gets its share
+                    await producer.send_and_wait(self.topic, next(records), key=key)
+                    self.acknowledged += 1
+                    await asyncio.sleep(0.5)
+            except Exception:  # the broker is killed under it: start again
+                await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+
+
+def slowloris(url: str, callback: str, clients: int, seconds: float) -> dict[str, Any]:
+    """Hold `clients` connections that send a header byte a second, each opened again
+    when the server closes it; how long the server let each live, and whether callbacks
+    were accepted meanwhile."""
+    host, port = url.removeprefix("http://").split(":")
+    lived: list[float] = []
+    accepted: list[int] = []
+
+    async def one() -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            opened = time.monotonic()
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                await asyncio.sleep(0.5)
+                continue
+            writer.write(b"POST / HTTP/1.1\r\nHost: chaos\r\n")
+            while time.monotonic() < deadline:
+                try:
+                    writer.write(b"X")
+                    await writer.drain()
+                    async with asyncio.timeout(1):
+                        await reader.read(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    pass
+                lived.append(time.monotonic() - opened)  # the server closed it
+                break
+            writer.close()
+
+    async def callbacks() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    answer = await client.post(callback, json={"slowloris": True})
+                    accepted.append(answer.status_code)
+                await asyncio.sleep(1)
+
+    async def attack() -> None:
+        await asyncio.gather(callbacks(), *(one() for _ in range(clients)))
+
+    asyncio.run(attack())
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "closed_by_the_server": len(lived),
+        "longest_held_seconds": round(max(lived), 1) if lived else None,
+        "callbacks_accepted_meanwhile": accepted.count(200),
+        "callbacks_tried_meanwhile": len(accepted),
+    }
+
+
 @contextlib.contextmanager
 def product(state: Path) -> Iterator[tuple[Infra, Services]]:
     infra = Infra(state)
@@ -372,7 +479,13 @@ def faults(infra: Infra, services: Services, pause: float) -> list[dict[str, Any
     return done
 
 
-def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
+def run(
+    count: int,
+    pause: float,
+    concurrency: int,
+    slow_clients: int = 500,
+    slow_seconds: float = 60.0,
+) -> dict[str, Any]:
     started = time.time()
     with (
         tempfile.TemporaryDirectory(prefix="hookflow-chaos-") as tmp,
@@ -386,10 +499,15 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         load = Load(callback, executions, concurrency, rate=count / (8 * pause + 25))
         driver = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         driver.start()
+        hostile = Hostile(infra.kafka, f"{services.prefix}.activations")
+        poisoner = threading.Thread(target=lambda: asyncio.run(hostile.run()), daemon=True)
+        poisoner.start()
         injected = faults(infra, services, pause)
         time.sleep(5)  # the last fault's recovery is measured too
         load.faults_over.set()
+        hostile.stop.set()
         driver.join(timeout=900)
+        poisoner.join(timeout=60)
         engine = services.url("engine")
         with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
             flow_id = callback.split("/flow/")[1].split("/")[0]
@@ -400,6 +518,8 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
                 ).json()["history"]
                 for e in completed
             }
+            invalid = count_letters(http, engine, hostile.acknowledged, timeout=120)
+        slow = slowloris(services.url("gateway"), callback, slow_clients, slow_seconds)
     resumed_counts = {
         execution_id: [h["event"] for h in history].count("resumed")
         for execution_id, history in histories.items()
@@ -454,6 +574,9 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
             for s in sorted({a.status for a in load.answers})
         },
         "faults": injected,
+        "hostile_records_acknowledged": hostile.acknowledged,
+        "hostile_records_dead_lettered": invalid,
+        "slowloris": slow,
         "seconds": round(time.time() - started, 1),
     }
     result["passed"] = (
@@ -463,8 +586,32 @@ def run(count: int, pause: float, concurrency: int) -> dict[str, Any]:
         and not other_than_broker_down
         and len(histories) == count
         and len(load.acknowledged) == count
+        and invalid >= hostile.acknowledged
+        and slow["closed_by_the_server"] >= slow["clients"]
+        and (slow["longest_held_seconds"] or 0) < SLOW_HEADERS_SECONDS + 5
+        and slow["callbacks_accepted_meanwhile"] == slow["callbacks_tried_meanwhile"] > 0
     )
     return result
+
+
+SLOW_HEADERS_SECONDS = 10  # the contract's limit for a request's headers
+
+
+def count_letters(http: httpx.Client, engine: str, expected: int, timeout: float) -> int:
+    """The invalid dead letters, once there are `expected` (or the time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found, cursor = 0, None
+        while True:
+            params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+            page = http.get(f"{engine}/api/automation/dead-letters", params=params).json()
+            found += sum(1 for d in page["deadLetters"] if d["kind"] == "invalid")
+            cursor = page["next"]
+            if not cursor:
+                break
+        if found >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
 
 
 def main() -> None:
@@ -472,8 +619,12 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=400)
     parser.add_argument("--pause", type=float, default=4.0, help="seconds between faults")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--slow-clients", type=int, default=500)
+    parser.add_argument("--slow-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    result = run(args.executions, args.pause, args.concurrency)
+    result = run(
+        args.executions, args.pause, args.concurrency, args.slow_clients, args.slow_seconds
+    )
     print(json.dumps(result, indent=2))
     sys.exit(0 if result["passed"] else 1)
 

@@ -6,7 +6,7 @@ from .chaos import run
 
 
 def test_no_acknowledged_callback_is_lost_and_none_resumes_twice_while_parts_die() -> None:
-    result = run(count=40, pause=2.0, concurrency=4)
+    result = run(count=40, pause=2.0, concurrency=4, slow_clients=50, slow_seconds=15.0)
     print(json.dumps(result, indent=2))
     assert result["lost_acknowledged"] == []
     assert result["not_resumed_exactly_once"] == []
@@ -16,3 +16,11 @@ def test_no_acknowledged_callback_is_lost_and_none_resumes_twice_while_parts_die
     assert result["not_503_5030_while_kafka_down"] == []
     assert (result["acknowledged"], result["completed"]) == (40, 40)
     assert all(f["recovered_seconds"] is not None for f in result["faults"])
+    # every hostile record the broker took is a dead letter; none held a partition back
+    assert result["hostile_records_acknowledged"] > 0
+    assert result["hostile_records_dead_lettered"] >= result["hostile_records_acknowledged"]
+    # slow clients are closed within the contract's 10 s, callbacks go on meanwhile
+    slow = result["slowloris"]
+    assert slow["closed_by_the_server"] >= slow["clients"]
+    assert slow["longest_held_seconds"] < 15
+    assert slow["callbacks_accepted_meanwhile"] == slow["callbacks_tried_meanwhile"] > 0

@@ -96,8 +96,12 @@ async def test_hostile_bodies_headers_and_parameters_get_400_never_5xx(driver: D
         bogus = await keep_alive.post(f"{callback}?execution=bogus", json={})
         assert (bogus.status_code, bogus.json()["code"]) == (400, 2002)
         nobody = f"{callback}?execution={uuid.uuid4()}"  # resumes nothing of this test's
-        token = await keep_alive.post(nobody, json={}, headers={"user-token": "t" * 70_000})
-        assert token.status_code == 200  # an invalid token on a NONE trigger: no user
+        token = await keep_alive.post(nobody, json={}, headers={"user-token": "t" * 5000})
+        assert token.status_code == 200  # over 4 KiB, an invalid token on a NONE trigger: no user
+    async with httpx.AsyncClient(timeout=30) as fresh:  # a 431 closes its connection
+        huge = await fresh.post(nobody, json={}, headers={"user-token": "t" * 70_000})
+        assert (huge.status_code, huge.json()["code"]) == (431, 4310)  # over a header line
+    async with httpx.AsyncClient(timeout=30) as keep_alive:
         big = 123456789012345678901234567890123
         execution_id = await driver.start(flow["flowId"], {})
         await driver.execution(execution_id, "waiting")

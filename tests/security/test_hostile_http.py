@@ -6,6 +6,11 @@ it must, and keeps serving everyone else."""
 import asyncio
 import contextlib
 import json
+import os
+import resource
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -219,3 +224,72 @@ async def test_connections_over_the_cap_get_503_and_the_service_recovers(
         )
         response = await driver.http.post(flow["triggers"][0]["callbackUrl"], json={})
         assert response.status_code == 200
+
+
+async def test_a_thousand_idle_sockets_at_1024_open_files_leave_kafka_its_files(
+    driver: Driver, tmp_path: Path
+) -> None:
+    """A gateway limited to 1,024 open files (a common default) takes at most that less
+    its reserve of client connections: the rest are refused at once, its Kafka client
+    never runs out of files, and it serves again as soon as the sockets go."""
+    flow = await driver.deploy(
+        {"name": "Files", "blocks": [{"name": "Hook", "type": "external_callback"}]}
+    )
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": driver.product.kafka,
+        "HOOKFLOW_GATEWAY_PORT": str(port),
+        "HOOKFLOW_GATEWAY_TOPIC_PREFIX": driver.product.topic_prefix,
+        "HOOKFLOW_GATEWAY_AUTH_URL": driver.product.auth,
+    }
+    env.pop("HOOKFLOW_GATEWAY_HTTP_MAX_CONNECTIONS", None)
+    log = tmp_path / "gateway.log"
+
+    def files_1024() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=files_1024,  # a limit of the child alone
+        )
+    base = f"http://127.0.0.1:{port}"
+    callback = base + urlsplit(flow["triggers"][0]["callbackUrl"]).path
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            async with asyncio.timeout(60):
+                while True:
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(f"{base}/readyz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+            held = []
+            for _ in range(1000):
+                held.append(await asyncio.open_connection("127.0.0.1", port))
+            refused = 0
+            for reader, _ in held[800:]:
+                status, body = await _answer(reader, 5)
+                refused += status == 503 and json.loads(body)["code"] == 5033
+            assert refused == 200  # 1,024 files less the reserve of 256: 768 clients
+            for _, writer in held:
+                writer.close()
+            async with asyncio.timeout(30):
+                while (await client.post(callback, json={})).status_code != 200:
+                    await asyncio.sleep(0.2)
+    finally:
+        process.terminate()
+        async with asyncio.timeout(20):
+            await process.wait()
+    assert "Too many open files" not in log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -23,6 +23,7 @@ from schemas.flows import AuthenticationType, OnFailPolicy
 from schemas.topics import Topics
 
 ADMIN = "integration-admin-key"
+INTERNAL = "integration-internal-key"  # auth's /internal/... routes
 PASSWORD = "payment gateway password"
 
 
@@ -125,6 +126,7 @@ async def stack(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Asy
             database=unique_name,
             topic_prefix=unique_name,
             admin_key=ADMIN,
+            internal_key=INTERNAL,
         ),
         configure_logging=False,
     )
@@ -140,7 +142,9 @@ async def stack(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Asy
             activation_key="integration-activation-key",
         )
         app = create_app(
-            settings, introspect=AuthClient(auth, "http://auth", 5.0), configure_logging=False
+            settings,
+            introspect=AuthClient(auth, "http://auth", 5.0, INTERNAL),
+            configure_logging=False,
         )
         await stack.enter_async_context(app.router.lifespan_context(app))
         gateway = await stack.enter_async_context(

@@ -206,9 +206,12 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.deadline == _NEVER:  # a keep-alive connection's next request
             self.deadline = self.loop.time() + self.limits.header_seconds
 
+    # on_url and on_header are uvicorn's own (inlined: they run for every header of every
+    # request), with the limits checked first
+
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
         self._head_bytes += len(url)
+        self.url += url
         if len(self.url) > self._line:
             self._too_large("line")
 
@@ -216,13 +219,22 @@ class GuardedProtocol(HttpToolsProtocol):
         line = len(name) + len(value) + 2  # "name: value"
         self._header_count += 1
         self._head_bytes += line + 2
-        if line > self._line:
-            self._too_large("line")
-        if self._header_count > self._count:
-            self._too_large("count")
-        if self._head_bytes > self._section:
-            self._too_large("section")
-        super().on_header(name, value)
+        if (
+            line > self._line
+            or self._header_count > self._count
+            or self._head_bytes > self._section
+        ):
+            self._too_large(
+                "line"
+                if line > self._line
+                else "count"
+                if self._header_count > self._count
+                else "section"
+            )
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

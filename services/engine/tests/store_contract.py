@@ -12,7 +12,7 @@ from engine.adapters import ExpressionWorkers
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
 from engine.ports import EXPIRY, Buffered, FlowRecord, Resuming, Store, TriggerSecrets
-from engine.service import Engine, EngineConfig, ExecutionFault
+from engine.usecases import Engine, EngineConfig, ExecutionFault
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,

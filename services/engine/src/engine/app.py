@@ -20,17 +20,19 @@ from starlette.routing import Route
 
 from engine import console
 from engine.adapters import AuthServiceTokens, ExpressionWorkers, HttpxRunner, KafkaPublisher
+from engine.batches import ConsumerConfig
 from engine.catalog import Catalog, CatalogConfig
-from engine.consumers import ConsumerConfig, register
+from engine.consumers import register
 from engine.dead_letters import DeadLetters
 from engine.egress import EgressPolicy, egress_client
 from engine.http import Endpoints
 from engine.metrics import Metrics
 from engine.openapi import document
 from engine.ports import Store
-from engine.service import Engine, EngineConfig
 from engine.settings import Settings
 from engine.store import MongoStore
+from engine.usecases import Engine, EngineConfig
+from engine.usecases.queries import Queries
 from schemas import logs, topics
 from schemas.events import StartExecution
 from schemas.http import exception_handlers
@@ -150,8 +152,9 @@ def create_app(
         return True
 
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    queries = Queries(store, letters)
     endpoints = Endpoints(
-        catalog, store, letters, request_start, now_ms, ready, metrics, tokens, admin_key, workers
+        catalog, queries, letters, request_start, now_ms, ready, metrics, tokens, admin_key, workers
     )
 
     async def time_out_forever() -> None:

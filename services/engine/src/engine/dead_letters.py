@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.ports import Publisher, Store
-from engine.service import Engine
+from engine.usecases import Engine
 from schemas.callbacks import Selector
 from schemas.events import (
     ActivateTrigger,

@@ -23,10 +23,11 @@ from engine.core.execution import ExecutionState
 from engine.core.expressions import ExpressionError, compile_expression
 from engine.dead_letters import DeadLetters, IncompleteDeadLetter, UnknownDeadLetter
 from engine.metrics import Metrics
-from engine.ports import Evaluator, Store, TokenResolver
+from engine.ports import Evaluator, TokenResolver
+from engine.usecases.queries import Queries
 from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
 from schemas.errors import ErrorCode
-from schemas.events import ActivationOutcome, ExecutionStatus, StartExecution
+from schemas.events import ExecutionStatus, StartExecution
 from schemas.executions import ExecutionView, HistoryEntry
 from schemas.flows import FlowDefinition, FlowVersion, IssuedSecret
 from schemas.requests import RequestError, json_object
@@ -45,7 +46,7 @@ class Endpoints:
     def __init__(
         self,
         catalog: Catalog,
-        store: Store,
+        queries: Queries,
         letters: DeadLetters,
         request_start: Callable[[StartExecution], Awaitable[None]],
         clock: Callable[[], int],
@@ -59,7 +60,7 @@ class Endpoints:
         self._tokens = tokens
         self._admin_key = admin_key
         self._catalog = catalog
-        self._store = store
+        self._queries = queries
         self._letters = letters
         self._request_start = request_start
         self._now = clock
@@ -147,9 +148,7 @@ class Endpoints:
         """Every deployed version, oldest first, a page at a time (what the console lists)."""
         limit = _limit(request)
         try:
-            records, cursor = await self._store.list_flows(
-                request.query_params.get("cursor"), limit
-            )
+            records, cursor = await self._queries.flows(request.query_params.get("cursor"), limit)
         except ValueError as exc:
             raise RequestError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
         page = [
@@ -245,7 +244,7 @@ class Endpoints:
             ) from exc
         deadline = asyncio.get_running_loop().time() + int(text)
         while asyncio.get_running_loop().time() < deadline:
-            if await self._store.get_execution(execution_id) is not None:
+            if await self._queries.execution(execution_id) is not None:
                 break
             await asyncio.sleep(0.05)
         return JSONResponse({"executionId": execution_id}, status_code=202)
@@ -262,7 +261,7 @@ class Endpoints:
             ) from exc
         limit = _limit(request)
         try:
-            page, cursor = await self._store.list_executions(
+            page, cursor = await self._queries.executions(
                 request.path_params["flowId"], status, request.query_params.get("cursor"), limit
             )
         except ValueError as exc:
@@ -270,16 +269,14 @@ class Endpoints:
         return JSONResponse({"executions": [view(s) for s in page], "next": cursor})
 
     async def get_execution(self, request: Request) -> Response:
-        state = await self._store.get_execution(request.path_params["executionId"])
+        state = await self._queries.execution(request.path_params["executionId"])
         if state is None:
             raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
         return JSONResponse(view(state))
 
     async def get_activation(self, request: Request) -> Response:
         activation_id = request.path_params["activationId"].lower()
-        outcome = await self._store.get_activation(activation_id)
-        if not isinstance(outcome, ActivationOutcome):
-            outcome = await self._letters.outcome_of(activation_id)
+        outcome = await self._queries.activation(activation_id)
         if outcome is None:
             raise RequestError(
                 404,

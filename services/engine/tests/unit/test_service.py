@@ -10,7 +10,7 @@ from engine.adapters import ExpressionWorkers
 from engine.catalog import Catalog, CatalogConfig, NotSigned, UnknownFlow, UnknownTrigger
 from engine.core.definition import DefinitionError
 from engine.core.expressions import ExpressionError
-from engine.service import Engine, EngineConfig
+from engine.usecases import Engine, EngineConfig
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,

@@ -18,12 +18,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.http import ACTIVATE_PATH, Endpoints, GatewayApp, Limits, head_of_callback
+from gateway.asgi import ACTIVATE_PATH, GatewayApp, head_of_callback
+from gateway.callbacks import BodyLimits, Callbacks
+from gateway.execute import Executions
+from gateway.http import Endpoints
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.openapi import document
 from gateway.registry import Refresh, Registry
+from gateway.sender import Sender
 from gateway.settings import Settings
+from gateway.signatures import Signatures
+from gateway.signed import SignedBodies
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
 from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
@@ -145,24 +151,31 @@ def create_app(
     )
     offsets = end_offsets or EndOffsets(settings.kafka_bootstrap_servers)
     refresh = Refresh(registry, lambda: offsets(topics.flow_registry))
-    gateway = Endpoints(
+    activation_key = settings.activation_key.get_secret_value() if settings.activation_key else None
+    body = (settings.body_limit_bytes, settings.body_timeout_seconds)
+    sender = Sender(publish, topics, metrics, settings.publish_timeout_seconds)
+    signed = SignedBodies(Signatures(activation_key), registry, refresh, now_ms, *body)
+    callbacks = Callbacks(
+        registry, refresh, tokens, signed, sender, topics, BodyLimits(*body), activation_key, now_ms
+    )
+    executions = Executions(
         registry,
-        tokens,
-        publish,
-        topics,
-        metrics,
-        Limits(
-            settings.body_limit_bytes,
-            settings.body_timeout_seconds,
-            settings.trust_forwarded_for,
-            settings.publish_timeout_seconds,
-            settings.admin_key.get_secret_value() if settings.admin_key else None,
-            settings.activation_key.get_secret_value() if settings.activation_key else None,
-        ),
-        buckets,
-        now_ms,
-        lambda: state["ready"],
         refresh,
+        tokens,
+        sender,
+        topics,
+        settings.admin_key.get_secret_value() if settings.admin_key else None,
+        body,
+        now_ms,
+    )
+    gateway = Endpoints(
+        callbacks,
+        executions,
+        registry,
+        metrics,
+        buckets,
+        settings.trust_forwarded_for,
+        lambda: state["ready"],
     )
 
     async def catch_up() -> None:

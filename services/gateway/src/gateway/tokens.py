@@ -8,6 +8,7 @@ one round trip.
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 import httpx
 from pydantic import ValidationError
 
-from schemas.access import INTERNAL_KEY_HEADER
+from schemas.access import INTERNAL_KEY_HEADER, auth_unavailable
 from schemas.users import TokenIntrospection, User, plausible_token
+
+logger = logging.getLogger(__name__)
 
 
 class AuthUnavailable(Exception):
@@ -117,6 +120,15 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+async def user_of(tokens: TokenCache, token: str) -> User | None:
+    """The user of a user-token (None: not a valid one); 503 when auth does not answer."""
+    try:
+        return await tokens.user(token)
+    except AuthUnavailable as exc:
+        logger.warning("auth service unavailable", extra={"error": str(exc)})
+        raise auth_unavailable() from exc
 
 
 class AuthClient:

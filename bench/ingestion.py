@@ -1,0 +1,152 @@
+"""Gateway ingestion: callbacks/s against the bare route and a raw producer, CPU per
+callback, the HTTP server setups, memory."""
+
+import subprocess
+from typing import TYPE_CHECKING
+
+from harness import PY, ROOT, cpu_seconds, free_ports, loadgen, peer, rss_peak_mb, wait_ready
+from measures import profiled
+
+if TYPE_CHECKING:
+    from suite import Suite
+
+
+def ingestion(suite: "Suite") -> None:
+    peer_port, kafka_peer_port, guarded_port, h11_port = free_ports(4)
+    topic = f"{suite.s.prefix}.peer-produce"
+    log = suite.s.logs / "http-peer.log"
+    peers = [
+        subprocess.Popen(
+            [PY, str(ROOT / "bench" / "peers.py"), *args],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        for args in (
+            ["http", "--port", str(peer_port)],
+            [
+                "http-kafka",
+                "--port",
+                str(kafka_peer_port),
+                "--bootstrap",
+                suite.s.kafka,
+                "--topic",
+                topic,
+            ],
+            # the same bare route under the services' HTTP limits, and under h11
+            ["http", "--port", str(guarded_port), "--server", "guarded"],
+            ["http", "--port", str(h11_port), "--server", "h11"],
+        )
+    ]
+    for port, process in zip(
+        (peer_port, kafka_peer_port, guarded_port, h11_port), peers, strict=True
+    ):
+        wait_ready(f"http://127.0.0.1:{port}/healthz", process, log)
+    none_url = suite.callback(suite.open_flow)
+    user_url = suite.callback(suite.pay_flow)
+    closed = ["--mode", "closed", "--concurrency", "64", "--seconds", str(suite.seconds)]
+    try:
+        for run in range(suite.runs):
+            ceiling_http = loadgen([f"http://127.0.0.1:{peer_port}/x"], *closed)
+            cpu = cpu_seconds(peers[1].pid)
+            route_and_send = loadgen([f"http://127.0.0.1:{kafka_peer_port}/x"], *closed)
+            peer_cpu = (cpu_seconds(peers[1].pid) - cpu) / max(1, route_and_send["ok"])
+            ceiling_kafka = peer(
+                "produce",
+                "--bootstrap",
+                suite.s.kafka,
+                "--topic",
+                topic,
+                "--seconds",
+                str(suite.seconds),
+                "--concurrency",
+                "64",
+            )
+            with profiled(
+                suite.s.processes["gateway"].pid,
+                suite.seconds,
+                suite.profiles,
+                "gateway, NONE trigger at full load",
+            ):
+                cpu = cpu_seconds(suite.s.processes["gateway"].pid)
+                gw_none = loadgen([none_url], *closed)
+                gw_cpu = (cpu_seconds(suite.s.processes["gateway"].pid) - cpu) / max(
+                    1, gw_none["ok"]
+                )
+            figure = suite.fig(
+                "gateway CPU per callback, NONE trigger "
+                "(peer: Starlette route + raw aiokafka send)",
+                "us",
+                better="lower",
+            )
+            figure.values.append(round(gw_cpu * 1e6, 1))
+            figure.peer.append(round(peer_cpu * 1e6, 1))
+            gw_user = loadgen([user_url], *closed, "--header", f"user-token: {suite.token}")
+            for label, result in (
+                ("NONE trigger", gw_none),
+                ("USER trigger, warm cache", gw_user),
+            ):
+                figure = suite.fig(
+                    f"gateway max throughput, {label} (peer: Starlette route + raw aiokafka send)",
+                    "callbacks/s",
+                    "at least 1.0x the peer",
+                    id="P1" if label == "NONE trigger" else None,
+                )
+                figure.values.append(result["throughput"])
+                figure.peer.append(route_and_send["throughput"])
+            suite.fig("HTTP ceiling (bare Starlette)", "requests/s").values.append(
+                ceiling_http["throughput"]
+            )
+            # the server setup, chosen by these two: the limits must cost nothing
+            # measurable (docs/operations.md, "HTTP limits")
+            for server, port, goal in (
+                ("the services' guarded httptools", guarded_port, "at least 0.95x the peer"),
+                ("h11", h11_port, ""),
+            ):
+                under = loadgen([f"http://127.0.0.1:{port}/x"], *closed)
+                figure = suite.fig(
+                    f"HTTP ceiling, bare Starlette under {server} "
+                    "(peer: the same under plain httptools)",
+                    "requests/s",
+                    goal,
+                )
+                figure.values.append(under["throughput"])
+                figure.peer.append(ceiling_http["throughput"])
+            suite.fig("Kafka ceiling (raw aiokafka producer)", "messages/s").values.append(
+                ceiling_kafka["throughput"]
+            )
+            open_loop = ["--mode", "open", "--seconds", str(suite.seconds)]
+            open_loop += ["--rate", str(0.7 * gw_none["throughput"])]
+            steady = loadgen([none_url], *open_loop)
+            # the peer at the same offered rate: how much of the tail is the machine's
+            steady_peer = loadgen([f"http://127.0.0.1:{kafka_peer_port}/x"], *open_loop)
+            figure = suite.fig(
+                "gateway p99 at 70% of its max, NONE trigger "
+                "(peer: Starlette route + raw aiokafka send, same rate)",
+                "ms",
+                "below 50 ms",
+                better="lower",
+                id="P2",
+            )
+            figure.values.append(steady["p99_ms"])
+            figure.peer.append(steady_peer["p99_ms"])
+            suite.fig(
+                "gateway p50 at 70% of its max, NONE trigger", "ms", better="lower"
+            ).values.append(steady["p50_ms"])
+            if steady["ok"] < steady["requests"]:
+                suite.notes.append(
+                    f"run {run}: {steady['requests'] - steady['ok']} "
+                    f"requests at 70% load were not 2xx: {steady['statuses']}"
+                )
+    finally:
+        for process in peers:
+            process.terminate()
+    for name in ("gateway", "auth"):
+        process = suite.s.processes.get(name)
+        if process is not None:
+            suite.fig(
+                f"peak RSS, {name}",
+                "MB",
+                "below 150 MB per worker" if name == "gateway" else "",
+                better="lower",
+                id="P6" if name == "gateway" else None,
+            ).values.append(rss_peak_mb(process.pid))

@@ -1,0 +1,161 @@
+"""End-to-end resumes: latency and throughput with few and many executions waiting,
+keyed activations among many."""
+
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness import http, loadgen, peer, progress
+from measures import percentile, profiled
+from watchers import CompletionWatcher
+
+if TYPE_CHECKING:
+    from suite import Suite
+
+
+def resume(suite: "Suite", background: int, stored: int = 0) -> None:
+    suite.waiting(background)
+    suite.stored(stored)
+    # long enough to measure a rate, not the pipeline filling up: with 200, the
+    # first batches (a handful of callbacks each) took a third of the burst
+    burst = 30 if suite.smoke else 1000
+    sample = 10 if suite.smoke else 40
+    name = f"{background} waiting" + (f", {background + stored} stored" if stored else "")
+    for _ in range(suite.runs):
+        # capacity: a burst of callbacks, each naming its own waiting execution
+        targets = suite.waiting(burst)
+        urls = [suite.callback(suite.open_flow, f"?execution={e}") for e in targets]
+        engine = suite.s.processes["engine"]
+        with profiled(
+            engine.pid,
+            min(20.0, 2 + burst / 300),
+            suite.profiles,
+            f"engine, resume burst, {name}",
+        ):
+            result, completed = _drive(suite, urls, rate=2000, timeout=600)
+        makespan = max(completed.values(), default=0) / 1000 - result["first_sent"]
+        capacity = len(completed) / makespan if makespan > 0 else float("nan")
+        figure = suite.fig(
+            f"resume throughput, {name}",
+            "resumes/s",
+            "at least 50% of the raw claim loop",
+            id="P3" if background == suite.p3_background else None,
+        )
+        figure.values.append(capacity)
+        claim = peer(
+            "claim",
+            "--mongodb",
+            suite.s.mongodb,
+            "--database",
+            f"{suite.s.prefix}_peer",
+            "--count",
+            str(burst),
+            "--background",
+            str(background + stored),
+        )
+        figure.peer.append(claim["throughput"])
+        # latency: a steady stream at half that capacity
+        rate = max(0.2, 0.5 * capacity)
+        targets = suite.waiting(sample)
+        urls = [suite.callback(suite.open_flow, f"?execution={e}") for e in targets]
+        result, completed = _drive(suite, urls, rate=rate, timeout=120 + 4 * sample / rate)
+        latencies = [
+            completed[targets[i]] - sent * 1000
+            for sent, i in result["sent"]
+            if targets[i] in completed
+        ]
+        suite.fig(
+            f"resume latency p99 at 50% load, {name}",
+            "ms",
+            "the largest figure below 1.5x the 1-waiting one",
+            better="lower",
+        ).values.append(percentile(latencies, 0.99))
+        p50 = percentile(latencies, 0.50)
+        suite.fig(f"resume latency p50 at 50% load, {name}", "ms", better="lower").values.append(
+            p50
+        )
+        suite.resume_p50.setdefault(name, []).append(p50)
+
+
+def resume_growth(suite: "Suite", small: str, large: str) -> None:
+    """P4: the resume time with the most stored against the least, from `resume` runs."""
+    figure = suite.fig(
+        f"resume time p50, {large} (peer: {small})",
+        "ms",
+        "at most 1.5x the 1-waiting time",
+        better="lower",
+        id="P4",
+    )
+    figure.values += suite.resume_p50.get(large, [])
+    figure.peer += suite.resume_p50.get(small, [])
+
+
+def keyed(suite: "Suite", small: int, large: int) -> None:
+    """P7: one keyed `all` activation among `large` waiting against among `small`."""
+    sample = 8 if suite.smoke else 30
+    times: dict[int, list[float]] = {}
+    for background in (small, large):
+        have = suite.keyed_waiting
+        if background > have:
+            suite.waiting(background - have, suite.keyed_flow)
+            suite.keyed_waiting = background
+        for _ in range(suite.runs):
+            targets = suite.waiting(sample, suite.keyed_flow)
+            suite.keyed_waiting += sample
+            times.setdefault(background, []).append(_keyed_median(suite, targets))
+    figure = suite.fig(
+        f"keyed all activation, {large} waiting (peer: {small} waiting)",
+        "ms",
+        "at most 3x the time among 100",
+        better="lower",
+        id="P7",
+    )
+    figure.values += times[large]
+    figure.peer += times[small]
+
+
+def _drive(
+    suite: "Suite", urls: list[str], rate: float, timeout: float
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Send one callback per URL at `rate`; collect when each execution completed (ms)."""
+    watcher = CompletionWatcher(suite.s.kafka, f"{suite.s.prefix}.execution-events")
+    with watcher:
+        result = loadgen(
+            urls,
+            "--mode",
+            "open",
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(len(urls) / rate),
+            "--connections",
+            "32",
+            "--record-sends",
+        )
+        expected = {urls[i].split("execution=")[1] for _, i in result["sent"]}
+        completed = watcher.wait_for(expected, timeout=timeout)
+    if len(completed) < len(expected):
+        progress(f"only {len(completed)} of {len(expected)} executions completed")
+        suite.notes.append(
+            f"{len(expected) - len(completed)} of {len(expected)} resumes "
+            f"did not complete within {timeout:.0f} s"
+        )
+    result["first_sent"] = min((t for t, _ in result["sent"]), default=time.time())
+    return result, completed
+
+
+def _keyed_median(suite: "Suite", targets: list[str]) -> float:
+    """Median time from a callback to its execution's completion, one at a time."""
+    url = suite.callback(suite.keyed_flow)
+    watcher = CompletionWatcher(suite.s.kafka, f"{suite.s.prefix}.execution-events")
+    spent = []
+    with watcher:
+        for target in targets:
+            began = time.time()
+            http("POST", url, {"ref": target, "amount": 5})
+            done = watcher.wait_for({target}, timeout=60)
+            if target in done:
+                spent.append(done[target] - began * 1000)
+    if len(spent) < len(targets):
+        suite.notes.append(f"{len(targets) - len(spent)} keyed activations did not complete")
+    return statistics.median(spent) if spent else float("nan")

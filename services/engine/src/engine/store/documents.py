@@ -1,0 +1,124 @@
+"""Stored forms: an execution's document (its wait in indexed fields, user payloads as
+JSON text through `schemas.opaque`), the other records' documents, and the reads every
+collection shares (by many ids; keyset pages)."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from engine.core.execution import ExecutionState
+from engine.ports import Buffered, Resuming, decode_cursor, encode_cursor
+from schemas import opaque
+from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus
+
+_STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "error", "applied", "steps")
+WAIT_ORDER = [("waitSince", ASCENDING), ("_id", ASCENDING)]
+
+
+def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
+    """The stored form of an execution; its single wait, if any, in indexed fields."""
+    if len(state.waiting_on) > 1:
+        raise ValueError(f"execution {state.execution_id} waits at more than one trigger")
+    waiting = state.status == ExecutionStatus.WAITING and bool(state.waiting_on)
+    return {
+        "_id": state.execution_id,
+        "flowId": state.flow_id,
+        "status": state.status.value,
+        "created": state.created,
+        "updated": state.updated,
+        "version": state.version,
+        "waitTrigger": state.waiting_on[0] if waiting else None,
+        "waitSince": state.updated if waiting else None,
+        "waitKey": state.wait_key if waiting else None,
+        "waitDeadline": state.deadline if waiting else None,
+        "state": opaque.encode({name: getattr(state, name) for name in _STATE_FIELDS}),
+        "history": opaque.encode(list(state.history)),
+    }
+
+
+def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
+    body = opaque.decode(doc["state"])
+    trigger = doc.get("waitTrigger")
+    return ExecutionState(
+        execution_id=doc["_id"],
+        flow_id=doc["flowId"],
+        status=ExecutionStatus(doc["status"]),
+        waiting_on=(trigger,) if trigger else (),
+        created=doc["created"],
+        updated=doc["updated"],
+        version=doc["version"],
+        wait_key=doc.get("waitKey"),
+        deadline=doc.get("waitDeadline"),
+        at=body["at"],
+        input=body["input"],
+        vars=body["vars"],
+        results=body["results"],
+        data=body["data"],
+        user=body["user"],
+        history=tuple(opaque.decode(doc["history"])),
+        error=body["error"],
+        applied=tuple(body["applied"]),
+        steps=body.get("steps", 0),  # stored since the step budget counts across resumes
+    )
+
+
+def activation_from_doc(doc: dict[str, Any]) -> ActivationOutcome | Resuming:
+    activation_id = doc.pop("_id")
+    if "outcome" not in doc:
+        return Resuming(activation_id, tuple(doc["resuming"]))
+    return ActivationOutcome.model_validate({"activationId": activation_id, **doc})
+
+
+def buffered_from_doc(doc: dict[str, Any]) -> Buffered:
+    body = opaque.decode(doc["body"])
+    return Buffered(
+        activation_id=doc["_id"],
+        flow_id=doc["flowId"],
+        trigger_id=doc["triggerId"],
+        key=doc["key"],
+        execution_id=doc["executionId"],
+        data=body["data"],
+        user=body["user"],
+        arrived=doc["arrived"],
+        expires=doc["expires"],
+        claimed_by=doc["claimedBy"],
+    )
+
+
+def letter_from_doc(doc: dict[str, Any]) -> DeadLetter:
+    return DeadLetter.model_validate({"deadLetterId": doc.pop("_id"), **doc})
+
+
+IDS_PER_READ = 500
+
+
+async def by_ids(
+    collection: AsyncCollection[dict[str, Any]], ids: list[str]
+) -> AsyncIterator[dict[str, Any]]:
+    """The documents with these ids, read `IDS_PER_READ` ids per statement: the local
+    server's time for one `$in` grows faster than its length (7 ms for 500 ids, 600 ms
+    for 2,000)."""
+    for start in range(0, len(ids), IDS_PER_READ):
+        async for doc in collection.find({"_id": {"$in": ids[start : start + IDS_PER_READ]}}):
+            yield doc
+
+
+async def keyset_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    field: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of documents in (`field`, `_id`) order after `cursor`, and the next cursor."""
+    if cursor:
+        value, after = decode_cursor(cursor)
+        query = {**query, "$or": [{field: {"$gt": value}}, {field: value, "_id": {"$gt": after}}]}
+    found = collection.find(query).sort([(field, ASCENDING), ("_id", ASCENDING)])
+    docs = [doc async for doc in found.limit(limit + 1)]
+    if len(docs) <= limit:
+        return docs, None
+    last = docs[limit - 1]
+    return docs[:limit], encode_cursor(last[field], last["_id"])

@@ -1,0 +1,244 @@
+"""Decide an activation: admit it (its trigger, user, signature and idempotency key),
+then start an execution (an entry trigger), resume what it selects, or buffer it; its
+outcome is stored once and published."""
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.catalog import Catalog
+from engine.core import execution as ex
+from engine.core.matching import activation_bindings, authorized
+from engine.ports import Publisher, Resuming, Store, TokenResolver
+from engine.usecases.activation import UNREAD, Activation, Decision, Unread
+from engine.usecases.buffer import Buffer
+from engine.usecases.conditions import Conditions
+from engine.usecases.selection import Selection
+from engine.usecases.start import Starts
+from schemas.callbacks import Selector, SelectorKind
+from schemas.events import ActivateTrigger, ActivationOutcome, Outcome
+from schemas.flows import AuthenticationType
+from schemas.signing import user_is_signed, verification_is_signed
+from schemas.users import User
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    idempotency_retention_ms: int = 24 * 3600 * 1000
+    activation_key: str | None = None  # the gateway's, to verify the users it signed
+
+
+class Decisions:
+    """Decides activations, exactly once each."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store,
+        publisher: Publisher,
+        tokens: TokenResolver,
+        config: EngineConfig,
+        clock: Callable[[], int],
+        parts: tuple[Conditions, Starts, Selection, Buffer],
+    ) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._publish = publisher
+        self._tokens = tokens
+        self._config = config
+        self._now = clock
+        self._conditions, self._starts, self._selection, self._buffer = parts
+
+    async def decide(
+        self,
+        command: ActivateTrigger,
+        found: ActivationOutcome | Resuming | Unread | None = UNREAD,
+        nobody_waits: set[str] | None = None,
+        read_ahead: dict[str, ex.ExecutionState] | None = None,
+    ) -> tuple[ActivationOutcome, bool]:
+        """Apply an activation and return its outcome, and whether it is newly decided.
+
+        A new outcome must then be passed to `record` (a batch records its outcomes at
+        once); until it is, a redelivery decides again, from what was applied.
+
+        Args:
+            found: what the store holds for the activation, when the caller read it.
+            nobody_waits: trigger ids found with no execution waiting, shared by the
+                activations of one batch: the next activation of such a trigger in the
+                batch is NO_WAITER without a lookup. That is the answer it would get had
+                its trigger's records been handled before the batch's other keys, whose
+                order relative to them Kafka does not fix either.
+            read_ahead: executions named by the batch's activations (`execution=<id>`),
+                read in one statement (`read_ahead`); each is used once, and only where
+                it shows the execution waiting for this activation.
+        """
+        activation_id = command.activationId
+        if isinstance(found, Unread):
+            found = await self._store.get_activation(activation_id)
+        if isinstance(found, ActivationOutcome):
+            return found, False
+        result, ids, detail = await self._decide(command, found, nobody_waits, read_ahead)
+        decision = ActivationOutcome(
+            activationId=activation_id,
+            flowId=command.flowId.lower(),
+            triggerId=command.triggerId.lower(),
+            outcome=result,
+            executionIds=ids,
+            detail=detail,
+            decidedAt=self._now(),
+        )
+        logger.info(
+            "activation decided",
+            extra={
+                "activation_id": activation_id,
+                "flow_id": decision.flowId,
+                "outcome": result.value,
+                "execution_ids": ids,
+            },
+        )
+        return decision, True
+
+    async def record(self, decisions: list[ActivationOutcome]) -> list[ActivationOutcome]:
+        """Store newly decided outcomes, then publish what is final: where another delivery
+        of the same activation stored its outcome first (a race after a rebalance), that
+        one, not this delivery's view of what was left to do."""
+        if not decisions:
+            return []
+        taken = await self._store.save_outcomes(decisions)
+        if taken:
+            stored = await self._store.get_activations(sorted(taken))
+            decisions = [
+                found if isinstance(found := stored.get(d.activationId), ActivationOutcome) else d
+                for d in decisions
+            ]
+        await self._publish.outcomes(decisions)
+        return decisions
+
+    async def republish(self, decision: ActivationOutcome) -> None:
+        """Answer an outcome decided before again (a redelivery)."""
+        await self._publish.outcomes([decision])
+
+    async def read_activations(
+        self, activation_ids: list[str]
+    ) -> dict[str, ActivationOutcome | Resuming]:
+        """What the store holds for many activations, in one read (for a batch)."""
+        return await self._store.get_activations(activation_ids)
+
+    async def read_ahead(
+        self,
+        commands: list[ActivateTrigger],
+        found: dict[str, ActivationOutcome | Resuming],
+    ) -> dict[str, ex.ExecutionState]:
+        """The executions a batch's undecided activations name (`execution=<id>`), in one
+        read: a resume by id then costs its compare-and-set alone."""
+        named: dict[str, None] = {}
+        for command in commands:
+            if isinstance(found.get(command.activationId), ActivationOutcome):
+                continue
+            try:
+                execution_id = Selector.parse(command.execution).execution_id
+            except ValueError:
+                continue
+            if execution_id is not None:
+                named[execution_id] = None
+        return await self._store.get_executions(list(named))
+
+    async def _decide(
+        self,
+        command: ActivateTrigger,
+        resuming: Resuming | None,
+        nobody_waits: set[str] | None,
+        read_ahead: dict[str, ex.ExecutionState] | None,
+    ) -> Decision:
+        admitted = await self._admit(command)
+        if not isinstance(admitted, _Admitted):
+            return admitted
+        act, selector = admitted.act, admitted.selector
+        flow, block = act.flow, act.block
+        if flow.entry == block.name and selector.kind != SelectorKind.ID:
+            # an entry trigger starts an execution per activation, when its condition holds;
+            # one naming an execution resumes that one instead (an execution started
+            # through the API waits there)
+            fresh = ex.new_execution(flow, str(uuid.UUID(int=0)), command.data, self._now())
+            check = await self._conditions.evaluate(act, ex.context(flow, fresh))
+            if not check.holds:
+                return Outcome.FILTERED, [], check.error or "the entry condition is false"
+            return Outcome.ACTIVATED, [await self._starts.from_trigger(act)], None
+        if resuming is not None:
+            return await self._selection.finish(act, resuming, selector)
+        if selector.execution_id is not None:
+            decision = await self._selection.one(act, selector.execution_id, read_ahead)
+        else:
+            decision = await self._selection.waiting(act, selector, nobody_waits)
+        if decision[0] in (Outcome.NO_WAITER, Outcome.FILTERED) and block.bufferSeconds:
+            return await self._buffer.keep(act, selector, decision)
+        return decision
+
+    async def _admit(self, command: ActivateTrigger) -> "_Admitted | Decision":
+        """The activation with what it selects, or the decision that ends it here: an
+        unknown trigger, a user or signature that fails the trigger's rules, a used
+        idempotency key, a selector that does not parse."""
+        flow = await self._catalog.compiled(command.flowId)
+        block = flow.trigger(command.triggerId) if flow else None
+        if flow is None or block is None:
+            return Outcome.UNKNOWN_TRIGGER, [], "no such flow or trigger"
+        user = self._signed_user(command)
+        if user is None and command.userToken:
+            user = await self._tokens.resolve(command.userToken)
+        if not authorized(block, user):
+            return Outcome.IGNORED_AUTH, [], "user missing, inactive or lacking required roles"
+        if block.authenticationType == AuthenticationType.SIGNATURE and not verification_is_signed(
+            self._config.activation_key, command.activationId, command.signatureVerified
+        ):
+            return Outcome.IGNORED_AUTH, [], "no webhook signature verified by a gateway"
+        trigger_id = command.triggerId.lower()
+        if command.idempotencyKey:
+            owner = await self._store.remember_key(
+                f"{flow.flow_id}:{trigger_id}",
+                command.idempotencyKey,
+                command.activationId,
+                self._now(),
+                self._config.idempotency_retention_ms,
+            )
+            if owner != command.activationId:
+                return Outcome.DUPLICATE, [], f"idempotency key already used by activation {owner}"
+        try:
+            selector = Selector.parse(command.execution)
+        except ValueError as exc:  # only from Kafka: the gateway answers 400
+            return Outcome.NO_WAITER, [], str(exc)
+        user_context = user.as_context() if user else None
+        act = Activation(
+            flow,
+            block,
+            trigger_id,
+            command,
+            user_context,
+            activation_bindings(command.data, user_context),
+        )
+        return _Admitted(act, selector)
+
+    def _signed_user(self, command: ActivateTrigger) -> User | None:
+        """The activation's user if the gateway signed it; anyone else's is ignored."""
+        if command.user is None:
+            return None
+        if user_is_signed(
+            self._config.activation_key,
+            command.activationId,
+            command.user.as_context(),
+            command.userSignature,
+        ):
+            return command.user
+        logger.warning(
+            "an unsigned user on an activation ignored",
+            extra={"activation_id": command.activationId, "flow_id": command.flowId},
+        )
+        return None
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    act: Activation
+    selector: Selector

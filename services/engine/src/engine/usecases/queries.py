@@ -1,0 +1,35 @@
+"""What the management API reads: flows and executions a page at a time, one execution,
+an activation's outcome (or its dead letter's)."""
+
+from engine.core import execution as ex
+from engine.dead_letters import DeadLetters
+from engine.ports import FlowRecord, Page, Store
+from schemas.events import ActivationOutcome, ExecutionStatus
+
+
+class Queries:
+    """Reads for the management API."""
+
+    def __init__(self, store: Store, letters: DeadLetters) -> None:
+        self._store = store
+        self._letters = letters
+
+    async def flows(self, cursor: str | None, limit: int) -> tuple[list[FlowRecord], str | None]:
+        """Every deployed version, oldest first; ValueError for a cursor that is not one."""
+        return await self._store.list_flows(cursor, limit)
+
+    async def executions(
+        self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
+    ) -> Page:
+        """A flow's executions, oldest first; ValueError for a cursor that is not one."""
+        return await self._store.list_executions(flow_id, status, cursor, limit)
+
+    async def execution(self, execution_id: str) -> ex.ExecutionState | None:
+        return await self._store.get_execution(execution_id)
+
+    async def activation(self, activation_id: str) -> ActivationOutcome | None:
+        """The activation's outcome; `DEAD_LETTERED` while its dead letter waits."""
+        outcome = await self._store.get_activation(activation_id)
+        if isinstance(outcome, ActivationOutcome):
+            return outcome
+        return await self._letters.outcome_of(activation_id)

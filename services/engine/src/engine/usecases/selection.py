@@ -1,0 +1,119 @@
+"""Which waiting executions an activation resumes: the one it names (`execution=<id>`),
+every one whose condition holds (`all`) or the oldest such (`any`), found through the
+correlation index when the condition has a key; a redelivery after a crash resumes
+exactly the executions its first delivery chose, no more."""
+
+from engine.core import execution as ex
+from engine.core.correlation import MISSING
+from engine.core.matching import outcome
+from engine.ports import Resuming, Store
+from engine.usecases.activation import Activation, Decision, waits_at, waits_for
+from engine.usecases.buffer import Buffer
+from engine.usecases.conditions import Conditions
+from schemas.callbacks import Selector, SelectorKind
+from schemas.events import Outcome
+
+# `any` resumes the oldest execution whose condition holds; it records this many, in
+# order, so that one taken meanwhile by another activation leaves it the next
+_ANY_CHOICES = 8
+
+
+class Selection:
+    """Resumes the executions an activation selects."""
+
+    def __init__(self, store: Store, conditions: Conditions, buffer: Buffer) -> None:
+        self._store = store
+        self._conditions = conditions
+        self._buffer = buffer
+
+    async def one(
+        self,
+        act: Activation,
+        execution_id: str,
+        read_ahead: dict[str, ex.ExecutionState] | None = None,
+    ) -> Decision:
+        """`execution=<id>`: read that execution; a redelivery finds itself in `applied`.
+
+        A state read ahead for the batch may be stale: it is used only where it shows the
+        execution waiting for this activation (the compare-and-set refuses it if it changed
+        since, and the execution is read again); any other answer is read afresh.
+        """
+        state = read_ahead.pop(execution_id, None) if read_ahead else None
+        if state is None or not waits_for(state, act):
+            state = await self._store.get_execution(execution_id)
+        if state is None or state.flow_id != act.flow.flow_id:
+            return Outcome.NO_WAITER, [], None
+        if act.activation_id in state.applied:
+            return Outcome.ACTIVATED, [state.execution_id], None
+        if not waits_at(state, act.trigger_id):
+            return Outcome.NO_WAITER, [], None
+        if not await self._conditions.holds(act, state):
+            return Outcome.FILTERED, [], None
+        if await self._buffer.resume(act, state):
+            return Outcome.ACTIVATED, [state.execution_id], None
+        return Outcome.NO_WAITER, [], None
+
+    async def waiting(
+        self, act: Activation, selector: Selector, nobody_waits: set[str] | None
+    ) -> Decision:
+        """`all` or `any`: find the candidates, by correlation key when the condition has one."""
+        if nobody_waits is not None and act.trigger_id in nobody_waits:
+            return Outcome.NO_WAITER, [], None
+        correlation = act.flow.correlations.get(act.block.name)
+        key = None
+        if correlation is not None:
+            if not await self._store.anyone_waiting(act.trigger_id):
+                if nobody_waits is not None:
+                    nobody_waits.add(act.trigger_id)
+                return Outcome.NO_WAITER, [], None
+            found = correlation.lookup_key(act.trigger_id, act.command.data)
+            if found is MISSING:  # the condition cannot hold for any execution
+                path = ".".join(("data", *correlation.data_path))
+                return Outcome.FILTERED, [], f"{path} is missing: the condition holds for nobody"
+            assert isinstance(found, str)
+            key = found
+        holders: list[ex.ExecutionState] = []
+        filtered = seen = 0
+        async for state in self._store.waiting(act.trigger_id, key):
+            seen += 1
+            if await self._conditions.holds(act, state):
+                holders.append(state)
+                if selector.kind == SelectorKind.ANY and len(holders) == _ANY_CHOICES:
+                    break
+            else:
+                filtered += 1
+        if not seen and key is None and nobody_waits is not None:
+            nobody_waits.add(act.trigger_id)
+        if correlation is not None and not holders:
+            filtered += 1  # executions wait at the trigger, none with this key
+        if not holders:
+            return outcome(filtered, 0), [], None
+        chosen = Resuming(act.activation_id, tuple(s.execution_id for s in holders))
+        plan = await self._store.begin_resuming(chosen)
+        read = {s.execution_id: s for s in holders} if plan == chosen else {}
+        activated = await self._planned(act, plan, selector, read)
+        return outcome(filtered, len(activated)), activated, None
+
+    async def finish(self, act: Activation, resuming: Resuming, selector: Selector) -> Decision:
+        """A redelivery after a crash: resume what the first delivery chose, no more."""
+        activated = await self._planned(act, resuming, selector, {})
+        return outcome(0, len(activated)), activated, None
+
+    async def _planned(
+        self,
+        act: Activation,
+        plan: Resuming,
+        selector: Selector,
+        read: dict[str, ex.ExecutionState],
+    ) -> list[str]:
+        activated = []
+        for execution_id in plan.execution_ids:
+            state = read.get(execution_id) or await self._store.get_execution(execution_id)
+            if state is None:
+                continue
+            checked = execution_id in read
+            if await self._buffer.resume(act, state, checked=checked):
+                activated.append(execution_id)
+                if selector.kind == SelectorKind.ANY:
+                    break
+        return activated

@@ -19,30 +19,19 @@ The rules (the contract's "Bad input and poison messages" and "Hostile input"):
 
 import asyncio
 import contextlib
-import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-import httpx
 from aiokafka import TopicPartition
-from aiokafka.errors import (
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-)
 from aiokafka.structs import ConsumerRecord
-from pydantic import BaseModel, ValidationError
-from pymongo.errors import ConnectionFailure, PyMongoError
 
+from engine.faults import describe, infrastructure_error
 from engine.metrics import Metrics
-from schemas.requests import MAX_DEPTH, RequestError, parse_object
+from engine.records import Command, Item, read_command
 
 logger = logging.getLogger(__name__)
-
-Command = TypeVar("Command", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -64,90 +53,9 @@ class ConsumerConfig:
     max_backoff_seconds: float = 5.0
 
 
-@dataclass(frozen=True)
-class Item(Generic[Command]):
-    """A record of a batch: its command, or why it is not one."""
-
-    record: ConsumerRecord[Any, Any]
-    command: Command | None
-    invalid: str | None = None
-
-
 Park = Callable[[Item[Command], BaseException | None], Awaitable[None]]
 # the last resort for a record whose dead letter could not be written: (record, error)
 Skip = Callable[[ConsumerRecord[Any, Any], str], Awaitable[None]]
-
-
-# Errors of the infrastructure, not of a record: waiting for it helps, dead-lettering would not
-_INFRASTRUCTURE = (
-    ConnectionFailure,
-    KafkaError,
-    httpx.TransportError,
-    httpx.HTTPStatusError,
-    OSError,
-)
-# ...except a message the broker refuses for its size: the same bytes never fit
-_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
-
-
-def infrastructure_error(error: BaseException) -> bool:
-    """Whether `error` (or what caused it) is the infrastructure's: the store, Kafka or the
-    auth service unreachable, failing or timing out."""
-    causes = list(chain(error))
-    if any(isinstance(seen, _TOO_LARGE) for seen in causes):
-        return False
-    return any(
-        isinstance(seen, _INFRASTRUCTURE)
-        or (
-            isinstance(seen, PyMongoError)
-            and (
-                seen.has_error_label("RetryableWriteError")
-                or seen.has_error_label("TransientTransactionError")
-            )
-        )
-        for seen in causes
-    )
-
-
-def chain(error: BaseException | None) -> Iterator[BaseException]:
-    """`error` and what caused it, outermost first (at most 20: a cycle ends too)."""
-    seen = 0
-    while error is not None and seen < 20:
-        yield error
-        error = error.__cause__ or error.__context__
-        seen += 1
-
-
-def describe(error: BaseException) -> str:
-    """The error and its causes, innermost last: what a user reads in the dead letter."""
-    parts = [f"{type(e).__name__}: {_shown(e)}" for e in itertools.islice(chain(error), 5)]
-    return " <- ".join(reversed(parts))
-
-
-def _shown(error: BaseException) -> str:
-    try:
-        return str(error)[:500]
-    except Exception:  # an error that cannot say what it is still has a type
-        return "(no description)"
-
-
-def read_command(value: bytes | None, model: type[Command]) -> Command:
-    """A record's command, read with the gateway's rules for JSON (its `data` may nest
-    as deep as a request body, one level below the message); raises ValueError, which
-    says why it is not one."""
-    try:
-        fields = parse_object(value or b"", MAX_DEPTH + 1)
-    except RequestError as exc:
-        raise ValueError(exc.message) from None
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}"
-                for e in exc.errors()[:10]
-            )
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.message import StreamMessage
 
-from engine.batches import Batches, ConsumerConfig, Item, chain, describe
+from engine.batches import Batches, ConsumerConfig
 from engine.dead_letters import DeadLetters, Received
+from engine.faults import chain, describe
 from engine.metrics import Metrics
+from engine.records import Item
 from engine.usecases import Engine, ExecutionFault
 from schemas.events import ActivateTrigger, ActivationOutcome, DeadLetterKind, StartExecution
 from schemas.topics import Topics

@@ -1,0 +1,113 @@
+"""An execution's state, the requests a step makes of the service, and the expression
+context the contract gives expressions."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.definition import Flow
+from engine.core.expressions import Expression
+from schemas.events import (
+    ExecutionEvent,
+    ExecutionStatus,
+)
+
+MAX_STEPS = 10_000  # blocks one execution runs in all (HTTP blocks too), then it fails
+MAX_HISTORY = 1_000  # oldest entries are dropped past this
+MAX_APPLIED = 32  # recent activation ids remembered to recognise a redelivery
+
+
+@dataclass(frozen=True)
+class ExecutionState:
+    """Everything an execution is; persisted as one document."""
+
+    execution_id: str
+    flow_id: str
+    status: ExecutionStatus
+    at: str | None  # the next block to run while running
+    input: dict[str, Any]
+    created: int
+    updated: int
+    waiting_on: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] | None = None  # the latest activation's data
+    user: dict[str, Any] | None = None  # the latest activation's user
+    history: tuple[dict[str, Any], ...] = ()
+    error: str | None = None
+    version: int = 0  # compare-and-set: a save succeeds only over the version it read
+    applied: tuple[str, ...] = ()  # activation ids already applied, newest last
+    wait_key: str | None = None  # the correlation key of the trigger it waits at, if any
+    steps: int = 0  # blocks run so far, across every resume
+    deadline: int | None = None  # when its wait times out (epoch ms), if its block has one
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """An HTTP request the service must perform for block `block`."""
+
+    block: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The expressions of block `block` that the service must evaluate under a time limit.
+
+    `expressions` in order, by key (as `definition.expression_sources` names them); for
+    an assign block, each value is a variable the later ones see (`assigns`).
+    """
+
+    block: str
+    expressions: tuple[tuple[str, Expression], ...]
+    context: dict[str, Any]
+    assigns: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    """The result of stepping: the new state, events to publish and maybe a request for
+    the service (an HTTP call, or expressions to evaluate)."""
+
+    state: ExecutionState
+    events: list[ExecutionEvent]
+    http: HttpCall | None = None
+    evaluation: Evaluation | None = None
+
+
+class NotWaiting(Exception):
+    """The execution is not waiting at the trigger an activation names."""
+
+
+def context(flow: Flow, state: ExecutionState) -> dict[str, Any]:
+    """The expression context of the contract: input, vars, results, data, user, ..."""
+    return {
+        "input": state.input,
+        "vars": state.vars,
+        "results": state.results,
+        "data": state.data,
+        "user": state.user,
+        "execution": {"id": state.execution_id, "flowId": state.flow_id},
+        "callbackUrls": {
+            name: f"{url}?execution={state.execution_id}"
+            for name, url in flow.callback_urls.items()
+        },
+    }
+
+
+def new_execution(
+    flow: Flow, execution_id: str, input_: dict[str, Any], now: int
+) -> ExecutionState:
+    """A fresh execution at the flow's entry block (not yet advanced)."""
+    return ExecutionState(
+        execution_id=execution_id,
+        flow_id=flow.flow_id,
+        status=ExecutionStatus.RUNNING,
+        at=flow.entry,
+        input=input_,
+        created=now,
+        updated=now,
+    )

@@ -16,16 +16,14 @@ letters reads a credential in them. When even that cannot be written, `skip` kee
 record's position, size, SHA-256 and error in the store alone.
 """
 
-import contextlib
 import hashlib
-import json
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.letters import fields_of, with_token, without_token
 from engine.ports import Publisher, Store
 from engine.usecases import Engine
 from schemas.callbacks import Selector
@@ -37,8 +35,6 @@ from schemas.events import (
     Outcome,
     StartExecution,
 )
-from schemas.requests import MAX_DEPTH, RequestError, parse_object
-from schemas.sealing import seal, unseal
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +43,6 @@ MAX_ERROR = 2000  # characters of an error kept with its letter
 MAX_LETTER_BYTES = 512 * 1024  # a letter as JSON, well below the broker's 1 MB a message
 HEAD = 16 * 1024  # characters of a message kept when the whole does not fit
 MAX_KEY = 1024  # characters of a record's key kept
-_TOKEN = "userToken"  # noqa: S105  # the field's name, not a token
-# a userToken in text that is not a JSON object (so cannot be taken out field by field)
-_TOKEN_TEXT = re.compile(r'"userToken"\s*:\s*"(?:[^"\\]|\\.)*"?')
 
 
 @dataclass(frozen=True)
@@ -101,12 +94,12 @@ class DeadLetters:
     ) -> DeadLetter:
         """Park a record; `command` is what it decoded to, if it did."""
         raw = record.value or b""
-        fields = _fields(raw)
+        fields = fields_of(raw)
         activation_id = _activation_id(command, fields)
         if execution_id is None:
             execution_id = _execution_id(command)
         letter_id, digest = _identity(record)
-        value, sealed = self._without_token(raw, fields, letter_id)
+        value, sealed = without_token(raw, fields, letter_id, self._sealing)
         key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
         letter = DeadLetter(
             deadLetterId=letter_id,
@@ -207,39 +200,12 @@ class DeadLetters:
                 f"dead letter {letter_id} keeps only the head of its message "
                 f"({letter.size} bytes, SHA-256 {letter.sha256}): it cannot be replayed"
             )
-        await self._publish.replay(letter.model_copy(update={"value": self._with_token(letter)}))
+        await self._publish.replay(
+            letter.model_copy(update={"value": with_token(letter, self._sealing)})
+        )
         replayed = await self._store.mark_replayed(letter_id, self._now())
         logger.info("dead letter replayed", extra={"dead_letter_id": letter_id})
         return replayed or letter
-
-    def _without_token(
-        self, raw: bytes, fields: dict[str, Any], letter_id: str
-    ) -> tuple[str, str | None]:
-        """The message as text without its userToken, and the token sealed (if any)."""
-        token = fields.get(_TOKEN)
-        if isinstance(token, str):
-            rest = {name: value for name, value in fields.items() if name != _TOKEN}
-            sealed = seal(self._sealing, token, letter_id) if self._sealing else None
-            return _JSON.encode(rest), sealed
-        text = raw.decode("utf-8", errors="replace")
-        if _TOKEN in text:
-            text = _TOKEN_TEXT.sub(f'"{_TOKEN}":"(removed)"', text)
-        return text, None
-
-    def _with_token(self, letter: DeadLetter) -> str:
-        """The letter's message as it was sent: its sealed userToken put back."""
-        if letter.sealedUserToken is None or self._sealing is None:
-            return letter.value
-        fields = _fields(letter.value.encode())
-        try:
-            fields[_TOKEN] = unseal(self._sealing, letter.sealedUserToken, letter.deadLetterId)
-        except ValueError:
-            logger.warning(
-                "a dead letter's user-token does not open with this engine's key",
-                extra={"dead_letter_id": letter.deadLetterId},
-            )
-            return letter.value
-        return _JSON.encode(fields)
 
 
 def _identity(record: Received) -> tuple[str, str]:
@@ -250,14 +216,11 @@ def _identity(record: Received) -> tuple[str, str]:
     return str(uuid.uuid5(_LETTER_NAMESPACE, position)), digest
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def _outcome(letter: DeadLetter) -> ActivationOutcome | None:
     """The outcome a dead letter gives its activation, if it names one."""
     if letter.activationId is None:
         return None
-    fields = _fields(letter.value.encode())  # the original message: its flow and trigger
+    fields = fields_of(letter.value.encode())  # the original message: its flow and trigger
     return ActivationOutcome(
         activationId=letter.activationId,
         flowId=_text(fields.get("flowId")).lower(),
@@ -266,47 +229,6 @@ def _outcome(letter: DeadLetter) -> ActivationOutcome | None:
         detail=f"dead-lettered ({letter.deadLetterId}): {letter.error}"[:MAX_ERROR],
         decidedAt=letter.at,
     )
-
-
-def _fields(raw: bytes) -> dict[str, Any]:
-    """The message's fields, when it is a JSON object by the gateway's rules; else the
-    ids among its top-level fields that can still be read (`_top_level`)."""
-    try:
-        return parse_object(raw, MAX_DEPTH + 1)
-    except RequestError:
-        return _top_level(raw, ("activationId", "flowId", "triggerId"))
-
-
-_SCANNED = 64 * 1024  # bytes of a message that cannot be parsed, read for its ids
-_NEXT = re.compile(rb'["\[\]{}]')
-_STRING_REST = re.compile(rb'(?:[^"\\]|\\.)*+"')
-_STRING_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.){1,256}+")')
-
-
-def _top_level(raw: bytes, names: tuple[str, ...]) -> dict[str, Any]:
-    """The string values of `names` among the top-level fields of an object that does
-    not parse (nested too deep, broken further on): its first bytes are read token by
-    token, each string skipped whole, without recursion, in time linear in their size."""
-    head = raw[:_SCANNED]
-    wanted = {b'"' + name.encode() + b'"': name for name in names}
-    found: dict[str, Any] = {}
-    depth, at = 0, 0
-    while (token := _NEXT.search(head, at)) is not None:
-        char = head[token.start()]
-        if char != ord('"'):
-            depth += 1 if char in b"[{" else -1
-            at = token.end()
-            continue
-        end = _STRING_REST.match(head, token.end())
-        if end is None:
-            break  # a string that does not end in what was read
-        name = wanted.get(head[token.start() : end.end()]) if depth == 1 else None
-        value = _STRING_VALUE.match(head, end.end()) if name else None
-        if name and value:
-            with contextlib.suppress(ValueError):
-                found.setdefault(name, json.loads(value.group(1)))
-        at = end.end()
-    return found
 
 
 def _text(value: Any) -> str:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -74,10 +74,10 @@ def product(
     }
     if all(given.values()):
         yield Product(
-            given["gateway"],
-            given["engine"],
-            given["auth"],
-            given["stub"],  # type: ignore[arg-type]
+            given["gateway"] or "",
+            given["engine"] or "",
+            given["auth"] or "",
+            given["stub"] or "",
             os.environ.get("HOOKFLOW_E2E_ADMIN_KEY", ""),
             kafka_bootstrap,
             os.environ.get("HOOKFLOW_E2E_TOPIC_PREFIX", "hookflow"),
@@ -158,7 +158,10 @@ def product(
                 time.sleep(0.1)
         try:
             yield Product(
-                *(f"http://127.0.0.1:{ports[n]}" for n in ("gateway", "engine", "auth", "stub")),
+                f"http://127.0.0.1:{ports['gateway']}",
+                f"http://127.0.0.1:{ports['engine']}",
+                f"http://127.0.0.1:{ports['auth']}",
+                f"http://127.0.0.1:{ports['stub']}",
                 admin_key,
                 kafka_bootstrap,
                 run,
@@ -172,7 +175,8 @@ def product(
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
-            with MongoClient(mongodb_url) as mongo:
+            client: MongoClient[dict[str, Any]] = MongoClient(mongodb_url)
+            with client as mongo:
                 mongo.drop_database(f"{run}_engine")
                 mongo.drop_database(f"{run}_auth")
 

@@ -87,7 +87,12 @@ async def test_a_get_activates_with_the_query_string_as_data(driver: Driver) -> 
     url = flow["triggers"][0]["callbackUrl"]
     execution_id = await driver.start(flow["flowId"], {"orderId": "o-get"})
     await driver.execution(execution_id, "waiting")
-    query = [("execution", execution_id), ("orderId", "o-get"), ("amount", "7"), ("tag", "a")]
+    query: list[tuple[str, str | int | float | bool | None]] = [
+        ("execution", execution_id),
+        ("orderId", "o-get"),
+        ("amount", "7"),
+        ("tag", "a"),
+    ]
     query.append(("tag", "b"))
     response = await driver.http.get(url, params=query)
     assert (response.status_code, response.content) == (200, b"")

@@ -188,7 +188,8 @@ def test_an_unordered_bulk_of_many_compare_and_sets_completes(
     # server has SQLite connections (100) hung it for good before patch 0005
     count = 250
     db["executions"].insert_many([{"_id": f"e{i}", "version": 0} for i in range(count)])
-    with MongoClient(mongodb_url, timeoutMS=30_000) as client:
+    connected: MongoClient[dict[str, Any]] = MongoClient(mongodb_url, timeoutMS=30_000)
+    with connected as client:
         coll = client[db.name]["executions"]
         result = coll.bulk_write(
             [

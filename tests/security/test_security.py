@@ -195,7 +195,7 @@ async def test_guessing_from_one_address_never_locks_the_user_out_elsewhere() ->
         async def publish(self, event: Any) -> None:
             return None
 
-    accounts = Accounts(_Store(user), passwords, Events(), limits, lambda: now[0])  # type: ignore[arg-type]
+    accounts = Accounts(_Store(user), passwords, Events(), limits, lambda: now[0])
     waits, statuses = [], []
     for _ in range(8):  # the attacker, from one address
         try:

@@ -40,7 +40,7 @@ PAYER = User(
     created=1,
     roles=["PaymentGateway"],
     firstName="Pay",
-)  # type: ignore[call-arg]
+)
 CLERK = User(objectId="U2", ownerId="U2", email="clerk@shop.example", created=1, roles=["Clerk"])
 USERS = {"payer-token": PAYER, "clerk-token": CLERK}
 ADMIN_KEY = "unit-admin-key"
@@ -85,7 +85,7 @@ def signed(trigger_id: str, scheme: SignatureScheme, policy: OnFailPolicy) -> Tr
     )
 
 
-REGISTRY = [
+REGISTRY: list[FlowVersionRegistered | TriggerRegistered] = [
     FlowVersionRegistered(flowId=FLOW, name="Orders", version=1, live=True),
     trigger(OPEN, "Open", AuthenticationType.NONE, OnFailPolicy.ERROR, []),
     trigger(PAY, "Pay", AuthenticationType.USER, OnFailPolicy.ERROR, ["PaymentGateway"]),

@@ -140,7 +140,7 @@ async def test_an_unexpected_failure_is_a_500_without_internals() -> None:
     async def broken(execution_id: str) -> None:
         raise RuntimeError("database password is hunter2")
 
-    store.get_execution = broken  # type: ignore[assignment, method-assign]
+    store.get_execution = broken  # type: ignore[method-assign]
     app = create_app(SETTINGS, store=store, broker=KafkaBroker(), configure_logging=False)
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

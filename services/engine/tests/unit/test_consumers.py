@@ -120,7 +120,7 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_and_fails_its_execu
         if state.execution_id == execution_id and activation.activationId in state.applied:
             tries.append(state)
             raise ValueError("cannot store this execution")
-        return await saving(state)
+        return bool(await saving(state))
 
     monkeypatch.setattr(store, "save_execution", broken)
     await broker.publish(activation.model_dump(mode="json"), TOPICS.activations)

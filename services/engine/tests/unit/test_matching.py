@@ -14,7 +14,9 @@ from schemas.users import User
 from ..flows import ORDER_FLOW, compiled
 
 FLOW = compiled(ORDER_FLOW)
-BLOCK = FLOW.blocks["Payment Confirmed"]
+_BLOCK = FLOW.blocks["Payment Confirmed"]
+assert isinstance(_BLOCK, ExternalCallbackBlock)
+BLOCK: ExternalCallbackBlock = _BLOCK
 assert isinstance(BLOCK, ExternalCallbackBlock)
 
 
@@ -26,7 +28,7 @@ def snapshot(order_id: Any) -> dict[str, Any]:
 
 
 def user(roles: list[str], status: str = "ENABLED") -> User:
-    return User(objectId="u", ownerId="u", email="u@x", created=1, roles=roles, userStatus=status)  # type: ignore[arg-type]
+    return User(objectId="u", ownerId="u", email="u@x", created=1, roles=roles, userStatus=status)
 
 
 def test_condition_true_and_false() -> None:

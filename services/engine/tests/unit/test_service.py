@@ -340,7 +340,7 @@ async def test_a_crash_before_the_outcome_is_finished_by_the_redelivery(world: W
     async def crash(_: Any) -> None:
         raise ConnectionError("engine died")
 
-    world.store.save_outcome = crash  # type: ignore[method-assign]
+    world.store.save_outcome = crash  # type: ignore[method-assign, assignment]
     with pytest.raises(ConnectionError):
         await world.activate(flow_id, trigger_id, PAID, activationId="act-1", user=GATEWAY)
     assert await world.status(execution_id) == ExecutionStatus.COMPLETED
@@ -808,7 +808,7 @@ async def test_a_claim_whose_claimer_stopped_is_finished_by_the_sweep(world: Wor
     async def nothing(*_: Any) -> list[Any]:
         return []
 
-    world.store.buffered = nothing  # type: ignore[method-assign]  # it crashed before looking
+    world.store.buffered = nothing  # type: ignore[method-assign, assignment]  # crashed before
     execution_id = await world.start(flow_id, {"orderId": "o-1", "total": 25})
     world.store.buffered = blocked  # type: ignore[method-assign]
     # it had claimed the entry, then stopped

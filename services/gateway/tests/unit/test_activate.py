@@ -303,7 +303,11 @@ async def test_a_publish_kafka_does_not_acknowledge_in_time_is_503(
         async def unacknowledged(*args: object, **kwargs: object) -> None:
             await asyncio.Event().wait()
 
-        (publisher,) = [p for p in gw.broker.publishers if p.topic == TOPICS.activations]
+        (publisher,) = [
+            p
+            for p in gw.broker.publishers
+            if p.topic == TOPICS.activations  # type: ignore[attr-defined]
+        ]
         with monkeypatch.context() as patched:
             patched.setattr(publisher, "publish", unacknowledged)
             async with asyncio.timeout(5):

@@ -83,10 +83,11 @@ bench-smoke: install ## every benchmark for a moment, to show that it still runs
 test-unit: install ## unit tests only: no services needed
 	$(PY) -m pytest -m "not integration"
 
-lint: install ## ruff (lint and format check), mypy --strict and the import contracts
+lint: install ## ruff (lint and format check), mypy --strict (code, tests, bench) and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(SRC) conftest.py
+	$(VENV)/bin/mypy bench tests $(wildcard services/*/tests)
 	$(VENV)/bin/lint-imports --no-cache
 
 schemas: install ## export the JSON Schemas of Kafka messages and the services' OpenAPI documents

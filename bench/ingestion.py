@@ -141,12 +141,12 @@ def ingestion(suite: "Suite") -> None:
         for process in peers:
             process.terminate()
     for name in ("gateway", "auth"):
-        process = suite.s.processes.get(name)
-        if process is not None:
+        service = suite.s.processes.get(name)
+        if service is not None:
             suite.fig(
                 f"peak RSS, {name}",
                 "MB",
                 "below 150 MB per worker" if name == "gateway" else "",
                 better="lower",
                 id="P6" if name == "gateway" else None,
-            ).values.append(rss_peak_mb(process.pid))
+            ).values.append(rss_peak_mb(service.pid))

@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def _verdict(ok: bool, text: str) -> str:
 def _plot_bars(
     path: Path,
     title: str,
-    rows: list[tuple[str, float, float | None]],
+    rows: Sequence[tuple[str, float, float | None]],
     unit: str,
     log: bool = False,
 ) -> None:

@@ -150,7 +150,8 @@ def _drop(mongodb: str, kafka: str, prefix: str) -> None:
     partitions spends more of the shared machine on them at each later run."""
     from pymongo import MongoClient
 
-    with MongoClient(mongodb) as client:
+    connected: MongoClient[dict[str, Any]] = MongoClient(mongodb)
+    with connected as client:
         for suffix in ("engine", "auth", "peer"):
             client.drop_database(f"{prefix}_{suffix}")
     asyncio.run(_delete_topics(kafka, f"{prefix}."))

@@ -120,7 +120,7 @@ class Suite:
                 time.sleep(0.2)
 
     def callback(self, flow: dict[str, Any], query: str = "") -> str:
-        return (
+        return str(
             flow["triggers"][0]["callbackUrl"].replace(
                 flow["triggers"][0]["callbackUrl"].split("/api/")[0], self.s.url("gateway")
             )

@@ -167,13 +167,12 @@ class Decisions:
             if not check.holds:
                 return Outcome.FILTERED, [], check.error or "the entry condition is false"
             return Outcome.ACTIVATED, [await self._starts.from_trigger(act)], None
-        if resuming is not None:
-            return await self._selection.finish(act, resuming, selector)
-        if selector.execution_id is not None:
-            decision = await self._selection.one(act, selector.execution_id, read_ahead)
-        else:
-            decision = await self._selection.waiting(act, selector, nobody_waits)
-        if decision[0] in (Outcome.NO_WAITER, Outcome.FILTERED) and block.bufferSeconds:
+        decision = await self._selection.resume(act, selector, resuming, nobody_waits, read_ahead)
+        if (
+            resuming is None
+            and decision[0] in (Outcome.NO_WAITER, Outcome.FILTERED)
+            and block.bufferSeconds
+        ):
             return await self._buffer.keep(act, selector, decision)
         return decision
 

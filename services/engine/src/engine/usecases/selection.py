@@ -3,6 +3,8 @@ every one whose condition holds (`all`) or the oldest such (`any`), found throug
 correlation index when the condition has a key; a redelivery after a crash resumes
 exactly the executions its first delivery chose, no more."""
 
+from dataclasses import dataclass
+
 from engine.core import execution as ex
 from engine.core.correlation import MISSING
 from engine.core.matching import outcome
@@ -18,20 +20,64 @@ from schemas.events import Outcome
 _ANY_CHOICES = 8
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The executions to resume, in order, with those read and checked already, and how
+    many were left waiting because their condition was false."""
+
+    execution_ids: tuple[str, ...]
+    read: dict[str, ex.ExecutionState]
+    filtered: int = 0
+
+
 class Selection:
-    """Resumes the executions an activation selects."""
+    """Resumes the executions an activation selects: one path, with a strategy per
+    selector that plans which executions it resumes (or decides at once)."""
 
     def __init__(self, store: Store, conditions: Conditions, buffer: Buffer) -> None:
         self._store = store
         self._conditions = conditions
         self._buffer = buffer
 
-    async def one(
+    async def resume(
+        self,
+        act: Activation,
+        selector: Selector,
+        resuming: Resuming | None,
+        nobody_waits: set[str] | None,
+        read_ahead: dict[str, ex.ExecutionState] | None,
+    ) -> Decision:
+        """Resume what the activation selects; its decision.
+
+        Args:
+            resuming: what a first delivery chose, when this is a redelivery after a crash.
+        """
+        if resuming is not None:
+            planned: _Plan | Decision = _Plan(resuming.execution_ids, {})
+        elif selector.execution_id is not None:
+            planned = await self._by_id(act, selector.execution_id, read_ahead)
+        else:
+            planned = await self._waiting(act, selector, nobody_waits)
+        if not isinstance(planned, _Plan):
+            return planned
+        activated = []
+        for execution_id in planned.execution_ids:
+            state = planned.read.get(execution_id) or await self._store.get_execution(execution_id)
+            if state is None:
+                continue
+            checked = execution_id in planned.read
+            if await self._buffer.resume(act, state, checked=checked):
+                activated.append(execution_id)
+                if selector.kind == SelectorKind.ANY:
+                    break
+        return outcome(planned.filtered, len(activated)), activated, None
+
+    async def _by_id(
         self,
         act: Activation,
         execution_id: str,
-        read_ahead: dict[str, ex.ExecutionState] | None = None,
-    ) -> Decision:
+        read_ahead: dict[str, ex.ExecutionState] | None,
+    ) -> "_Plan | Decision":
         """`execution=<id>`: read that execution; a redelivery finds itself in `applied`.
 
         A state read ahead for the batch may be stale: it is used only where it shows the
@@ -49,13 +95,11 @@ class Selection:
             return Outcome.NO_WAITER, [], None
         if not await self._conditions.holds(act, state):
             return Outcome.FILTERED, [], None
-        if await self._buffer.resume(act, state):
-            return Outcome.ACTIVATED, [state.execution_id], None
-        return Outcome.NO_WAITER, [], None
+        return _Plan((state.execution_id,), {state.execution_id: state})
 
-    async def waiting(
+    async def _waiting(
         self, act: Activation, selector: Selector, nobody_waits: set[str] | None
-    ) -> Decision:
+    ) -> "_Plan | Decision":
         """`all` or `any`: find the candidates, by correlation key when the condition has one."""
         if nobody_waits is not None and act.trigger_id in nobody_waits:
             return Outcome.NO_WAITER, [], None
@@ -91,29 +135,4 @@ class Selection:
         chosen = Resuming(act.activation_id, tuple(s.execution_id for s in holders))
         plan = await self._store.begin_resuming(chosen)
         read = {s.execution_id: s for s in holders} if plan == chosen else {}
-        activated = await self._planned(act, plan, selector, read)
-        return outcome(filtered, len(activated)), activated, None
-
-    async def finish(self, act: Activation, resuming: Resuming, selector: Selector) -> Decision:
-        """A redelivery after a crash: resume what the first delivery chose, no more."""
-        activated = await self._planned(act, resuming, selector, {})
-        return outcome(0, len(activated)), activated, None
-
-    async def _planned(
-        self,
-        act: Activation,
-        plan: Resuming,
-        selector: Selector,
-        read: dict[str, ex.ExecutionState],
-    ) -> list[str]:
-        activated = []
-        for execution_id in plan.execution_ids:
-            state = read.get(execution_id) or await self._store.get_execution(execution_id)
-            if state is None:
-                continue
-            checked = execution_id in read
-            if await self._buffer.resume(act, state, checked=checked):
-                activated.append(execution_id)
-                if selector.kind == SelectorKind.ANY:
-                    break
-        return activated
+        return _Plan(plan.execution_ids, read, filtered)

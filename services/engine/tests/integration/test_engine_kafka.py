@@ -76,6 +76,23 @@ async def drop_database(settings: Settings) -> AsyncIterator[None]:
     await client.close()
 
 
+async def store_broken_flow(settings: Settings) -> None:
+    """Store a flow `broken` the engine cannot load: every activation of it fails, every
+    time (a defect of the record's own, never the infrastructure's)."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
+    await client[settings.database]["flows"].insert_one(
+        {
+            "_id": "broken",
+            "name": "broken",
+            "version": 1,
+            "created": 1,
+            "definition": "{}",
+            "triggers": [],
+        }
+    )
+    await client.close()
+
+
 async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 30.0) -> Any:
     deadline = asyncio.get_running_loop().time() + within
     while True:
@@ -198,19 +215,7 @@ async def test_a_partition_flooded_with_poison_still_decides_the_good_messages_a
     )
     topics = Topics(settings.topic_prefix)
     async with running_engine(settings) as engine:
-        # a stored flow the engine cannot load: every activation of it fails, every time
-        client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
-        await client[settings.database]["flows"].insert_one(
-            {
-                "_id": "broken",
-                "name": "broken",
-                "version": 1,
-                "created": 1,
-                "definition": "{}",
-                "triggers": [],
-            }
-        )
-        await client.close()
+        await store_broken_flow(settings)
         deployed = (await engine.post("/api/automation/flows", json=ENTRY_TRIGGER_FLOW)).json()
         flow_id, trigger_id = deployed["flowId"], deployed["triggers"][0]["triggerId"]
         raw = KafkaBroker(settings.kafka_bootstrap_servers, acks="all")

@@ -29,6 +29,7 @@ from .test_engine_kafka import (  # the same engine and probes as the other engi
     execution_in,
     outcome_of,
     running_engine,
+    store_broken_flow,
 )
 
 Send = Callable[[bytes, str], Awaitable[None]]
@@ -222,19 +223,7 @@ async def test_a_retrying_message_delays_only_its_own_partition(
     )
     async with running_engine(settings) as engine:
         flow_id, trigger_id = await _deployed(engine, ENTRY_TRIGGER_FLOW)
-        client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
-        # a stored flow the engine cannot load: its activations fail on every try
-        await client[settings.database]["flows"].insert_one(
-            {
-                "_id": "broken",
-                "name": "broken",
-                "version": 1,
-                "created": 1,
-                "definition": "{}",
-                "triggers": [],
-            }
-        )
-        await client.close()
+        await store_broken_flow(settings)  # its activations fail on every try
         failing = "a-failing"
         await send(_message(failing, "broken", str(uuid.uuid4()), b"{}"), "a")  # partition 0
         # the other partition (of two)

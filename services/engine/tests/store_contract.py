@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine.adapters import ExpressionWorkers
+from engine.app import wire_engine
 from engine.catalog import Catalog, CatalogConfig
 from engine.core.execution import ExecutionState
 from engine.ports import EXPIRY, Buffered, FlowRecord, Resuming, Store, TriggerSecrets
@@ -481,7 +482,7 @@ def engine_over(store: Any) -> tuple[Engine, Catalog, RecordingPublisher]:
     clock = Clock()
     catalog = Catalog(store, published, CatalogConfig(public_url="http://gw/"), clock)
     return (
-        Engine(
+        wire_engine(
             catalog,
             store,
             published,

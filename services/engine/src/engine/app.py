@@ -5,7 +5,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -28,11 +28,21 @@ from engine.egress import EgressPolicy, egress_client
 from engine.http import Endpoints
 from engine.metrics import Metrics
 from engine.openapi import document
-from engine.ports import Store
+from engine.ports import Evaluator, HttpRunner, Publisher, Store, TokenResolver
 from engine.settings import Settings
 from engine.store import MongoStore
 from engine.usecases import Engine, EngineConfig
+from engine.usecases.buffer import Buffer
+from engine.usecases.conditions import Conditions
+from engine.usecases.decide import Decisions
+from engine.usecases.engine import UseCases
+from engine.usecases.failures import Failures
 from engine.usecases.queries import Queries
+from engine.usecases.requests import Requests
+from engine.usecases.resume import Resumer
+from engine.usecases.selection import Selection
+from engine.usecases.start import Starts
+from engine.usecases.timers import Timers
 from schemas import logs, topics
 from schemas.events import StartExecution
 from schemas.http import exception_handlers
@@ -47,6 +57,35 @@ PURGE_INTERVAL_SECONDS = 3600
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def wire_engine(
+    catalog: Catalog,
+    store: Store,
+    publisher: Publisher,
+    http: HttpRunner,
+    tokens: TokenResolver,
+    config: EngineConfig,
+    clock: Callable[[], int],
+    expressions: Evaluator,
+) -> Engine:
+    """The engine's use cases over its ports, behind its one door."""
+    requests = Requests(http, expressions, clock)
+    conditions = Conditions(store, expressions, clock)
+    resumer = Resumer(store, publisher, requests, conditions, clock)
+    buffer = Buffer(catalog, store, publisher, resumer, conditions, clock)
+    starts = Starts(catalog, store, publisher, requests, buffer, clock)
+    selection = Selection(store, conditions, buffer)
+    parts = (conditions, starts, selection, buffer)
+    return Engine(
+        UseCases(
+            decisions=Decisions(catalog, store, publisher, tokens, config, clock, parts),
+            starts=starts,
+            buffer=buffer,
+            timers=Timers(catalog, store, publisher, requests, buffer, clock),
+            failures=Failures(catalog, store, publisher, clock),
+        )
+    )
 
 
 def create_app(
@@ -102,7 +141,7 @@ def create_app(
         settings.expression_time_limit_ms / 1000,
         settings.expression_memory_mb * 1024 * 1024,
     )
-    engine = Engine(
+    engine = wire_engine(
         catalog,
         store,
         publisher,

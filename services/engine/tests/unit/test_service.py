@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from engine.adapters import ExpressionWorkers
+from engine.app import wire_engine
 from engine.catalog import Catalog, CatalogConfig, NotSigned, UnknownFlow, UnknownTrigger
 from engine.core.definition import DefinitionError
 from engine.core.expressions import ExpressionError
@@ -90,7 +91,7 @@ async def world() -> AsyncIterator[World]:
     catalog = Catalog(store, published, config, clock)
     workers = ExpressionWorkers(1, 0.5, 512 * 1024 * 1024)
     engine_config = EngineConfig(activation_key=ACTIVATION_KEY)
-    engine = Engine(catalog, store, published, http, tokens, engine_config, clock, workers)
+    engine = wire_engine(catalog, store, published, http, tokens, engine_config, clock, workers)
     yield World(catalog, engine, store, published, http, tokens, workers, clock)
     await workers.close()
 

@@ -1,5 +1,5 @@
-"""The engine's one door: the use cases built together, under the calls the consumers,
-the dead letters, the lifespan and the tests make. Each call delegates to one use case.
+"""The engine's one door: the calls the consumers, the dead letters, the lifespan and the
+tests make, each delegated to one use case (wired in `app.py`, `wire_engine`).
 
 I/O goes through the ports; every decision is made by the pure core. An activation is
 applied through single-document steps that a redelivery can repeat (docs/design.md):
@@ -9,57 +9,39 @@ records the executions it chose before resuming the first, so that a redelivery 
 a crash finishes exactly those.
 """
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from engine.catalog import Catalog
 from engine.core import execution as ex
-from engine.ports import Evaluator, HttpRunner, Publisher, Resuming, Store, TokenResolver
+from engine.ports import Resuming
 from engine.usecases.activation import UNREAD, Unread
 from engine.usecases.buffer import Buffer
-from engine.usecases.conditions import Conditions
-from engine.usecases.decide import Decisions, EngineConfig
+from engine.usecases.decide import Decisions
 from engine.usecases.failures import Failures
-from engine.usecases.requests import Requests
-from engine.usecases.resume import Resumer
-from engine.usecases.selection import Selection
 from engine.usecases.start import Starts
 from engine.usecases.timers import Timers
 from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
 
 
+@dataclass(frozen=True)
+class UseCases:
+    """The use cases the door delegates to (wired in `app.py`)."""
+
+    decisions: Decisions
+    starts: Starts
+    buffer: Buffer
+    timers: Timers
+    failures: Failures
+
+
 class Engine:
     """Starts executions and applies activations, exactly once per effect."""
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        store: Store,
-        publisher: Publisher,
-        http: HttpRunner,
-        tokens: TokenResolver,
-        config: EngineConfig,
-        clock: Callable[[], int],
-        expressions: Evaluator,
-    ) -> None:
-        requests = Requests(http, expressions, clock)
-        conditions = Conditions(store, expressions, clock)
-        resumer = Resumer(store, publisher, requests, conditions, clock)
-        buffer = Buffer(catalog, store, publisher, resumer, conditions, clock)
-        starts = Starts(catalog, store, publisher, requests, buffer, clock)
-        selection = Selection(store, conditions, buffer)
-        self._decisions = Decisions(
-            catalog,
-            store,
-            publisher,
-            tokens,
-            config,
-            clock,
-            (conditions, starts, selection, buffer),
-        )
-        self._starts = starts
-        self._buffer = buffer
-        self._timers = Timers(catalog, store, publisher, requests, buffer, clock)
-        self._failures = Failures(catalog, store, publisher, clock)
+    def __init__(self, cases: "UseCases") -> None:
+        self._decisions = cases.decisions
+        self._starts = cases.starts
+        self._buffer = cases.buffer
+        self._timers = cases.timers
+        self._failures = cases.failures
 
     async def start(self, command: StartExecution) -> ex.ExecutionState | None:
         """Start an execution (a redelivered command finds the first one's)."""

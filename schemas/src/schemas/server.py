@@ -15,9 +15,9 @@ sending a byte now and then. Here, on every service:
   limit (raised to its hard limit at start) less `fd_reserve` files for Kafka, the store
   and the service's own clients.
 
-httptools was kept over h11 (which has a header limit of its own) by measurement: the
-gateway's throughput with these checks is within noise of httptools without them, where
-h11 costs about a third (`docs/operations.md`, `bench/results/report.md`).
+httptools was kept over h11 (which has a header limit of its own) by measurement: a bare
+route under this protocol is within noise of plain httptools, where h11 serves about two
+fifths as many requests (`bench/results/report.md`, docs/adr/0006).
 """
 
 import asyncio

@@ -17,7 +17,10 @@ DEFAULT_LIMIT = 1024 * 1024
 MAX_DEPTH = 64  # arrays and objects inside one another, the body's own object counting
 # a `\\uD800`-`\\uDFFF` escape: only these can make a string that is not Unicode text
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# 19 digits in a row, found by mapping every digit to "0" and everything else to " " (a
+# C-speed pass; the regex it replaces cost five times as much on a message of UUIDs)
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 class RequestError(Exception):
@@ -92,7 +95,7 @@ def _fast(body: bytes) -> Any:
     could differ from json's: text with 19 digits in a row (orjson reads integers beyond
     64 bits as floats; json keeps them exact), or text orjson refuses (not UTF-8, not
     finite, a lone surrogate, malformed), which json then parses or explains."""
-    if _LONG_NUMBER.search(body) is not None:
+    if _LONG_NUMBER in body.translate(_DIGITS):
         return None
     try:
         return orjson.loads(body)

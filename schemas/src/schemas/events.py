@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.callbacks import EXECUTION_ID_PATTERN
-from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme
+from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme, StartAuthentication
 from schemas.sealing import SealedSecret
 from schemas.users import User
 
@@ -31,6 +31,9 @@ class _Command(BaseModel):
 class ActivationSource(StrEnum):
     HTTP = "http"  # came through the gateway, which already applied the auth policy
     KAFKA = "kafka"  # published straight to Kafka by another service
+    # through the gateway by the flow's and the trigger's names: it also reaches
+    # executions of older versions waiting at a trigger of that name
+    BY_NAME = "by-name"
 
 
 class StartExecution(_Command):
@@ -40,6 +43,11 @@ class StartExecution(_Command):
     flowId: str
     input: JsonObject = Field(default_factory=dict)
     requestedAt: int  # epoch milliseconds
+    # who starts it (its `user` and `ownerId`): as on ActivateTrigger, a `user` is
+    # trusted only with the gateway's signature, else `userToken` is resolved
+    user: User | None = None
+    userToken: str | None = None
+    userSignature: str | None = None
 
 
 class ActivateTrigger(_Command):
@@ -98,6 +106,7 @@ class ExecutionStatus(StrEnum):
     WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
+    TERMINATED = "terminated"  # stopped through the API, or its start condition was false
 
 
 class _ExecutionEvent(_Message):
@@ -130,8 +139,18 @@ class ExecutionFailed(_ExecutionEvent):
     error: str
 
 
+class ExecutionTerminated(_ExecutionEvent):
+    kind: Literal["terminated"] = "terminated"
+    reason: str
+
+
 ExecutionEvent = Annotated[
-    ExecutionStarted | ExecutionWaiting | ExecutionResumed | ExecutionCompleted | ExecutionFailed,
+    ExecutionStarted
+    | ExecutionWaiting
+    | ExecutionResumed
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionTerminated,
     Field(discriminator="kind"),
 ]
 
@@ -144,6 +163,15 @@ class FlowVersionRegistered(_Message):
     name: str
     version: int
     live: bool
+    start: "StartRules | None" = None  # None: the flow has no start block
+
+
+class StartRules(_Message):
+    """Who may start a flow version through the API: its start block's settings."""
+
+    authenticationType: StartAuthentication = StartAuthentication.ADMIN
+    requiredRoles: list[str] = Field(default_factory=list)
+    onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
 
 
 class TriggerRegistered(_Message):

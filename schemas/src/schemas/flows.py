@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 BlockName = Annotated[str, Field(min_length=1, max_length=200)]
 Expression = Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -28,6 +28,11 @@ class OnFailPolicy(StrEnum):
     IGNORE = "IGNORE"
 
 
+def _backendless(value: object) -> object:
+    """`BACKENDLESS`, the product document's name of the user-token check, is `USER`."""
+    return "USER" if value == "BACKENDLESS" else value
+
+
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -35,8 +40,26 @@ class _Block(BaseModel):
     next: BlockName | None = None
 
 
+class StartAuthentication(StrEnum):
+    """Who may start a flow through the API (its `start` block's `authenticationType`)."""
+
+    NONE = "NONE"  # anyone
+    USER = "USER"  # a valid user-token (with `requiredRoles`)
+    ADMIN = "ADMIN"  # the admin key, or a user-token of a FlowAdmin (the default)
+
+
 class StartBlock(_Block):
+    """The entry of a flow started through the API; it takes a callback's settings."""
+
     type: Literal["start"]
+    authenticationType: Annotated[StartAuthentication, BeforeValidator(_backendless)] = (
+        StartAuthentication.ADMIN
+    )
+    requiredRoles: list[str] = Field(default_factory=list)
+    onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
+    # evaluated with `input`, `data` (both the initial data) and `user`: FALSE starts
+    # nothing (the execution is recorded TERMINATED with the reason)
+    condition: Expression | None = None
 
 
 class EndBlock(_Block):
@@ -63,7 +86,9 @@ class ExternalCallbackBlock(_Block):
     """Pause until the trigger's callback URL is called."""
 
     type: Literal["external_callback"]
-    authenticationType: AuthenticationType = AuthenticationType.NONE
+    authenticationType: Annotated[AuthenticationType, BeforeValidator(_backendless)] = (
+        AuthenticationType.NONE
+    )
     requiredRoles: list[str] = Field(default_factory=list)
     onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
     condition: Expression | None = None
@@ -77,12 +102,6 @@ class ExternalCallbackBlock(_Block):
     # timestamp may be from now (default 300 s; github signs no timestamp)
     signatureScheme: SignatureScheme | None = None
     toleranceSeconds: int | None = Field(default=None, ge=1, le=86_400)
-
-    @field_validator("authenticationType", mode="before")
-    @classmethod
-    def _backendless_is_user(cls, value: object) -> object:
-        """`BACKENDLESS`, the product document's name of the user-token check, is `USER`."""
-        return AuthenticationType.USER if value == "BACKENDLESS" else value
 
 
 class HttpRequestBlock(_Block):
@@ -99,8 +118,21 @@ class HttpRequestBlock(_Block):
     timeoutSeconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class ReturnBlock(_Block):
+    """Answer a blocking call (`activate-blocking`) with `value`; the flow goes on."""
+
+    type: Literal["return"]
+    value: Expression
+
+
 Block = Annotated[
-    StartBlock | EndBlock | AssignBlock | BranchBlock | ExternalCallbackBlock | HttpRequestBlock,
+    StartBlock
+    | EndBlock
+    | AssignBlock
+    | BranchBlock
+    | ExternalCallbackBlock
+    | HttpRequestBlock
+    | ReturnBlock,
     Field(discriminator="type"),
 ]
 

@@ -26,6 +26,11 @@ def sign_user(key: str, activation_id: str, user: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def start_nonce(execution_id: str) -> str:
+    """What a start's user is signed for: its execution id, apart from any activation id."""
+    return f"start:{execution_id}"
+
+
 def user_is_signed(
     key: str | None, activation_id: str, user: dict[str, Any], signature: str | None
 ) -> bool:

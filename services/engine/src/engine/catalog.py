@@ -12,13 +12,19 @@ from dataclasses import dataclass, replace
 
 from engine.core.definition import DefinitionError, Flow, compile_flow
 from engine.ports import FlowRecord, Publisher, Store, TriggerSecrets
-from schemas.events import FlowVersionRegistered, RegistryRecord, TriggerRegistered
+from schemas.events import (
+    FlowVersionRegistered,
+    RegistryRecord,
+    StartRules,
+    TriggerRegistered,
+)
 from schemas.flows import (
     AuthenticationType,
     DeployedFlow,
     ExternalCallbackBlock,
     FlowDefinition,
     SignatureScheme,
+    StartBlock,
     TriggerInfo,
 )
 from schemas.sealing import SealedSecret, seal
@@ -216,9 +222,23 @@ class Catalog:
     def registry_records(
         self, record: FlowRecord, flow: Flow, secrets: Mapping[str, TriggerSecrets]
     ) -> list[RegistryRecord]:
+        entry = flow.blocks[flow.entry]
+        start = (
+            StartRules(
+                authenticationType=entry.authenticationType,
+                requiredRoles=list(entry.requiredRoles),
+                onFailPolicy=entry.onFailPolicy,
+            )
+            if isinstance(entry, StartBlock)
+            else None
+        )
         records: list[RegistryRecord] = [
             FlowVersionRegistered(
-                flowId=record.flow_id, name=record.name, version=record.version, live=record.live
+                flowId=record.flow_id,
+                name=record.name,
+                version=record.version,
+                live=record.live,
+                start=start,
             )
         ]
         for name, tid in flow.trigger_ids.items():

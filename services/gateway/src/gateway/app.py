@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from gateway.asgi import ACTIVATE_PATH, GatewayApp, head_of_callback
 from gateway.callbacks import BodyLimits, Callbacks
-from gateway.execute import Executions
+from gateway.frontdoor import FrontDoor
 from gateway.http import Endpoints
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
@@ -30,9 +30,12 @@ from gateway.sender import Sender
 from gateway.settings import Settings
 from gateway.signatures import Signatures
 from gateway.signed import SignedBodies
+from gateway.starts import Starts
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
 from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
+from schemas.forwarding import TrustedProxies
+from schemas.frontdoor import Service
 from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
 from schemas.topics import Topics
@@ -158,24 +161,33 @@ def create_app(
     callbacks = Callbacks(
         registry, refresh, tokens, signed, sender, topics, BodyLimits(*body), activation_key, now_ms
     )
-    executions = Executions(
+    starts = Starts(
         registry,
         refresh,
         tokens,
         sender,
         topics,
-        settings.admin_key.get_secret_value() if settings.admin_key else None,
+        (settings.admin_key.get_secret_value() if settings.admin_key else None, activation_key),
         body,
         now_ms,
     )
+    proxies = TrustedProxies(settings.trusted_proxies)
     gateway = Endpoints(
         callbacks,
-        executions,
+        starts,
         registry,
         metrics,
         buckets,
-        settings.trust_forwarded_for,
+        proxies,
         lambda: state["ready"],
+        {"appId": settings.app_id, "name": "hookflow", "loggers": []},
+    )
+    upstream = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=5.0),
+        limits=httpx.Limits(max_connections=settings.upstream_connections),
+    )
+    front_door = FrontDoor(
+        upstream, {Service.ENGINE: settings.engine_url, Service.AUTH: settings.auth_url}, proxies
     )
 
     async def catch_up() -> None:
@@ -212,13 +224,22 @@ def create_app(
                 await offsets.close()
             await broker.stop()
             await client.aclose()
+            await upstream.aclose()
 
-    base = "/api/automation/flow/{flowId}"
+    flow = "/api/automation/flow"
     routes = [
         # POST and GET are answered by GatewayApp before the router; listed here so
         # that other methods get 405, not 404
         Route(ACTIVATE_PATH, head_of_callback, methods=["POST", "GET"]),
-        Route(base + "/execute", gateway.execute, methods=["POST"]),
+        Route(flow + "/{flowId}/execute", gateway.execute, methods=["POST"]),
+        Route(flow + "/{flowId}/activate", gateway.activate_flow, methods=["POST"]),
+        Route(flow + "/activate-by-name", gateway.activate_by_name, methods=["POST"]),
+        Route(
+            flow + "/trigger/activate-by-name",
+            gateway.activate_trigger_by_name,
+            methods=["POST"],
+        ),
+        Route("/api/info", gateway.info),
         Route("/healthz", gateway.healthz),
         Route("/readyz", gateway.readyz),
         Route("/metrics", gateway.metrics),
@@ -226,6 +247,7 @@ def create_app(
     ]
     app = GatewayApp(
         gateway,
+        front_door,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers(logger),

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.call import Call
+from gateway.frontdoor import FrontDoor
+from schemas.frontdoor import Service, service_of
 from schemas.requests import internal_error_body
 
 if TYPE_CHECKING:
@@ -27,7 +29,8 @@ _ACTIVATE = re.compile(
 
 class GatewayApp(Starlette):
     """The gateway's ASGI app: Starlette, with callbacks (POST or GET on ACTIVATE_PATH)
-    answered before it.
+    answered before it, and the paths other services answer passed on to them (the
+    front door of the one origin, `frontdoor.py`).
 
     A callback is the hot path: Starlette's middleware, router, request and response
     objects cost more CPU than the rest of a callback's work, so a callback is read
@@ -37,9 +40,12 @@ class GatewayApp(Starlette):
     body, as the app's server-error handler answers the other routes.
     """
 
-    def __init__(self, endpoints: "Endpoints", **kwargs: Any) -> None:
+    def __init__(
+        self, endpoints: "Endpoints", front_door: FrontDoor | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._endpoints = endpoints
+        self._front_door = front_door
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
@@ -55,6 +61,11 @@ class GatewayApp(Starlette):
                         await JSONResponse(internal_error_body(), status_code=500)(
                             scope, receive, send
                         )
+                return
+        if scope["type"] == "http" and self._front_door is not None:
+            service = service_of(scope["path"])
+            if service is not None and service != Service.GATEWAY:
+                await self._front_door(service, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

@@ -80,9 +80,10 @@ class Callbacks:
         self._activation_key = activation_key
         self._now = clock
 
-    async def activate(self, call: Call) -> str:
+    async def activate(self, call: Call, source: str = _HTTP) -> str:
         """Admit and publish a callback; its activation id (also when its trigger's
-        IGNORE policy dropped it)."""
+        IGNORE policy dropped it). `source`: `by-name` when the caller named the flow and
+        the trigger (the engine then also reaches older versions' waiting executions)."""
         flow_id, trigger_id = call.flow_id, call.trigger_id
         trigger = self._registry.trigger(flow_id, trigger_id)
         if trigger is None:
@@ -144,7 +145,7 @@ class Callbacks:
                     ),
                     "signatureVerified": verified,
                     "idempotencyKey": key,
-                    "source": _HTTP,
+                    "source": source,
                     "receivedAt": self._now(),
                 }
             )

@@ -11,12 +11,14 @@ from starlette.types import Send
 
 from gateway.call import Call
 from gateway.callbacks import Callbacks
-from gateway.execute import Executions
 from gateway.limits import TokenBuckets
 from gateway.metrics import Metrics
 from gateway.registry import Registry
+from gateway.starts import StartRequest, Starts
 from schemas.errors import ErrorCode
-from schemas.requests import RequestError
+from schemas.events import ActivationSource
+from schemas.forwarding import TrustedProxies
+from schemas.requests import RequestError, json_object
 
 
 class Endpoints:
@@ -25,22 +27,25 @@ class Endpoints:
     def __init__(
         self,
         callbacks: Callbacks,
-        executions: Executions,
+        starts: Starts,
         registry: Registry,
         metrics: Metrics,
         buckets: TokenBuckets | None,
-        trust_forwarded_for: bool,
+        proxies: TrustedProxies,
         ready: Callable[[], bool],
+        app_info: dict[str, object],
     ) -> None:
         self._callbacks = callbacks
-        self._executions = executions
+        self._starts = starts
         self._registry = registry
         self._metrics = metrics
         self._buckets = buckets
-        self._trust_forwarded_for = trust_forwarded_for
+        self._proxies = proxies
         self._ready = ready
+        self._app_info = app_info
         self._timed = {
-            route: metrics.timing(metrics.latency, route) for route in ("activate", "execute")
+            route: metrics.timing(metrics.latency, route)
+            for route in ("activate", "execute", "start", "activate-by-name")
         }
 
     async def callback(self, call: Call, send: Send) -> None:
@@ -70,15 +75,79 @@ class Endpoints:
         self._count("activate", status, started)
 
     async def execute(self, request: Request) -> Response:
+        """`/execute`: a start answered 202, refused with 1001 (a management route)."""
+        flow = await self._starts.flow(request.path_params["flowId"])
+        start = StartRequest(
+            flow, request.headers, "POST", request.receive, ErrorCode.ACCESS_DENIED
+        )
+        return await self._start("execute", request, start, 202)
+
+    async def activate_flow(self, request: Request) -> Response:
+        """FlowRunner's start by flow id: the body is the initial data."""
+        try:
+            flow = await self._starts.flow(request.path_params["flowId"])
+        except RequestError as exc:
+            return _error(exc)
+        start = StartRequest(flow, request.headers, "POST", request.receive)
+        return await self._start("start", request, start, 200)
+
+    async def activate_by_name(self, request: Request) -> Response:
+        """FlowRunner's start by name: `{"name", "initialData"}`, the live version."""
+        try:
+            body = await json_object(request.headers.get("content-type"), request.stream())
+            name, data = body.get("name"), body.get("initialData")
+            if not isinstance(name, str) or not name:
+                raise RequestError(400, ErrorCode.INVALID_REQUEST, "name must be a flow's name")
+            if data is not None and not isinstance(data, dict):
+                raise RequestError(400, ErrorCode.NOT_AN_OBJECT, "initialData must be an object")
+            flow = await self._starts.live_flow(name)
+        except RequestError as exc:
+            return _error(exc)
+        start = StartRequest(flow, request.headers, "POST", data or {})
+        return await self._start("start", request, start, 200)
+
+    async def _start(self, route: str, request: Request, start: StartRequest, ok: int) -> Response:
         started = time.perf_counter()
         try:
             self._rate_limit(request.headers, request.client.host if request.client else None)
-            execution_id = await self._executions.start(request)
-            response: Response = JSONResponse({"executionId": execution_id}, status_code=202)
+            execution_id = await self._starts.start(start)
+            response: Response = JSONResponse({"executionId": execution_id}, status_code=ok)
         except RequestError as exc:
             response = _error(exc)
-        self._count("execute", response.status_code, started)
+        self._count(route, response.status_code, started)
         return response
+
+    async def activate_trigger_by_name(self, request: Request) -> Response:
+        """FlowRunner's activation by names: the flow's live version and its trigger of
+        that name; the activation also reaches older versions' waiting executions."""
+        started = time.perf_counter()
+        try:
+            self._rate_limit(request.headers, request.client.host if request.client else None)
+            flow_name = request.query_params.get("flowName")
+            trigger_name = request.query_params.get("triggerName")
+            if not flow_name or not trigger_name:
+                raise RequestError(
+                    400, ErrorCode.INVALID_PARAMETER, "flowName and triggerName are required"
+                )
+            flow = await self._starts.live_flow(flow_name)
+            trigger = self._registry.trigger_named(flow.flowId, trigger_name)
+            if trigger is None:
+                raise RequestError(
+                    404,
+                    ErrorCode.UNKNOWN_TRIGGER_NAME,
+                    f"flow {flow_name!r} has no trigger named {trigger_name!r}",
+                )
+            call = Call(request.scope, request.receive, flow.flowId, trigger.triggerId)
+            activation_id = await self._callbacks.activate(call, ActivationSource.BY_NAME.value)
+            response = Response(status_code=200, headers={"x-activation-id": activation_id})
+        except RequestError as exc:
+            response = _error(exc)
+        self._count("activate-by-name", response.status_code, started)
+        return response
+
+    async def info(self, request: Request) -> Response:
+        """What the Backendless SDK reads at `initApp`."""
+        return JSONResponse(self._app_info)
 
     def _count(self, route: str, status: int, started: float) -> None:
         self._metrics.count(route, str(status))
@@ -87,11 +156,7 @@ class Endpoints:
     def _rate_limit(self, headers: Mapping[str, str], client: str | None) -> None:
         if self._buckets is None:
             return
-        forwarded = headers.get("x-forwarded-for")
-        if forwarded and self._trust_forwarded_for:
-            address = forwarded.split(",")[0].strip()
-        else:
-            address = client or "unknown"
+        address = self._proxies.client(client, headers.get("x-forwarded-for"))
         wait = self._buckets.take(address, time.monotonic())
         if wait:
             raise RateLimited(max(1, math.ceil(wait)))

@@ -22,6 +22,8 @@ class Registry:
     def __init__(self) -> None:
         self._flows: dict[str, FlowVersionRegistered] = {}
         self._triggers: dict[tuple[str, str], TriggerRegistered] = {}
+        self._live: dict[str, str] = {}  # flow name -> its newest version's id
+        self._named: dict[tuple[str, str], str] = {}  # (flow id, trigger name) -> trigger id
         self._positions: dict[int, int] = {}  # partition -> next offset applied
         self._applied = asyncio.Event()  # set at every record applied
 
@@ -30,6 +32,15 @@ class Registry:
 
     def trigger(self, flow_id: str, trigger_id: str) -> TriggerRegistered | None:
         return self._triggers.get((flow_id.lower(), trigger_id.lower()))
+
+    def live_flow(self, name: str) -> FlowVersionRegistered | None:
+        """The live version of the flow named `name`."""
+        flow_id = self._live.get(name)
+        return self._flows.get(flow_id) if flow_id else None
+
+    def trigger_named(self, flow_id: str, name: str) -> TriggerRegistered | None:
+        trigger_id = self._named.get((flow_id.lower(), name))
+        return self._triggers.get((flow_id.lower(), trigger_id)) if trigger_id else None
 
     def apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
         """Apply one record of the topic; a record without value (tombstone) deletes its key."""
@@ -47,9 +58,17 @@ class Registry:
             )
             return
         if isinstance(record, TriggerRegistered):
-            self._triggers[(record.flowId.lower(), record.triggerId.lower())] = record
+            flow_id = record.flowId.lower()
+            self._triggers[(flow_id, record.triggerId.lower())] = record
+            self._named[(flow_id, record.name)] = record.triggerId.lower()
         else:
-            self._flows[record.flowId.lower()] = record
+            flow_id = record.flowId.lower()
+            self._flows[flow_id] = record
+            # the newest version of a name is live (a deploy publishes only its own
+            # record, so an older version's record may still say live)
+            current = self.live_flow(record.name)
+            if current is None or current.version <= record.version:
+                self._live[record.name] = flow_id
 
     def _forget(self, key: bytes | None) -> None:
         if not key:
@@ -57,9 +76,13 @@ class Registry:
         text = key.decode(errors="replace").lower()
         if "/" in text:
             flow_id, trigger_id = text.split("/", 1)
-            self._triggers.pop((flow_id, trigger_id), None)
+            trigger = self._triggers.pop((flow_id, trigger_id), None)
+            if trigger is not None:
+                self._named.pop((flow_id, trigger.name), None)
         else:
-            self._flows.pop(text, None)
+            flow = self._flows.pop(text, None)
+            if flow is not None and self._live.get(flow.name) == text:
+                del self._live[flow.name]
 
     def caught_up(self, end_offsets: dict[int, int]) -> bool:
         """Whether every partition has been applied up to the given end offsets."""

@@ -38,7 +38,14 @@ class Settings(ServerSettings, BaseSettings):
     linger_ms: int = 1
     rate_limit_per_second: float = 0.0  # per client address; 0 turns the limit off
     rate_limit_burst: int = 100
-    trust_forwarded_for: bool = False
+    # proxies in front of the gateway (addresses or networks, comma-separated) whose
+    # X-Forwarded-For is believed; empty: the gateway is the edge
+    trusted_proxies: str = ""
+    # the one origin: where the paths the engine and auth answer are passed on
+    engine_url: str = "http://127.0.0.1:8081"
+    upstream_timeout_seconds: float = Field(default=330.0, gt=0)  # above a blocking call's 300
+    upstream_connections: int = Field(default=200, ge=1)
+    app_id: str = "hookflow"  # what /api/info names the application
     registry_timeout_seconds: float = 60.0
     # the internal credential: what auth's /internal/... routes require of their callers
     # (the engine and the gateways); one secret for the three, HOOKFLOW_INTERNAL_KEY

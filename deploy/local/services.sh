@@ -41,6 +41,10 @@ export_settings() {
   export HOOKFLOW_ENGINE_PUBLIC_URL=${HOOKFLOW_ENGINE_PUBLIC_URL:-http://127.0.0.1:$GATEWAY_PORT}
   export HOOKFLOW_ENGINE_AUTH_URL=http://127.0.0.1:$AUTH_PORT
   export HOOKFLOW_GATEWAY_AUTH_URL=http://127.0.0.1:$AUTH_PORT
+  # the gateway is the one origin's front door (schemas/src/schemas/frontdoor.py): it
+  # passes the engine's and auth's paths on, and auth believes the client address it adds
+  export HOOKFLOW_GATEWAY_ENGINE_URL=http://127.0.0.1:$ENGINE_PORT
+  export HOOKFLOW_AUTH_TRUSTED_PROXIES=${HOOKFLOW_AUTH_TRUSTED_PROXIES:-127.0.0.1}
   # flows may call the example's stub, and no other internal address (docs/security.md)
   export HOOKFLOW_ENGINE_EGRESS_ALLOW=${HOOKFLOW_ENGINE_EGRESS_ALLOW:-127.0.0.1:$STUB_PORT}
 }

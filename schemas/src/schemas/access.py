@@ -8,7 +8,9 @@ The engine's `/api/automation/...` routes and the gateway's `/execute` take the 
 import hmac
 from enum import StrEnum
 
+from schemas.callbacks import AUTH_MESSAGE, AuthCheck, check_user
 from schemas.errors import ErrorCode
+from schemas.flows import AuthenticationType, StartAuthentication
 from schemas.requests import RequestError
 from schemas.users import User, UserStatus
 
@@ -79,3 +81,20 @@ def auth_unavailable() -> RequestError:
     return RequestError(
         503, ErrorCode.AUTH_UNAVAILABLE, "the user-token cannot be checked right now; retry later"
     )
+
+
+def start_refusal(
+    authentication: StartAuthentication,
+    required_roles: list[str],
+    key: str | None,
+    admin_key: str | None,
+    user: User | None,
+) -> tuple[int, str] | None:
+    """Why a caller may not start a flow under its start block's rules, as (HTTP status,
+    message), or None when it may: `ADMIN` takes the admin key or a FlowAdmin, `USER` an
+    enabled user with every required role, `NONE` anyone."""
+    if authentication == StartAuthentication.ADMIN:
+        access = management_access("POST", key, admin_key, user)
+        return None if access == Access.GRANTED else (access.status, access.message)
+    check = check_user(AuthenticationType(authentication.value), required_roles, user)
+    return None if check == AuthCheck.PASSED else (check.status, AUTH_MESSAGE)

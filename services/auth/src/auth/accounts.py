@@ -77,16 +77,16 @@ class Accounts:
             await self._store.add_user(user)
         except EmailTaken as exc:
             raise RequestError(
-                409, ErrorCode.CONFLICT, "a user with this email exists already"
+                409, ErrorCode.USER_EXISTS, "a user with this email exists already"
             ) from exc
         logger.info("user registered", extra={"user_id": user.object_id})
         return user.public()
 
     async def login(self, body: dict[str, Any], address: str) -> dict[str, Any]:
         login, password = body.get("login"), body.get("password")
-        if not isinstance(login, str) or not isinstance(password, str):
+        if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
             raise RequestError(
-                400, ErrorCode.INVALID_REQUEST, "login and password are required strings"
+                400, ErrorCode.LOGIN_MISSING, "login and password are required, non-empty strings"
             )
         now = self._now()
         pair = (normal_email(login), address)
@@ -135,6 +135,12 @@ class Accounts:
         if user is None or user.status != UserStatus.ENABLED:
             return TokenIntrospection(active=False)
         return TokenIntrospection(active=True, user=user.public(), exp=stored.expires)
+
+    async def user(self, object_id: str) -> User:
+        found = await self._store.user_by_id(object_id)
+        if found is None:
+            raise RequestError(404, ErrorCode.UNKNOWN_USER, "no such user")
+        return found.public()
 
     async def set_roles(self, object_id: str, roles: list[str]) -> User:
         user = await self._store.set_roles(object_id, roles, self._now())

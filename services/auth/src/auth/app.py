@@ -19,6 +19,7 @@ from auth.settings import Settings
 from auth.store import MongoUserStore, UserStore
 from schemas import logs
 from schemas.events import AuthEvent
+from schemas.forwarding import TrustedProxies
 from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
 from schemas.topics import Topics
@@ -106,7 +107,7 @@ def create_app(
         accounts,
         settings.admin_key,
         settings.body_limit_bytes,
-        settings.trust_forwarded_for,
+        TrustedProxies(settings.trusted_proxies),
         ready,
         open_registration=settings.registration == "open",
         internal_key=settings.internal_key,

@@ -45,23 +45,36 @@ class Registration:
 
 def check_registration(body: dict[str, Any]) -> Registration:
     """Check a registration body; raise RequestError (400) naming every problem."""
-    problems = []
+    problems: list[tuple[ErrorCode, str]] = []
     email = body.get("email")
     email = email.strip() if isinstance(email, str) else email
     password = body.get("password")
-    if not isinstance(email, str) or not _EMAIL.match(email) or len(email) > 320:
-        problems.append("email must be an email address")
+    if email is None or email == "":
+        problems.append((ErrorCode.IDENTITY_REQUIRED, "email is required"))
+    elif not isinstance(email, str) or not _EMAIL.match(email) or len(email) > 320:
+        problems.append((ErrorCode.EMAIL_INVALID, "email must be an email address"))
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        problems.append(f"password must be a string of {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+        problems.append(
+            (
+                ErrorCode.PASSWORD_REQUIRED,
+                f"password must be a string of {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+            )
+        )
     # a system field in another case or with spaces around it is refused too: clients
     # reading `Roles` or `email ` next to the real ones would be misled
     reserved = sorted(
         k for k in body if k.strip().casefold() in _SYSTEM_FOLDED and k not in ("email", "password")
     )
     if reserved:
-        problems.append(f"system fields cannot be set at registration: {', '.join(reserved)}")
+        problems.append(
+            (
+                ErrorCode.INVALID_REQUEST,
+                f"system fields cannot be set at registration: {', '.join(reserved)}",
+            )
+        )
     if problems:
-        raise RequestError(400, ErrorCode.INVALID_REQUEST, "; ".join(problems))
+        # the first problem's code (Backendless's, which its SDKs know); every problem named
+        raise RequestError(400, problems[0][0], "; ".join(text for _, text in problems))
     assert isinstance(email, str)
     assert isinstance(password, str)
     properties = {k: v for k, v in body.items() if k not in SYSTEM_FIELDS}

@@ -11,8 +11,9 @@ from starlette.routing import Route
 from auth.accounts import Accounts, RateLimited
 from auth.core import check_roles
 from auth.openapi import document
-from schemas.access import INTERNAL_KEY_HEADER
+from schemas.access import ADMIN_KEY_HEADER, INTERNAL_KEY_HEADER, require_access
 from schemas.errors import ErrorCode
+from schemas.forwarding import TrustedProxies
 from schemas.requests import RequestError, json_object
 from schemas.users import UserStatus
 
@@ -27,7 +28,7 @@ class Endpoints:
         accounts: Accounts,
         admin_key: SecretStr | None,
         body_limit: int,
-        trust_forwarded_for: bool,
+        proxies: TrustedProxies,
         ready: Callable[[], Awaitable[bool]],
         open_registration: bool = True,
         internal_key: SecretStr | None = None,
@@ -37,7 +38,7 @@ class Endpoints:
         self._accounts = accounts
         self._admin_key = admin_key
         self._limit = body_limit
-        self._forwarded = trust_forwarded_for
+        self._proxies = proxies
         self._ready = ready
 
     def routes(self) -> list[Route]:
@@ -47,6 +48,8 @@ class Endpoints:
             Route("/api/users/login", guard(self.login), methods=["POST"]),
             Route("/api/users/logout", guard(self.logout), methods=["GET", "POST"]),
             Route("/api/users/isvalidusertoken/{token}", guard(self.is_valid)),
+            Route("/api/users/{objectId}", guard(self.user), methods=["GET"]),
+            Route("/api/data/Users/{objectId}", guard(self.user), methods=["GET"]),
             Route("/api/users/{objectId}/roles", guard(self.set_roles), methods=["PUT"]),
             Route("/api/users/{objectId}/status", guard(self.set_status), methods=["PUT"]),
             Route("/internal/tokens/introspect", guard(self.introspect), methods=["POST"]),
@@ -75,10 +78,8 @@ class Endpoints:
         return await json_object(request.headers.get("content-type"), request.stream(), self._limit)
 
     def _address(self, request: Request) -> str:
-        forwarded = request.headers.get("x-forwarded-for") if self._forwarded else None
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-        return request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else None
+        return self._proxies.client(peer, request.headers.get("x-forwarded-for"))
 
     def _require_admin(self, request: Request) -> None:
         given = request.headers.get("x-admin-key", "")
@@ -87,10 +88,27 @@ class Endpoints:
             raise RequestError(403, ErrorCode.ADMIN_KEY_REQUIRED, "a valid X-Admin-Key is required")
 
     async def register(self, request: Request) -> Response:
-        if not self._open_registration:
+        """Register a user; an operator's registration (with the admin key) is exempt from
+        the per-address limit, and the only kind when registration is closed."""
+        operator = ADMIN_KEY_HEADER in request.headers
+        if operator or not self._open_registration:
             self._require_admin(request)
-        user = await self._accounts.register(await self._body(request), self._address(request))
+        address = None if operator else self._address(request)
+        user = await self._accounts.register(await self._body(request), address)
         return JSONResponse(user.as_context(), status_code=201)
+
+    async def user(self, request: Request) -> Response:
+        """A user object: for the user itself (its user-token), the admin key, or a
+        FlowAdmin's or FlowViewer's user-token."""
+        object_id = request.path_params["objectId"]
+        key = request.headers.get(ADMIN_KEY_HEADER)
+        token = request.headers.get("user-token")
+        caller = (await self._accounts.introspect(token)).user if token and key is None else None
+        if caller is None or caller.objectId != object_id:
+            admin_key = self._admin_key.get_secret_value() if self._admin_key else None
+            require_access("GET", key, admin_key, caller)
+        found = await self._accounts.user(object_id)
+        return JSONResponse(found.as_context())
 
     async def login(self, request: Request) -> Response:
         answer = await self._accounts.login(await self._body(request), self._address(request))

@@ -43,7 +43,9 @@ class Settings(ServerSettings, BaseSettings):
     # "open": anyone may register; "admin": registration needs the admin key
     registration: Literal["open", "admin"] = "open"
     password_hashes_at_once: int = Field(default=4, ge=1)  # 64 MiB of memory each
-    trust_forwarded_for: bool = False  # take the client address from X-Forwarded-For
+    # proxies in front of auth (addresses or networks, comma-separated: the gateway, an
+    # Ingress) whose X-Forwarded-For is believed; empty: auth takes the peer's address
+    trusted_proxies: str = ""
     body_limit_bytes: int = 64 * 1024
     # the internal credential: what auth's /internal/... routes require of their callers
     # (the engine and the gateways); one secret for the three, HOOKFLOW_INTERNAL_KEY

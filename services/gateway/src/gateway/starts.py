@@ -14,11 +14,11 @@ from gateway.call import Deadline, json_body, new_id
 from gateway.registry import Registry
 from gateway.sender import Sender
 from gateway.tokens import TokenCache, user_of
-from schemas.access import ADMIN_KEY_HEADER, Access, management_access
-from schemas.callbacks import AUTH_MESSAGE, AuthCheck, check_user
+from schemas.access import ADMIN_KEY_HEADER, start_refusal
+from schemas.callbacks import AUTH_MESSAGE
 from schemas.errors import ErrorCode
 from schemas.events import FlowVersionRegistered, StartExecution, StartRules
-from schemas.flows import AuthenticationType, OnFailPolicy, StartAuthentication
+from schemas.flows import OnFailPolicy
 from schemas.requests import RequestError
 from schemas.signing import sign_user, start_nonce
 from schemas.topics import Topics
@@ -131,19 +131,14 @@ class Starts:
         key = request.headers.get(ADMIN_KEY_HEADER)
         token = request.headers.get("user-token")
         user = await user_of(self._tokens, token) if token else None
-        if rules.authenticationType == StartAuthentication.ADMIN:
-            access = management_access("POST", key, self._admin_key, user)
-            if access == Access.GRANTED:
-                return True, user
-            status, message = access.status, access.message
-        else:
-            kind = AuthenticationType(rules.authenticationType.value)
-            check = check_user(kind, rules.requiredRoles, user)
-            if check == AuthCheck.PASSED:
-                return True, user
-            status, message = check.status, AUTH_MESSAGE
+        refusal = start_refusal(
+            rules.authenticationType, rules.requiredRoles, key, self._admin_key, user
+        )
+        if refusal is None:
+            return True, user
         if rules.onFailPolicy == OnFailPolicy.IGNORE:
             return False, None
+        status, message = refusal
         code = request.refused_code
         raise RequestError(
             status, code, message if code == ErrorCode.ACCESS_DENIED else AUTH_MESSAGE

@@ -96,6 +96,7 @@ schemas: install ## export the JSON Schemas of Kafka messages and the services' 
 	$(PY) -m engine.openapi
 	$(PY) -m auth.openapi
 	$(PY) docs/asyncapi/generate.py
+	$(PY) -m schemas.frontdoor ingress > deploy/k8s/base/ingress.yaml
 
 fmt: install ## format and fix what ruff can
 	$(VENV)/bin/ruff format .

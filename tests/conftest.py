@@ -109,6 +109,8 @@ def product(
         "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
         "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
         "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
+        "HOOKFLOW_GATEWAY_ENGINE_URL": f"http://127.0.0.1:{ports['engine']}",
+        "HOOKFLOW_AUTH_TRUSTED_PROXIES": "127.0.0.1",  # the gateway, the one origin's door
         "HOOKFLOW_ENGINE_ACTIVATION_KEY": activation_key,
         "HOOKFLOW_GATEWAY_ACTIVATION_KEY": activation_key,
         # the example's stub is the one internal address flows may call

@@ -18,6 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from schemas.frontdoor import Service, ingress_paths, ingress_yaml, service_of
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = "1.33.0"
 OVERLAYS = ("dev", "prod")
@@ -196,12 +198,33 @@ def test_scaling_disruption_and_exposure(overlay: str) -> None:
     assert trigger["type"] == "kafka"
     assert trigger["metadata"]["bootstrapServers"] == config["data"]["KAFKA_BOOTSTRAP_SERVERS"]
     (ingress,) = _of(docs, "Ingress")
-    backends = {
-        path["backend"]["service"]["name"]
+    routed = {
+        (path["path"], path["pathType"], path["backend"]["service"]["name"])
         for rule in ingress["spec"]["rules"]
         for path in rule["http"]["paths"]
     }
-    assert backends == {"gateway"}
+    # the routing table drives it: every public path reaches the service that answers it
+    assert routed == {
+        (p.path, "Exact" if p.exact else "Prefix", p.service.value) for p in ingress_paths()
+    }
+    for path, _, _ in routed:
+        assert not "/internal/tokens/introspect".startswith(path.rstrip("/") + "/")
+        assert path not in ("/", "/metrics", "/healthz", "/readyz")
+
+
+def test_the_ingress_is_the_one_the_routing_table_makes() -> None:
+    committed = (ROOT / "deploy" / "k8s" / "base" / "ingress.yaml").read_text()
+    assert committed == ingress_yaml(), "run `make schemas` and commit deploy/k8s/base/ingress.yaml"
+
+
+def test_every_table_route_reaches_its_service_and_nothing_else_is_public() -> None:
+    assert service_of("/api/automation/flow/f/trigger/t/activate") == Service.GATEWAY
+    assert service_of("/api/automation/flow/f/execution/e/block/result") == Service.ENGINE
+    assert service_of("/api/automation/flow/execution-context/e") == Service.ENGINE
+    assert service_of("/api/users/login") == Service.AUTH
+    assert service_of("/api/data/Users/u") == Service.AUTH
+    for private in ("/internal/tokens/introspect", "/metrics", "/readyz", "/openapi.json"):
+        assert service_of(private) is None
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -210,11 +233,16 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed(overlay: 
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     auth_from = {
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        if "podSelector" in peer
+        else peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
         for peer in policies["auth"]["ingress"][0]["from"]
     }
-    assert auth_from == {"gateway", "engine"}
+    # introspection from the two services; the users API from the ingress controller
+    assert auth_from == {"gateway", "engine", "ingress-nginx"}
     engine_from = [peer for peer in policies["engine"]["ingress"][0]["from"]]
-    assert all("namespaceSelector" in peer for peer in engine_from)  # ingress, monitoring
+    pods = [p["podSelector"]["matchLabels"] for p in engine_from if "podSelector" in p]
+    assert pods == [{"app.kubernetes.io/name": "gateway"}]  # the front door passes paths on
+    assert len(engine_from) == 3  # and the ingress controller and monitoring namespaces
     data = policies["data"]
     assert {v for e in data["podSelector"]["matchExpressions"] for v in e["values"]} == {
         "kafka",

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.callbacks import EXECUTION_ID_PATTERN
-from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme, StartAuthentication
+from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme, StartRules
 from schemas.sealing import SealedSecret
 from schemas.users import User
 
@@ -163,15 +163,7 @@ class FlowVersionRegistered(_Message):
     name: str
     version: int
     live: bool
-    start: "StartRules | None" = None  # None: the flow has no start block
-
-
-class StartRules(_Message):
-    """Who may start a flow version through the API: its start block's settings."""
-
-    authenticationType: StartAuthentication = StartAuthentication.ADMIN
-    requiredRoles: list[str] = Field(default_factory=list)
-    onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
+    start: StartRules | None = None  # None: the flow has no start block
 
 
 class TriggerRegistered(_Message):

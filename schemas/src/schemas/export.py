@@ -20,6 +20,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.ExecutionResumed,
     events.ExecutionCompleted,
     events.ExecutionFailed,
+    events.ExecutionTerminated,
     events.FlowVersionRegistered,
     events.TriggerRegistered,
     events.TokenRevoked,

@@ -118,6 +118,16 @@ class HttpRequestBlock(_Block):
     timeoutSeconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class StartRules(BaseModel):
+    """Who may start a flow version through the API: its start block's settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    authenticationType: StartAuthentication = StartAuthentication.ADMIN
+    requiredRoles: list[str] = Field(default_factory=list)
+    onFailPolicy: OnFailPolicy = OnFailPolicy.ERROR
+
+
 class ReturnBlock(_Block):
     """Answer a blocking call (`activate-blocking`) with `value`; the flow goes on."""
 

@@ -14,6 +14,10 @@ _BAD = error_response(
     ErrorCode.MALFORMED_JSON,
     ErrorCode.NOT_AN_OBJECT,
     ErrorCode.INVALID_REQUEST,
+    ErrorCode.LOGIN_MISSING,
+    ErrorCode.PASSWORD_REQUIRED,
+    ErrorCode.IDENTITY_REQUIRED,
+    ErrorCode.EMAIL_INVALID,
 )
 _LIMITED = error_response("Too many attempts; see Retry-After", ErrorCode.RATE_LIMITED)
 _ADMIN = error_response("A valid X-Admin-Key is required", ErrorCode.ADMIN_KEY_REQUIRED)
@@ -58,6 +62,7 @@ def document() -> dict[str, Any]:
                         "200": _USER,
                         "400": _BAD,
                         "401": error_response("Wrong login or password", ErrorCode.INVALID_LOGIN),
+                        "403": error_response("The user is disabled", ErrorCode.USER_DISABLED),
                         "429": _LIMITED,
                     },
                 )
@@ -66,7 +71,10 @@ def document() -> dict[str, Any]:
                 "get": _operation(
                     "logout",
                     "End the user-token sent as the user-token header",
-                    responses={"200": {"description": "Logged out"}},
+                    responses={
+                        "200": {"description": "Logged out"},
+                        "401": error_response("Not an active user-token", ErrorCode.INVALID_TOKEN),
+                    },
                 )
             },
             "/api/users/isvalidusertoken/{token}": {
@@ -82,6 +90,8 @@ def document() -> dict[str, Any]:
                     },
                 )
             },
+            "/api/users/{objectId}": {"get": _read_user("getUser")},
+            "/api/data/Users/{objectId}": {"get": _read_user("getUserByDataApi")},
             "/api/users/{objectId}/roles": {
                 "put": _operation(
                     "setRoles",
@@ -129,7 +139,19 @@ def document() -> dict[str, Any]:
 
 
 def _conflict() -> dict[str, Any]:
-    return error_response("A user with this email exists already", ErrorCode.CONFLICT)
+    return error_response("A user with this email exists already", ErrorCode.USER_EXISTS)
+
+
+def _read_user(operation: str) -> dict[str, Any]:
+    refused = error_response(
+        "Not the user itself, the admin key, a FlowAdmin or a FlowViewer", ErrorCode.ACCESS_DENIED
+    )
+    return _operation(
+        operation,
+        "A user: for the user itself (its user-token), the admin key, FlowAdmin or FlowViewer",
+        parameters=[_path("objectId")],
+        responses={"200": _USER, "401": refused, "403": refused, "404": _unknown()},
+    )
 
 
 def _unknown() -> dict[str, Any]:

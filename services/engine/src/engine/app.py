@@ -42,6 +42,7 @@ from engine.usecases.requests import Requests
 from engine.usecases.resume import Resumer
 from engine.usecases.selection import Selection
 from engine.usecases.start import Starts
+from engine.usecases.stop import Stops
 from engine.usecases.timers import Timers
 from schemas import logs, topics
 from schemas.events import StartExecution
@@ -74,7 +75,15 @@ def wire_engine(
     conditions = Conditions(store, expressions, clock)
     resumer = Resumer(store, publisher, requests, conditions, clock)
     buffer = Buffer(catalog, store, publisher, resumer, conditions, clock)
-    starts = Starts(catalog, store, publisher, requests, buffer, clock)
+    starts = Starts(
+        catalog,
+        store,
+        publisher,
+        requests,
+        buffer,
+        clock,
+        (tokens, config.activation_key, expressions),
+    )
     selection = Selection(store, conditions, buffer)
     parts = (conditions, starts, selection, buffer)
     return Engine(
@@ -84,6 +93,7 @@ def wire_engine(
             buffer=buffer,
             timers=Timers(catalog, store, publisher, requests, buffer, clock),
             failures=Failures(catalog, store, publisher, clock),
+            stops=Stops(store, publisher, clock),
         )
     )
 
@@ -192,8 +202,19 @@ def create_app(
 
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     queries = Queries(store, letters)
+    activation_key = settings.activation_key.get_secret_value() if settings.activation_key else None
     endpoints = Endpoints(
-        catalog, queries, letters, request_start, now_ms, ready, metrics, tokens, admin_key, workers
+        catalog,
+        queries,
+        letters,
+        request_start,
+        now_ms,
+        ready,
+        metrics,
+        tokens,
+        (admin_key, activation_key),
+        workers,
+        engine,
     )
 
     async def time_out_forever() -> None:

@@ -15,7 +15,6 @@ from engine.ports import FlowRecord, Publisher, Store, TriggerSecrets
 from schemas.events import (
     FlowVersionRegistered,
     RegistryRecord,
-    StartRules,
     TriggerRegistered,
 )
 from schemas.flows import (
@@ -25,6 +24,7 @@ from schemas.flows import (
     FlowDefinition,
     SignatureScheme,
     StartBlock,
+    StartRules,
     TriggerInfo,
 )
 from schemas.sealing import SealedSecret, seal
@@ -175,6 +175,10 @@ class Catalog:
             return cached
         found = await self.flow(flow_id)
         return found[1] if found else None
+
+    async def versions_of(self, name: str) -> list[tuple[FlowRecord, Flow]]:
+        """Every version of the flow named `name`, newest (the live one) first."""
+        return [(record, self.of(record)) for record in await self._store.versions_of(name)]
 
     def of(self, record: FlowRecord) -> Flow:
         """The compiled form of a version already read from the store."""

@@ -111,6 +111,9 @@ class Store(Protocol):
 
     async def get_flow(self, flow_id: str) -> FlowRecord | None: ...
 
+    async def versions_of(self, name: str) -> list[FlowRecord]:
+        """Every version of the flow named `name`, newest (the live one) first."""
+
     def flows(self) -> AsyncIterator[FlowRecord]:
         """Every deployed flow version, oldest first."""
 

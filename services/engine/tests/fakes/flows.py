@@ -33,6 +33,12 @@ class Flows(Data):
             return None
         return replace(record, live=self.live[record.name][1] == record.flow_id)
 
+    async def versions_of(self, name: str) -> list[FlowRecord]:
+        found = sorted(
+            (r for r in self.flow_records.values() if r.name == name), key=lambda r: -r.version
+        )
+        return [replace(r, live=i == 0) for i, r in enumerate(found)]
+
     async def flows(self) -> AsyncIterator[FlowRecord]:
         for record in sorted(self.flow_records.values(), key=lambda r: (r.created, r.flow_id)):
             yield replace(record, live=self.live[record.name][1] == record.flow_id)

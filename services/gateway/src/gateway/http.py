@@ -3,7 +3,7 @@ and metrics; each decodes, calls its use case, answers or counts the error."""
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -76,24 +76,28 @@ class Endpoints:
 
     async def execute(self, request: Request) -> Response:
         """`/execute`: a start answered 202, refused with 1001 (a management route)."""
-        flow = await self._starts.flow(request.path_params["flowId"])
-        start = StartRequest(
-            flow, request.headers, "POST", request.receive, ErrorCode.ACCESS_DENIED
-        )
+
+        async def start() -> StartRequest:
+            flow = await self._starts.flow(request.path_params["flowId"])
+            return StartRequest(
+                flow, request.headers, "POST", request.receive, ErrorCode.ACCESS_DENIED
+            )
+
         return await self._start("execute", request, start, 202)
 
     async def activate_flow(self, request: Request) -> Response:
         """FlowRunner's start by flow id: the body is the initial data."""
-        try:
+
+        async def start() -> StartRequest:
             flow = await self._starts.flow(request.path_params["flowId"])
-        except RequestError as exc:
-            return _error(exc)
-        start = StartRequest(flow, request.headers, "POST", request.receive)
+            return StartRequest(flow, request.headers, "POST", request.receive)
+
         return await self._start("start", request, start, 200)
 
     async def activate_by_name(self, request: Request) -> Response:
         """FlowRunner's start by name: `{"name", "initialData"}`, the live version."""
-        try:
+
+        async def start() -> StartRequest:
             body = await json_object(request.headers.get("content-type"), request.stream())
             name, data = body.get("name"), body.get("initialData")
             if not isinstance(name, str) or not name:
@@ -101,16 +105,21 @@ class Endpoints:
             if data is not None and not isinstance(data, dict):
                 raise RequestError(400, ErrorCode.NOT_AN_OBJECT, "initialData must be an object")
             flow = await self._starts.live_flow(name)
-        except RequestError as exc:
-            return _error(exc)
-        start = StartRequest(flow, request.headers, "POST", data or {})
+            return StartRequest(flow, request.headers, "POST", data or {})
+
         return await self._start("start", request, start, 200)
 
-    async def _start(self, route: str, request: Request, start: StartRequest, ok: int) -> Response:
+    async def _start(
+        self,
+        route: str,
+        request: Request,
+        start: Callable[[], Awaitable[StartRequest]],
+        ok: int,
+    ) -> Response:
         started = time.perf_counter()
         try:
             self._rate_limit(request.headers, request.client.host if request.client else None)
-            execution_id = await self._starts.start(start)
+            execution_id = await self._starts.start(await start())
             response: Response = JSONResponse({"executionId": execution_id}, status_code=ok)
         except RequestError as exc:
             response = _error(exc)

@@ -131,33 +131,134 @@ def document() -> dict[str, Any]:
                 },
             },
             "/api/automation/flow/{flowId}/execute": {
+                "post": _start(
+                    "startExecution",
+                    "Start an execution of a flow version (refusals: code 1001)",
+                    [{"name": "flowId", **uuid_param}],
+                    "202",
+                    ErrorCode.ACCESS_DENIED,
+                )
+            },
+            "/api/automation/flow/{flowId}/activate": {
+                "post": _start(
+                    "activateFlowById",
+                    "Start an execution of a flow version under its start block's rules; "
+                    "the body is the initial data",
+                    [{"name": "flowId", **uuid_param}],
+                    "200",
+                    ErrorCode.AUTH_FAILED,
+                )
+            },
+            "/api/automation/flow/activate-by-name": {
                 "post": {
-                    "operationId": "startExecution",
-                    "summary": "Start an execution of a flow version",
-                    "parameters": [{"name": "flowId", **uuid_param}],
+                    **_start(
+                        "activateFlowByName",
+                        "Start the live version of the flow named `name` with `initialData`",
+                        [],
+                        "200",
+                        ErrorCode.AUTH_FAILED,
+                    ),
                     "requestBody": {
-                        "required": False,
-                        "content": {"application/json": {"schema": _ANY_OBJECT}},
-                    },
-                    "responses": {
-                        "202": {
-                            "description": "Start requested",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["executionId"],
-                                        "properties": {"executionId": {"type": "string"}},
-                                    }
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "initialData": _ANY_OBJECT,
+                                    },
                                 }
-                            },
+                            }
                         },
-                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/api/automation/flow/trigger/activate-by-name": {
+                "post": {
+                    **activate,
+                    "operationId": "activateTriggerByName",
+                    "summary": "Activate the trigger named `triggerName` of the live version "
+                    "of the flow named `flowName`; where nobody waits there, older versions' "
+                    "executions waiting at a trigger of that name",
+                    "parameters": [
+                        {
+                            "name": "flowName",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "triggerName",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        *activate["parameters"][2:],
+                    ],
+                    "responses": {
+                        **activate["responses"],
+                        "404": error_response(
+                            "No flow or trigger of that name",
+                            ErrorCode.UNKNOWN_FLOW_NAME,
+                            ErrorCode.UNKNOWN_TRIGGER_NAME,
+                        ),
+                    },
+                }
+            },
+            "/api/info": {
+                "get": {
+                    "operationId": "appInfo",
+                    "summary": "What the Backendless SDK reads at initApp",
+                    "responses": {
+                        "200": {
+                            "description": "The application",
+                            "content": {"application/json": {"schema": _ANY_OBJECT}},
+                        }
                     },
                 }
             },
         },
         "components": {"schemas": {"ErrorBody": ErrorBody.model_json_schema()}},
+    }
+
+
+def _start(
+    operation: str, summary: str, parameters: list[Any], ok: str, refused: ErrorCode
+) -> dict[str, Any]:
+    """A start: the answer names the new execution (null when an IGNORE policy dropped it)."""
+    return {
+        "operationId": operation,
+        "summary": summary,
+        "parameters": [
+            *parameters,
+            {"name": "user-token", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": _ANY_OBJECT}},
+        },
+        "responses": {
+            ok: {
+                "description": "Start requested (executionId null: dropped by IGNORE)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["executionId"],
+                            "properties": {"executionId": {"type": ["string", "null"]}},
+                        }
+                    }
+                },
+            },
+            "401": error_response("No valid credential for the start block's rules", refused),
+            "403": error_response("A role the start block needs is missing", refused),
+            **_COMMON_ERRORS,
+            "404": error_response(
+                "Unknown flow", ErrorCode.UNKNOWN_FLOW, ErrorCode.UNKNOWN_FLOW_NAME
+            ),
+        },
     }
 
 

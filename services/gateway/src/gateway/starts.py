@@ -17,8 +17,8 @@ from gateway.tokens import TokenCache, user_of
 from schemas.access import ADMIN_KEY_HEADER, start_refusal
 from schemas.callbacks import AUTH_MESSAGE
 from schemas.errors import ErrorCode
-from schemas.events import FlowVersionRegistered, StartExecution, StartRules
-from schemas.flows import OnFailPolicy
+from schemas.events import FlowVersionRegistered, StartExecution
+from schemas.flows import OnFailPolicy, StartRules
 from schemas.requests import RequestError
 from schemas.signing import sign_user, start_nonce
 from schemas.topics import Topics
@@ -115,7 +115,7 @@ class Starts:
             )
             await self._sender.send(
                 self._topic,
-                command.model_dump_json().encode(),
+                command.model_dump_json(exclude_none=True).encode(),
                 execution_id.encode(),
                 execution_id,
                 deadline,

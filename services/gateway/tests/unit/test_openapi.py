@@ -16,6 +16,10 @@ async def test_the_gateway_serves_its_document() -> None:
     assert set(served["paths"]) == {
         "/api/automation/flow/{flowId}/trigger/{triggerId}/activate",
         "/api/automation/flow/{flowId}/execute",
+        "/api/automation/flow/{flowId}/activate",
+        "/api/automation/flow/activate-by-name",
+        "/api/automation/flow/trigger/activate-by-name",
+        "/api/info",
     }
 
 

@@ -16,12 +16,14 @@ from engine.core.state import (
     HttpCall,
     Step,
     context,
+    with_result,
 )
 from schemas.events import (
     ExecutionCompleted,
     ExecutionEvent,
     ExecutionFailed,
     ExecutionStatus,
+    ExecutionTerminated,
     ExecutionWaiting,
 )
 from schemas.flows import (
@@ -30,6 +32,7 @@ from schemas.flows import (
     EndBlock,
     ExternalCallbackBlock,
     HttpRequestBlock,
+    ReturnBlock,
     StartBlock,
 )
 
@@ -60,7 +63,9 @@ def advance(
             return Step(step.state, events + step.events)
         if state.at is None:
             state = log(
-                replace(state, status=ExecutionStatus.COMPLETED, updated=now), now, "completed"
+                replace(state, status=ExecutionStatus.COMPLETED, updated=now, finished=now),
+                now,
+                "completed",
             )
             events.append(
                 ExecutionCompleted(executionId=state.execution_id, flowId=state.flow_id, at=now)
@@ -73,7 +78,7 @@ def advance(
         if (
             given is None
             and name in flow.guarded_blocks
-            and isinstance(block, AssignBlock | BranchBlock | HttpRequestBlock)
+            and isinstance(block, AssignBlock | BranchBlock | HttpRequestBlock | ReturnBlock)
         ):
             request = Evaluation(
                 name,
@@ -93,6 +98,13 @@ def advance(
                 state = _assign(flow, state, block, now, given)
             elif isinstance(block, BranchBlock):
                 state = _branch(state, block, now, value_of)
+            elif isinstance(block, ReturnBlock):
+                value = value_of("value", state)
+                state = with_result(state, name, {"data": value}, now)
+                state = replace(
+                    log(state, now, "returned", name), returned=True, return_value=value
+                )
+                state = replace(state, at=block.next)
             elif isinstance(block, ExternalCallbackBlock):
                 trigger_id = flow.trigger_ids[name]
                 correlation = flow.correlations.get(name)
@@ -192,6 +204,7 @@ def fail(state: ExecutionState, now: int, block: str | None, error: str) -> Step
             updated=now,
             wait_key=None,
             deadline=None,
+            finished=now,
         ),
         now,
         "failed",
@@ -206,6 +219,30 @@ def fail(state: ExecutionState, now: int, block: str | None, error: str) -> Step
             )
         ],
     )
+
+
+def terminate(state: ExecutionState, now: int, reason: str) -> Step:
+    """End an execution from outside its flow (stopped, or its start condition was
+    false): TERMINATED, its waits released."""
+    state = log(
+        replace(
+            state,
+            status=ExecutionStatus.TERMINATED,
+            at=None,
+            waiting_on=(),
+            updated=now,
+            wait_key=None,
+            deadline=None,
+            finished=now,
+        ),
+        now,
+        "terminated",
+        detail=reason,
+    )
+    event = ExecutionTerminated(
+        executionId=state.execution_id, flowId=state.flow_id, at=now, reason=reason
+    )
+    return Step(state, [event])
 
 
 def log(

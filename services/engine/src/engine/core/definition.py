@@ -13,6 +13,7 @@ from schemas.flows import (
     ExternalCallbackBlock,
     FlowDefinition,
     HttpRequestBlock,
+    ReturnBlock,
     StartBlock,
 )
 
@@ -78,9 +79,11 @@ def expression_sources(block: Block) -> Iterator[tuple[str, str]]:
             yield f"assign.{var}", source
     elif isinstance(block, BranchBlock):
         yield "if", block.if_
-    elif isinstance(block, ExternalCallbackBlock):
+    elif isinstance(block, ExternalCallbackBlock | StartBlock):
         if block.condition is not None:
             yield "condition", block.condition
+    elif isinstance(block, ReturnBlock):
+        yield "value", block.value
     elif isinstance(block, HttpRequestBlock):
         yield "url", block.url
         for header, source in block.headers.items():

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from engine.core.advance import advance, fail, log
+from engine.core.advance import advance, fail, log, terminate
 from engine.core.definition import Flow
 from engine.core.state import (
+    MAX_ACTORS,
     MAX_APPLIED,
     MAX_HISTORY,
     MAX_STEPS,
@@ -24,6 +25,7 @@ from engine.core.state import (
     Step,
     context,
     new_execution,
+    with_result,
 )
 from schemas.events import (
     ExecutionResumed,
@@ -50,10 +52,12 @@ __all__ = [
     "fail_evaluation",
     "fail_http",
     "give_up",
+    "log",
     "new_execution",
     "resume",
     "start",
     "start_from_trigger",
+    "terminate",
     "time_out",
 ]
 
@@ -109,12 +113,14 @@ def resume(
     ):
         raise NotWaiting(f"execution {state.execution_id} is not waiting at trigger {trigger_id}")
     block = flow.blocks[block_name]
-    results = {**state.results, block_name: {"data": data, "user": user}}
+    state = with_result(state, block_name, {"data": data, "user": user}, now)
+    actor = user.get("objectId") if user else None
+    if isinstance(actor, str) and actor not in state.actors:
+        state = replace(state, actors=(*state.actors, actor)[-MAX_ACTORS:])
     state = replace(
         state,
         status=ExecutionStatus.RUNNING,
         waiting_on=tuple(t for t in state.waiting_on if t != trigger_id),
-        results=results,
         data=data,
         user=user,
         at=block.next,
@@ -152,9 +158,9 @@ def time_out(flow: Flow, state: ExecutionState, now: int) -> Step:
     block = flow.blocks[block_name]
     assert isinstance(block, ExternalCallbackBlock)
     late = now - state.deadline
+    state = with_result(state, block_name, {"data": None, "user": None, "timedOut": True}, now)
     state = replace(
         state,
-        results={**state.results, block_name: {"data": None, "user": None, "timedOut": True}},
         waiting_on=(),
         wait_key=None,
         deadline=None,
@@ -170,7 +176,7 @@ def complete_http(
 ) -> Step:
     """Record an HTTP block's response as its result and advance past it."""
     block = flow.blocks[block_name]
-    state = replace(state, results={**state.results, block_name: response}, at=block.next)
+    state = replace(with_result(state, block_name, response, now), at=block.next)
     return advance(
         flow, log(state, now, "http_response", block_name, status=response.get("status")), now
     )

@@ -1,11 +1,12 @@
 """An execution's state, the requests a step makes of the service, and the expression
 context the contract gives expressions."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.core.definition import Flow
 from engine.core.expressions import Expression
+from schemas import opaque
 from schemas.events import (
     ExecutionEvent,
     ExecutionStatus,
@@ -14,6 +15,9 @@ from schemas.events import (
 MAX_STEPS = 10_000  # blocks one execution runs in all (HTTP blocks too), then it fails
 MAX_HISTORY = 1_000  # oldest entries are dropped past this
 MAX_APPLIED = 32  # recent activation ids remembered to recognise a redelivery
+MAX_ACTORS = 32  # users remembered as having resumed an execution (they may read it)
+MAX_EARLIER = 9  # results of a block's earlier passes kept (block results by occurrence)
+MAX_EARLIER_BYTES = 64 * 1024  # an earlier pass's result kept only up to this size
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,13 @@ class ExecutionState:
     wait_key: str | None = None  # the correlation key of the trigger it waits at, if any
     steps: int = 0  # blocks run so far, across every resume
     deadline: int | None = None  # when its wait times out (epoch ms), if its block has one
+    owner_id: str | None = None  # the objectId of the user who started it
+    actors: tuple[str, ...] = ()  # objectIds of users whose activations resumed it
+    returned: bool = False  # a `return` block ran: `return_value` answers a blocking call
+    return_value: Any = None
+    finished: int | None = None  # when it completed, failed or was terminated (epoch ms)
+    # block name -> the results of its passes before the latest (a loop), oldest first
+    earlier: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,9 +110,13 @@ def context(flow: Flow, state: ExecutionState) -> dict[str, Any]:
 
 
 def new_execution(
-    flow: Flow, execution_id: str, input_: dict[str, Any], now: int
+    flow: Flow,
+    execution_id: str,
+    input_: dict[str, Any],
+    now: int,
+    user: dict[str, Any] | None = None,
 ) -> ExecutionState:
-    """A fresh execution at the flow's entry block (not yet advanced)."""
+    """A fresh execution at the flow's entry block (not yet advanced); `user` started it."""
     return ExecutionState(
         execution_id=execution_id,
         flow_id=flow.flow_id,
@@ -110,4 +125,22 @@ def new_execution(
         input=input_,
         created=now,
         updated=now,
+        user=user,
+        owner_id=user.get("objectId") if user else None,
     )
+
+
+def with_result(state: ExecutionState, block: str, result: Any, now: int) -> ExecutionState:
+    """`state` with `result` as the block's latest; the one it replaces, if small enough,
+    kept among the block's earlier passes (a loop), the oldest dropped past MAX_EARLIER."""
+    results = {**state.results, block: result}
+    earlier = state.earlier
+    if block in state.results:
+        previous = state.results[block]
+        try:
+            small = len(opaque.encode(previous)) <= MAX_EARLIER_BYTES
+        except (TypeError, ValueError):
+            small = False
+        kept = {"result": previous} if small else {"result": None, "omitted": True}
+        earlier = {**earlier, block: [*earlier.get(block, []), kept][-MAX_EARLIER:]}
+    return replace(state, results=results, earlier=earlier)

@@ -16,10 +16,12 @@ from engine.dead_letters import DeadLetters
 from engine.http.executions import ExecutionRoutes
 from engine.http.flows import FlowRoutes
 from engine.http.letters import LetterRoutes
+from engine.http.runs import RunRoutes
 from engine.metrics import Metrics
 from engine.ports import Evaluator, TokenResolver
+from engine.usecases import Engine
 from engine.usecases.queries import Queries
-from schemas.access import ADMIN_KEY_HEADER, auth_unavailable, require_access
+from schemas.access import require_access
 from schemas.errors import ErrorCode
 from schemas.events import StartExecution
 from schemas.requests import RequestError
@@ -27,7 +29,7 @@ from schemas.requests import RequestError
 logger = logging.getLogger(__name__)
 
 
-class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes):
+class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes, RunRoutes):
     """The HTTP endpoints over the flow catalogue, the store and the start-command publisher."""
 
     def __init__(
@@ -40,12 +42,15 @@ class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes):
         ready: Callable[[], Awaitable[bool]],
         metrics: Metrics,
         tokens: TokenResolver,
-        admin_key: str | None,
+        keys: tuple[str | None, str | None],  # the admin key, the activation key
         evaluate: Evaluator,
+        engine: Engine,
     ) -> None:
+        self._engine = engine
+        self._activation_key = keys[1]
         self._evaluate = evaluate
         self._tokens = tokens
-        self._admin_key = admin_key
+        self._admin_key = keys[0]
         self._catalog = catalog
         self._queries = queries
         self._letters = letters
@@ -82,10 +87,40 @@ class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes):
                 self._guard(self.replay),
                 methods=["POST"],
             ),
+            *self._runs(),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
             Route("/metrics", self.metrics),
         ]
+
+    def _runs(self) -> list[Route]:
+        """FlowRunner's execution API: each route checks its caller itself (`runs.py`)."""
+        flow = "/api/automation/flow"
+        execution = flow + "/{flowId}/execution/{executionId}"
+        answer = self._answer
+        return [
+            Route(flow + "/execution-context/{executionId}", answer(self.execution_context)),
+            Route(execution, answer(self.execution_status)),
+            Route(execution + "/block/result", answer(self.block_result)),
+            Route(execution + "/stop", answer(self.stop), methods=["POST"]),
+            Route(
+                flow + "/{flowIdOrName}/activate-blocking",
+                answer(self.blocking),
+                methods=["GET", "POST"],
+            ),
+        ]
+
+    @staticmethod
+    def _answer(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def answered(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestError as exc:
+                return JSONResponse(exc.body(), status_code=exc.status)
+
+        return answered
 
     def _guard(
         self, handler: Callable[[Request], Awaitable[Response]]
@@ -100,15 +135,7 @@ class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes):
         return guarded
 
     async def _authorize(self, request: Request) -> None:
-        key = request.headers.get(ADMIN_KEY_HEADER)
-        token = request.headers.get("user-token")
-        user = None
-        if key is None and token:
-            try:
-                user = await self._tokens.resolve(token)
-            except Exception as exc:  # the auth service did not answer
-                logger.warning("auth service unavailable", extra={"error": repr(exc)})
-                raise auth_unavailable() from exc
+        key, user = await self._caller(request)
         require_access(request.method, key, self._admin_key, user)
 
     async def healthz(self, request: Request) -> Response:

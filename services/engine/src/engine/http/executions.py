@@ -4,14 +4,12 @@ import asyncio
 import logging
 import uuid
 
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.http.params import (
     BODY_LIMIT,
     MAX_WAIT_SECONDS,
-    PUBLISH_SECONDS,
     page_limit,
     view,
 )
@@ -42,20 +40,7 @@ class ExecutionRoutes(Routes):
         command = StartExecution(
             executionId=execution_id, flowId=found[0].flow_id, input=body, requestedAt=self._now()
         )
-        try:
-            async with asyncio.timeout(PUBLISH_SECONDS):
-                await self._request_start(command)
-        except MessageSizeTooLargeError:
-            raise RequestError(
-                413, ErrorCode.BODY_TOO_LARGE, "the input is too large for the broker"
-            ) from None
-        except (KafkaError, TimeoutError) as exc:
-            logger.warning("start not published", extra={"error": repr(exc)})
-            raise RequestError(
-                503,
-                ErrorCode.BROKER_UNAVAILABLE,
-                "the start was not accepted: the broker is unavailable; retry later",
-            ) from exc
+        await self._publish_start(command)
         deadline = asyncio.get_running_loop().time() + int(text)
         while asyncio.get_running_loop().time() < deadline:
             if await self._queries.execution(execution_id) is not None:
@@ -71,7 +56,7 @@ class ExecutionRoutes(Routes):
             raise RequestError(
                 400,
                 ErrorCode.INVALID_PARAMETER,
-                "status must be running, waiting, completed or failed",
+                "status must be running, waiting, completed, failed or terminated",
             ) from exc
         limit = page_limit(request)
         try:

@@ -8,6 +8,7 @@ from typing import Any
 from engine.openapi.executions import execution_paths
 from engine.openapi.flows import flow_paths
 from engine.openapi.letters import letter_paths
+from engine.openapi.runs import run_paths
 from engine.openapi.shapes import MODELS, REF
 
 
@@ -20,7 +21,7 @@ def document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Flows, executions, activation outcomes and dead letters.",
         },
-        "paths": {**flow_paths(), **execution_paths(), **letter_paths()},
+        "paths": {**flow_paths(), **execution_paths(), **letter_paths(), **run_paths()},
         "components": {"schemas": _components()},
     }
 

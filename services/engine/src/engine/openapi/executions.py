@@ -85,7 +85,7 @@ def execution_paths() -> dict[str, Any]:
                         "required": False,
                         "schema": {
                             "type": "string",
-                            "enum": ["running", "waiting", "completed", "failed"],
+                            "enum": ["running", "waiting", "completed", "failed", "terminated"],
                         },
                     },
                     *PAGE,

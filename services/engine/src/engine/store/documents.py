@@ -13,7 +13,21 @@ from engine.ports import Buffered, Resuming, decode_cursor, encode_cursor
 from schemas import opaque
 from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus
 
-_STATE_FIELDS = ("at", "input", "vars", "results", "data", "user", "error", "applied", "steps")
+_STATE_FIELDS = (
+    "at",
+    "input",
+    "vars",
+    "results",
+    "data",
+    "user",
+    "error",
+    "applied",
+    "steps",
+    "actors",
+    "returned",
+    "return_value",
+    "earlier",
+)
 WAIT_ORDER = [("waitSince", ASCENDING), ("_id", ASCENDING)]
 
 
@@ -33,6 +47,8 @@ def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
         "waitSince": state.updated if waiting else None,
         "waitKey": state.wait_key if waiting else None,
         "waitDeadline": state.deadline if waiting else None,
+        "ownerId": state.owner_id,
+        "finished": state.finished,
         "state": opaque.encode({name: getattr(state, name) for name in _STATE_FIELDS}),
         "history": opaque.encode(list(state.history)),
     }
@@ -61,6 +77,13 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
         error=body["error"],
         applied=tuple(body["applied"]),
         steps=body.get("steps", 0),  # stored since the step budget counts across resumes
+        # stored since FlowRunner's execution API
+        owner_id=doc.get("ownerId"),
+        finished=doc.get("finished"),
+        actors=tuple(body.get("actors", ())),
+        returned=body.get("returned", False),
+        return_value=body.get("return_value"),
+        earlier=body.get("earlier", {}),
     )
 
 

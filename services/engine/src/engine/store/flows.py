@@ -4,7 +4,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from engine.ports import FlowRecord
@@ -62,6 +62,10 @@ class Flows(Collections):
             return None
         names = await self._names.find_one({"_id": doc["name"]})
         return self._flow_from_doc(doc, live_flow_id=(names or {}).get("liveFlowId"))
+
+    async def versions_of(self, name: str) -> list[FlowRecord]:
+        docs = [doc async for doc in self._flows.find({"name": name}).sort("version", DESCENDING)]
+        return [self._flow_from_doc(doc, docs[0]["_id"]) for doc in docs]
 
     async def flows(self) -> AsyncIterator[FlowRecord]:
         live = {d["_id"]: d.get("liveFlowId") async for d in self._names.find({})}

@@ -17,7 +17,7 @@ from engine.usecases.conditions import Conditions
 from engine.usecases.selection import Selection
 from engine.usecases.start import Starts
 from schemas.callbacks import Selector, SelectorKind
-from schemas.events import ActivateTrigger, ActivationOutcome, Outcome
+from schemas.events import ActivateTrigger, ActivationOutcome, ActivationSource, Outcome
 from schemas.flows import AuthenticationType
 from schemas.signing import user_is_signed, verification_is_signed
 from schemas.users import User
@@ -147,6 +147,49 @@ class Decisions:
         return await self._store.get_executions(list(named))
 
     async def _decide(
+        self,
+        command: ActivateTrigger,
+        resuming: Resuming | None,
+        nobody_waits: set[str] | None,
+        read_ahead: dict[str, ex.ExecutionState] | None,
+    ) -> Decision:
+        if command.source != ActivationSource.BY_NAME:
+            return await self._decide_version(command, resuming, nobody_waits, read_ahead)
+        # by names: the live version first; where nobody waits there, the older
+        # versions' executions waiting at a trigger of that name, newest version first
+        versions = await self._older_versions(command)
+        if resuming is not None and resuming.execution_ids:
+            # a redelivery resumes what the first delivery chose, in that version
+            first = await self._store.get_execution(resuming.execution_ids[0])
+            chosen = [v for v in versions if first is not None and v.flowId == first.flow_id]
+            command = chosen[0] if chosen else command
+            return await self._decide_version(command, resuming, nobody_waits, read_ahead)
+        decision = await self._decide_version(command, None, nobody_waits, read_ahead)
+        for older in versions[1:]:
+            if decision[0] != Outcome.NO_WAITER:
+                break
+            decision = await self._decide_version(older, None, nobody_waits, read_ahead)
+        return decision
+
+    async def _older_versions(self, command: ActivateTrigger) -> list[ActivateTrigger]:
+        """The activation as it applies to each version of its flow with a trigger of the
+        same name: the named (live) version first, then older ones, newest first."""
+        flow = await self._catalog.compiled(command.flowId)
+        block = flow.trigger(command.triggerId) if flow else None
+        if flow is None or block is None:
+            return [command]
+        named = [command]
+        versions = await self._catalog.versions_of(flow.definition.name)
+        ids = [version.flow_id for _, version in versions]
+        older = versions[ids.index(flow.flow_id) + 1 :] if flow.flow_id in ids else []
+        for _, version in older:
+            trigger_id = version.trigger_ids.get(block.name)
+            if trigger_id:
+                update = {"flowId": version.flow_id, "triggerId": trigger_id}
+                named.append(command.model_copy(update=update))
+        return named
+
+    async def _decide_version(
         self,
         command: ActivateTrigger,
         resuming: Resuming | None,

@@ -18,6 +18,7 @@ from engine.usecases.buffer import Buffer
 from engine.usecases.decide import Decisions
 from engine.usecases.failures import Failures
 from engine.usecases.start import Starts
+from engine.usecases.stop import Stops
 from engine.usecases.timers import Timers
 from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
 
@@ -31,6 +32,7 @@ class UseCases:
     buffer: Buffer
     timers: Timers
     failures: Failures
+    stops: Stops
 
 
 class Engine:
@@ -42,10 +44,15 @@ class Engine:
         self._buffer = cases.buffer
         self._timers = cases.timers
         self._failures = cases.failures
+        self._stops = cases.stops
 
     async def start(self, command: StartExecution) -> ex.ExecutionState | None:
         """Start an execution (a redelivered command finds the first one's)."""
         return await self._starts.start(command)
+
+    async def stop(self, execution_id: str, reason: str) -> ex.ExecutionState | None:
+        """Terminate an execution (one that has ended stays as it is); None: unknown."""
+        return await self._stops.stop(execution_id, reason)
 
     async def activate(self, command: ActivateTrigger) -> ActivationOutcome:
         """Apply an activation once; a redelivery answers the outcome already decided."""

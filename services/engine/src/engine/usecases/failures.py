@@ -41,7 +41,11 @@ class Failures:
                     await self._publish.execution_events(step.events)
                     return True
                 continue
-            if state.status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+            if state.status in (
+                ExecutionStatus.COMPLETED,
+                ExecutionStatus.FAILED,
+                ExecutionStatus.TERMINATED,
+            ):
                 return False
             step = ex.give_up(state, reason, now)
             if await self._store.save_execution(replace(step.state, version=state.version + 1)):

@@ -26,7 +26,12 @@ $(VENV)/.installed: $(INSTALL_INPUTS)
 	$(UV) pip sync --quiet --python $(PY) requirements/lock.txt
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the pinned dependencies
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20 and npm are required (the SDK tests and the Node.js example)"; exit 1; }
+	npm ci --silent
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules with the pinned dependencies
 
 lock: install ## re-pin requirements/lock.txt from the pyproject files and requirements/dev.in
 	$(UV) pip compile --quiet --python-version 3.11 --no-header requirements/all.in -o requirements/lock.txt

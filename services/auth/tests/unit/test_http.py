@@ -249,3 +249,92 @@ async def test_the_service_serves_its_document_and_it_names_every_route(service:
     routes = {r.path for r in http._transport.app.routes}  # the app's own table
     documented = set(served["paths"])
     assert routes - {"/healthz", "/readyz", "/openapi.json"} == documented
+
+
+async def test_operators_register_past_the_limit_and_proxies_are_believed_only_if_trusted() -> None:
+    broker, store = KafkaBroker(), InMemoryUserStore()
+    settings = Settings(
+        topic_prefix="unit",
+        admin_key=ADMIN,
+        internal_key=INTERNAL,
+        register_limit_per_address=1,
+        trusted_proxies="10.0.0.0/8",
+    )
+    app = create_app(settings, store=store, broker=broker, configure_logging=False)
+
+    def client(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 5000))
+        return httpx.AsyncClient(transport=transport, base_url="http://auth")
+
+    def body(n: int) -> dict[str, Any]:
+        return {"email": f"user{n}@example.com", "password": PASSWORD}
+
+    async with (
+        TestKafkaBroker(broker),
+        app.router.lifespan_context(app),
+        client("203.0.113.5") as direct,
+        client("10.0.0.2") as proxy,
+    ):
+        for n in range(3):  # an operator's registrations: no limit
+            created = await direct.post(
+                "/api/users/register", json=body(n), headers={"x-admin-key": ADMIN}
+            )
+            assert created.status_code == 201
+        wrong = await direct.post(
+            "/api/users/register", json=body(9), headers={"x-admin-key": "guess"}
+        )
+        assert (wrong.status_code, wrong.json()["code"]) == (403, 3002)
+        assert (await direct.post("/api/users/register", json=body(10))).status_code == 201
+        limited = await direct.post("/api/users/register", json=body(11))
+        assert limited.status_code == 429
+        # a client's own X-Forwarded-For changes nothing...
+        spoofed = await direct.post(
+            "/api/users/register", json=body(12), headers={"x-forwarded-for": "1.2.3.4"}
+        )
+        assert spoofed.status_code == 429
+        # ...a trusted proxy's does: each client behind it has its own count
+        for n, address in ((20, "198.51.100.1"), (21, "198.51.100.2")):
+            behind = await proxy.post(
+                "/api/users/register", json=body(n), headers={"x-forwarded-for": address}
+            )
+            assert behind.status_code == 201
+        again = await proxy.post(
+            "/api/users/register", json=body(22), headers={"x-forwarded-for": "198.51.100.1"}
+        )
+        assert again.status_code == 429
+
+
+async def test_a_user_is_read_by_itself_or_the_management_roles(
+    service: tuple[httpx.AsyncClient, InMemoryUserStore, list[Any]],
+) -> None:
+    http, _, _ = service
+    user = await register(http)
+    other = await register(http, "m@mi6.uk")
+    token = (await login(http)).json()["user-token"]
+    for path in (f"/api/users/{user['objectId']}", f"/api/data/Users/{user['objectId']}"):
+        mine = await http.get(path, headers={"user-token": token})
+        assert mine.status_code == 200
+        assert mine.json()["email"] == "bond@mi6.uk"
+    refused = await http.get(f"/api/users/{other['objectId']}", headers={"user-token": token})
+    assert (refused.status_code, refused.json()["code"]) == (403, 1001)
+    anonymous = await http.get(f"/api/users/{user['objectId']}")
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, 1001)
+    admin = await http.get(f"/api/users/{other['objectId']}", headers={"x-admin-key": ADMIN})
+    assert admin.json()["email"] == "m@mi6.uk"
+    missing = await http.get("/api/users/NOPE", headers={"x-admin-key": ADMIN})
+    assert (missing.status_code, missing.json()["code"]) == (404, 4045)
+
+
+async def test_registration_and_login_answer_backendless_codes(
+    service: tuple[httpx.AsyncClient, InMemoryUserStore, list[Any]],
+) -> None:
+    http, _, _ = service
+    for body, code in (
+        ({"password": PASSWORD}, 3013),
+        ({"email": "not an email", "password": PASSWORD}, 3040),
+        ({"email": "a@b.co"}, 3011),
+    ):
+        refused = await http.post("/api/users/register", json=body)
+        assert (refused.status_code, refused.json()["code"]) == (400, code)
+    empty = await http.post("/api/users/login", json={"login": "", "password": PASSWORD})
+    assert (empty.status_code, empty.json()["code"]) == (400, 3006)

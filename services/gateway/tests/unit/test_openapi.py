@@ -29,3 +29,14 @@ async def test_unknown_paths_and_methods_answer_in_the_contract_format() -> None
         wrong = await gw.http.put("/api/automation/flow/f/trigger/t/activate")
     assert (missing.status_code, missing.json()["code"]) == (404, 4040)
     assert (wrong.status_code, wrong.json()["code"]) == (405, 2004)
+
+
+async def test_the_front_door_answers_502_when_the_service_behind_it_is_away() -> None:
+    async with gateway(engine_url="http://127.0.0.1:9", auth_url="http://127.0.0.1:9") as gw:
+        for path in ("/api/automation/flows", "/api/users/login"):
+            response = await gw.http.get(path)
+            assert (response.status_code, response.json()["code"]) == (502, 5020)
+        private = await gw.http.post("/internal/tokens/introspect", json={"token": "x"})
+        assert (private.status_code, private.json()["code"]) == (404, 4040)
+        info = await gw.http.get("/api/info")
+        assert info.json() == {"appId": "hookflow", "name": "hookflow", "loggers": []}

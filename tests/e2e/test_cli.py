@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import uuid
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -96,3 +98,52 @@ async def test_activate_signs_a_request_for_a_signed_trigger_and_secrets_rotate(
     )
     assert rotated["signingSecret"].startswith("whsec_")
     assert rotated["signingSecret"] != secret
+
+
+async def test_start_activate_status_and_stop_by_names_on_the_one_origin(
+    product: Product, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    origin = ["--gateway", product.gateway]  # the one origin: the engine's paths too
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, ["--admin-key", product.admin_key, *args], terminal_width=200)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    name = f"CLI by names {uuid.uuid4().hex[:8]}"
+    definition = {
+        "name": name,
+        "blocks": [
+            {"name": "s", "type": "start", "next": "Go"},
+            {"name": "Go", "type": "external_callback", "next": "Again"},
+            {"name": "Again", "type": "external_callback"},
+        ],
+    }
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(definition))  # a small local file
+    await asyncio.to_thread(run, "deploy", str(path), "--engine", product.engine)
+    execution_id = (await asyncio.to_thread(run, "start", "--name", name, *origin)).strip()
+    status = ""
+    for _ in range(100):
+        status = json.loads(await asyncio.to_thread(run, "status", execution_id, *origin, "--json"))
+        if status["status"] == "PENDING":
+            break
+        await asyncio.sleep(0.05)
+    assert (status["flowName"], status["status"]) == (name, "PENDING")
+    activated = await asyncio.to_thread(
+        run,
+        "activate",
+        "--flow-name",
+        name,
+        "--trigger-name",
+        "Go",
+        "--wait",
+        *origin,
+        "--engine",
+        product.engine,
+    )
+    assert "ACTIVATED" in activated
+    stopped = await asyncio.to_thread(run, "stop", execution_id, *origin)
+    assert "TERMINATED" in stopped
+    await asyncio.to_thread(run, "start", *origin, code=2)  # neither an id nor a name

@@ -128,14 +128,25 @@ def rotate_secret(
 
 @app.command()
 def start(
-    flow_id: str,
+    flow_id: Annotated[str | None, typer.Argument(help="a flow version's id")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="start the live version of this flow instead")
+    ] = None,
     input_json: Annotated[str | None, typer.Option("--input", help="input JSON object")] = None,
     gateway: GatewayUrl = GATEWAY,
 ) -> None:
-    """Start an execution of a flow version."""
+    """Start an execution of a flow version (or of the live version of --name)."""
     body = _json_object(input_json, "--input")
-    answer = _request("POST", f"{gateway}/api/automation/flow/{flow_id}/execute", json=body)
-    console.print(answer.json()["executionId"])
+    if (flow_id is None) == (name is None):
+        err.print("[red]give a flow id or --name, one of them[/red]")
+        raise typer.Exit(2)
+    if name is not None:
+        url = f"{gateway}/api/automation/flow/activate-by-name"
+        answer = _request("POST", url, json={"name": name, "initialData": body})
+    else:
+        answer = _request("POST", f"{gateway}/api/automation/flow/{flow_id}/execute", json=body)
+    execution_id = answer.json()["executionId"]
+    console.print(execution_id or "not started: the start block's IGNORE policy dropped it")
 
 
 @app.command()
@@ -168,8 +179,12 @@ def show(execution_id: str, engine: EngineUrl = ENGINE, as_json: AsJson = False)
 
 @app.command()
 def activate(
-    flow_id: str,
-    trigger_id: str,
+    flow_id: Annotated[str | None, typer.Argument(help="the flow version's id")] = None,
+    trigger_id: Annotated[str | None, typer.Argument(help="the trigger's id")] = None,
+    flow_name: Annotated[
+        str | None, typer.Option(help="by names: the flow's (its live version)")
+    ] = None,
+    trigger_name: Annotated[str | None, typer.Option(help="by names: the trigger's")] = None,
     data: Annotated[str | None, typer.Option(help="JSON object to post")] = None,
     token: Annotated[str | None, typer.Option(help="user-token header")] = None,
     execution: Annotated[str | None, typer.Option(help="all, any or an execution id")] = None,
@@ -187,16 +202,27 @@ def activate(
     gateway: GatewayUrl = GATEWAY,
     engine: EngineUrl = ENGINE,
 ) -> None:
-    """Call a trigger's callback URL, as an external system would (signed, with --sign)."""
+    """Call a trigger's callback URL, as an external system would (signed, with --sign),
+    or activate it by --flow-name and --trigger-name."""
     headers = {k: v for k, v in (("user-token", token), ("Idempotency-Key", key)) if v}
     params = {"execution": execution} if execution else {}
+    by_names = flow_name is not None and trigger_name is not None
+    if by_names == (flow_id is not None and trigger_id is not None):
+        err.print(
+            "[red]give the flow's and the trigger's ids, or --flow-name and --trigger-name[/red]"
+        )
+        raise typer.Exit(2)
+    url = f"{gateway}/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate"
+    if by_names:
+        url = f"{gateway}/api/automation/flow/trigger/activate-by-name"
+        params.update({"flowName": flow_name or "", "triggerName": trigger_name or ""})
     body = json.dumps(_json_object(data, "--data"), separators=(",", ":")).encode()
     if secret:  # signed over exactly the bytes sent
         message = message_id or f"msg_{uuid.uuid4().hex}"
         headers.update(sign(scheme, secret, body, message, int(time.time())))
     answer = _request(
         "POST",
-        f"{gateway}/api/automation/flow/{flow_id}/trigger/{trigger_id}/activate",
+        url,
         content=body,
         headers={"content-type": "application/json", **headers},
         params=params,
@@ -295,3 +321,8 @@ def login(
         "POST", f"{auth}/api/users/login", json={"login": email, "password": password}
     ).json()
     console.print(body["user-token"])
+
+
+from hookflow_cli import runs  # noqa: E402  # registers FlowRunner's commands on `app`
+
+__all__ = ["app", "runs"]

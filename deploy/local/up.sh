@@ -37,11 +37,12 @@ d=json.load(open(sys.argv[1])); print(d["flowId"], d["triggers"][0]["callbackUrl
 
 cat <<TEXT
 
-hookflow is up.
-  gateway  $GATEWAY   (callbacks, execution starts; /metrics, /openapi.json)
-  engine   $ENGINE   (flows, executions, activation outcomes)
-  auth     $AUTH   (users, roles, user-tokens)
-  console  $ENGINE/console/   (sign in with the admin key below)
+hookflow is up on one origin: $GATEWAY
+  everything a FlowRunner client calls answers there: callbacks, starts by id and name,
+  execution status and results, blocking calls, /api/users/*, the management API and
+  the console ($GATEWAY/console/, sign in with the admin key below); the Backendless SDK
+  takes it as is: Backendless.initApp('$GATEWAY')
+  behind it: gateway $GATEWAY, engine $ENGINE, auth $AUTH
 
 The example order flow is deployed: flow $flow_id
   "Payment Confirmed" callback URL: $callback
@@ -51,6 +52,8 @@ The example order flow is deployed: flow $flow_id
   The management API (engine, and the gateway's /execute) and roles take the admin key:
     export HOOKFLOW_ADMIN_KEY=$ADMIN_KEY
   (the CLI reads it; curl sends it as X-Admin-Key; also: deploy/local/services.sh admin-key)
+  the SDK's order scenario:  node examples/sdk-order/order.mjs $GATEWAY
+                              (after deploying examples/sdk-order/flow.json: its README)
   the README walks through the rest.
 
 Logs: make logs   (files in $LOCAL_DIR/logs)     Stop: make down

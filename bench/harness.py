@@ -106,6 +106,8 @@ class Services:
             "HOOKFLOW_ENGINE_PUBLIC_URL": f"http://127.0.0.1:{p['gateway']}",
             "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
             "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
+            "HOOKFLOW_GATEWAY_ENGINE_URL": f"http://127.0.0.1:{p['engine']}",
+            "HOOKFLOW_AUTH_TRUSTED_PROXIES": "127.0.0.1",
             "HOOKFLOW_AUTH_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_ENGINE_ADMIN_KEY": self.admin_key,
             "HOOKFLOW_GATEWAY_ADMIN_KEY": self.admin_key,

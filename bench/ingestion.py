@@ -93,6 +93,24 @@ def ingestion(suite: "Suite") -> None:
                 )
                 figure.values.append(result["throughput"])
                 figure.peer.append(route_and_send["throughput"])
+            # the one origin (docs/design.md): a callback there is the gateway's own, the
+            # path P1 measures; a path the front door passes on costs one more hop, here
+            # on one of auth's cheapest routes
+            valid = f"/api/users/isvalidusertoken/{suite.token}"
+            get = ["--method", "GET"]
+            through = loadgen([suite.s.url("gateway") + valid], *closed, *get)
+            straight = loadgen([suite.s.url("auth") + valid], *closed, *get)
+            figure = suite.fig(
+                "front door pass-through: auth's isvalidusertoken through the gateway "
+                "(peer: straight to auth)",
+                "requests/s",
+                "",
+                id="P14p",
+            )
+            figure.values.append(through["throughput"])
+            figure.peer.append(straight["throughput"])
+            if through["ok"] < through["requests"]:
+                suite.notes.append(f"front door: not all 2xx: {through['statuses']}")
             suite.fig("HTTP ceiling (bare Starlette)", "requests/s").values.append(
                 ceiling_http["throughput"]
             )

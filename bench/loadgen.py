@@ -52,14 +52,18 @@ class Connection:
         self.reader = self.writer = None
 
 
-def build(url: str, body: bytes, headers: list[str]) -> tuple[str, int, bytes]:
+def build(
+    url: str, body: bytes, headers: list[str], method: str = "POST"
+) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if method == "GET":
+        body = b""
+    framing = ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     lines = [
-        f"POST {path} HTTP/1.1",
+        f"{method} {path} HTTP/1.1",
         f"Host: {parts.netloc}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
+        *(framing if method != "GET" else []),
         *headers,
     ]
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -74,7 +78,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    requests = [build(u, args.body.encode(), args.header) for u in args.url]
+    requests = [build(u, args.body.encode(), args.header, args.method) for u in args.url]
     host, port = requests[0][0], requests[0][1]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -176,6 +180,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--method", choices=["POST", "GET"], default="POST")
     parser.add_argument("--body", default='{"orderId": "o-1", "amount": 25.5}')
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument(

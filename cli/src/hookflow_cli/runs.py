@@ -34,24 +34,24 @@ def _print(status: dict[str, Any], as_json: bool) -> None:
         console.print(f"[red]error: {status['error']}[/red]")
 
 
-@app.command()
-def status(
-    execution_id: str,
-    flow_id: FlowOption = None,
-    gateway: GatewayUrl = GATEWAY,
-    as_json: AsJson = False,
-) -> None:
-    """An execution's status: RUNNING, PENDING (waiting at a callback), COMPLETED or
-    TERMINATED, and how it ended."""
-    _print(_request("GET", _base(gateway, execution_id, flow_id)).json(), as_json)
+def _command(method: str, suffix: str, doc: str) -> None:
+    def command(
+        execution_id: str,
+        flow_id: FlowOption = None,
+        gateway: GatewayUrl = GATEWAY,
+        as_json: AsJson = False,
+    ) -> None:
+        url = _base(gateway, execution_id, flow_id) + suffix
+        _print(_request(method, url).json(), as_json)
+
+    command.__doc__ = doc
+    app.command(suffix.strip("/") or "status")(command)
 
 
-@app.command()
-def stop(
-    execution_id: str,
-    flow_id: FlowOption = None,
-    gateway: GatewayUrl = GATEWAY,
-    as_json: AsJson = False,
-) -> None:
-    """Stop an execution: it ends TERMINATED, and its waits are released."""
-    _print(_request("POST", _base(gateway, execution_id, flow_id) + "/stop").json(), as_json)
+_command(
+    "GET",
+    "",
+    "An execution's status: RUNNING, PENDING (waiting at a callback), COMPLETED or "
+    "TERMINATED, and how it ended.",
+)
+_command("POST", "/stop", "Stop an execution: it ends TERMINATED, and its waits are released.")

@@ -195,54 +195,39 @@ def _http_call(
 
 def fail(state: ExecutionState, now: int, block: str | None, error: str) -> Step:
     state = log(
-        replace(
-            state,
-            status=ExecutionStatus.FAILED,
-            error=error,
-            at=None,
-            waiting_on=(),
-            updated=now,
-            wait_key=None,
-            deadline=None,
-            finished=now,
-        ),
-        now,
-        "failed",
-        block,
-        detail=error,
+        _ended(state, ExecutionStatus.FAILED, now, error), now, "failed", block, detail=error
     )
-    return Step(
-        state,
-        [
-            ExecutionFailed(
-                executionId=state.execution_id, flowId=state.flow_id, at=now, error=error
-            )
-        ],
+    event = ExecutionFailed(
+        executionId=state.execution_id, flowId=state.flow_id, at=now, error=error
     )
+    return Step(state, [event])
 
 
 def terminate(state: ExecutionState, now: int, reason: str) -> Step:
     """End an execution from outside its flow (stopped, or its start condition was
     false): TERMINATED, its waits released."""
-    state = log(
-        replace(
-            state,
-            status=ExecutionStatus.TERMINATED,
-            at=None,
-            waiting_on=(),
-            updated=now,
-            wait_key=None,
-            deadline=None,
-            finished=now,
-        ),
-        now,
-        "terminated",
-        detail=reason,
-    )
+    state = log(_ended(state, ExecutionStatus.TERMINATED, now), now, "terminated", detail=reason)
     event = ExecutionTerminated(
         executionId=state.execution_id, flowId=state.flow_id, at=now, reason=reason
     )
     return Step(state, [event])
+
+
+def _ended(
+    state: ExecutionState, status: ExecutionStatus, now: int, error: str | None = None
+) -> ExecutionState:
+    """`state` ended with `status`: nothing left to run or wait for."""
+    return replace(
+        state,
+        status=status,
+        error=error if error is not None else state.error,
+        at=None,
+        waiting_on=(),
+        updated=now,
+        wait_key=None,
+        deadline=None,
+        finished=now,
+    )
 
 
 def log(

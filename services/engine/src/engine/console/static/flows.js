@@ -150,7 +150,7 @@ export async function flowPage(flowId) {
   const filter = el(
     "select",
     { id: "status-filter" },
-    ...["all", "running", "waiting", "completed", "failed"].map((s) => el("option", { value: s === "all" ? "" : s, text: s })),
+    ...["all", "running", "waiting", "completed", "failed", "terminated"].map((s) => el("option", { value: s === "all" ? "" : s, text: s })),
   );
   const rows = el("tbody");
   const more = el("p");

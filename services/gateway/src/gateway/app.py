@@ -182,12 +182,11 @@ def create_app(
         lambda: state["ready"],
         {"appId": settings.app_id, "name": "hookflow", "loggers": []},
     )
-    upstream = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=5.0),
-        limits=httpx.Limits(max_connections=settings.upstream_connections),
-    )
     front_door = FrontDoor(
-        upstream, {Service.ENGINE: settings.engine_url, Service.AUTH: settings.auth_url}, proxies
+        {Service.ENGINE: settings.engine_url, Service.AUTH: settings.auth_url},
+        proxies,
+        settings.upstream_timeout_seconds,
+        settings.upstream_connections,
     )
 
     async def catch_up() -> None:
@@ -224,7 +223,7 @@ def create_app(
                 await offsets.close()
             await broker.stop()
             await client.aclose()
-            await upstream.aclose()
+            front_door.close()
 
     flow = "/api/automation/flow"
     routes = [

@@ -4,6 +4,7 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -124,7 +125,7 @@ async def test_start_activate_status_and_stop_by_names_on_the_one_origin(
     path.write_text(json.dumps(definition))  # a small local file
     await asyncio.to_thread(run, "deploy", str(path), "--engine", product.engine)
     execution_id = (await asyncio.to_thread(run, "start", "--name", name, *origin)).strip()
-    status = ""
+    status: dict[str, Any] = {}
     for _ in range(100):
         status = json.loads(await asyncio.to_thread(run, "status", execution_id, *origin, "--json"))
         if status["status"] == "PENDING":

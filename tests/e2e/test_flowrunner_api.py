@@ -111,10 +111,11 @@ async def test_status_context_and_block_results_follow_a_loop(
     assert first.json()["executedAt"] <= latest["executedAt"]
     answer = (await origin.get(f"{base}/block/result", params={"alias": "Answer"})).json()
     assert answer["result"] == {"data": 2}
-    for params, expected in (
-        ({"alias": "Step", "occurrence": 3}, (400, 28162)),
+    cases: list[tuple[dict[str, str], tuple[int, int]]] = [
+        ({"alias": "Step", "occurrence": "3"}, (400, 28162)),
         ({"alias": "Nope"}, (404, 28159)),
-    ):
+    ]
+    for params, expected in cases:
         refused = await origin.get(f"{base}/block/result", params=params)
         assert (refused.status_code, refused.json()["code"]) == expected
 

@@ -347,3 +347,47 @@ def test_on_timeout_without_timeout_seconds_is_refused() -> None:
     del definition["blocks"][1]["timeoutSeconds"]
     with pytest.raises(DefinitionError, match="onTimeout needs timeoutSeconds"):
         compiled(definition)
+
+
+def test_an_integer_of_any_size_survives_an_assign_that_copies_it() -> None:
+    big = 123456789012345678901234567890123
+    flow = compiled(
+        {
+            "name": "Copies",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "Payment Confirmed"},
+                {"name": "Payment Confirmed", "type": "external_callback", "next": "copy"},
+                {
+                    "name": "copy",
+                    "type": "assign",
+                    "assign": {
+                        "data": "results['Payment Confirmed'].data",
+                        "big": "results['Payment Confirmed'].data.big",
+                        "first": 'data["items"][0]',
+                        "spaced": "results [ 'Payment Confirmed' ] . data . big",
+                        "sum": "data.small + 1",
+                    },
+                },
+            ],
+        }
+    )
+    waiting = started(flow, {}).state
+    data = {"big": big, "neg": -(2**70), "items": [big], "small": 2}
+    state = ex.resume(flow, waiting, PAY, data, None, "a1", 2000).state
+    assert state.status == ExecutionStatus.COMPLETED, state.error
+    assert state.vars["data"] == data
+    assert state.vars["big"] == big
+    assert isinstance(state.vars["big"], int)
+    assert (state.vars["first"], state.vars["spaced"], state.vars["sum"]) == (big, big, 3)
+    missing = compiled(
+        {
+            "name": "Missing",
+            "blocks": [
+                {"name": "s", "type": "start", "next": "copy"},
+                {"name": "copy", "type": "assign", "assign": {"x": "input.nope.deeper"}},
+            ],
+        }
+    )
+    failed = started(missing, {"other": 1}).state
+    assert failed.status == ExecutionStatus.FAILED
+    assert "no such field 'nope'" in (failed.error or "")

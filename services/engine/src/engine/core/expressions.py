@@ -48,6 +48,10 @@ class Expression:
     # every word of the source: the context names it can read are among them
     words: frozenset[str]
     bounded: bool = True  # no comprehension: cheap enough to evaluate in place
+    # a pure selection (`results['Pay'].data`, `input.items[0]`): the root name and the
+    # keys and indexes below it, read from the context as they are. CEL has no integers
+    # beyond 64 bits and would hand such a number back as a float; a copy must not.
+    path: "tuple[str, tuple[str | int, ...]] | None" = None
 
     def evaluate(self, context: "Mapping[str, Any] | Bindings") -> Any:
         """Evaluate against `context`; raise ExpressionError on any runtime error.
@@ -56,6 +60,8 @@ class Expression:
         every value it is given (`data.amount` took 2.5 us with `data` alone, 21 us
         with an execution's whole context).
         """
+        if self.path is not None:
+            return self._select(context, *self.path)
         try:
             if isinstance(context, Bindings):
                 value = context.execute(self.program)
@@ -66,6 +72,62 @@ class Expression:
         except Exception as exc:  # the extension raises KeyError, TypeError, ValueError...
             raise ExpressionError(_runtime_message(self.source, exc)) from exc
         return to_json(value)
+
+    def _select(
+        self, context: "Mapping[str, Any] | Bindings", root: str, steps: tuple[str | int, ...]
+    ) -> Any:
+        """The value at the path, as CEL selects it: a key of an object, an index of a
+        list; anything else is the error CEL gives."""
+        names = context.lookup if isinstance(context, Bindings) else context.get
+        value = names(root, _ABSENT)
+        if value is _ABSENT:
+            raise ExpressionError(f"`{self.source}`: undeclared reference to '{root}'")
+        for step in steps:
+            if isinstance(step, str) and isinstance(value, dict):
+                if step not in value:
+                    raise ExpressionError(f"`{self.source}`: no such field {step!r}")
+                value = value[step]
+            elif isinstance(step, int) and isinstance(value, list):
+                if step >= len(value):
+                    raise ExpressionError(f"`{self.source}`: index {step} out of range")
+                value = value[step]
+            else:
+                kind = "null" if value is None else type(value).__name__
+                raise ExpressionError(f"`{self.source}`: {kind} has no {step!r}")
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            raise ExpressionError(f"result {value} is not a JSON number")
+        return value
+
+
+_ABSENT = object()
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+# a root name, then `.name`, `['text']`, `["text"]` or `[digits]`, with spaces between
+_STEP = re.compile(
+    rf"\s*(?:\.\s*(?P<field>{_IDENTIFIER})|\[\s*(?:'(?P<single>[^'\\\n]*)'"
+    rf"|\"(?P<double>[^\"\\\n]*)\"|(?P<index>\d+))\s*\])"
+)
+_ROOT = re.compile(rf"\s*(?P<root>{_IDENTIFIER})")
+_LITERALS = frozenset({"true", "false", "null", "in"})
+
+
+def selection(source: str) -> "tuple[str, tuple[str | int, ...]] | None":
+    """The root and steps of a source that only selects (else None): evaluated by
+    walking the context, it gives the same value as CEL, integers of any size intact."""
+    found = _ROOT.match(source)
+    if found is None or found["root"] in _LITERALS:
+        return None
+    steps: list[str | int] = []
+    at = found.end()
+    while at < len(source):
+        step = _STEP.match(source, at)
+        if step is None:
+            return None if source[at:].strip() else (found["root"], tuple(steps))
+        if step["index"] is not None:
+            steps.append(int(step["index"]))
+        else:
+            steps.append(step["field"] or step["single"] or step["double"] or "")
+        at = step.end()
+    return found["root"], tuple(steps)
 
 
 @dataclass
@@ -79,6 +141,11 @@ class Bindings:
     shared: Mapping[str, Any]
     own: Mapping[str, Any] = field(default_factory=dict)
     _context: "cel.Context | None" = None
+
+    def lookup(self, name: str, default: Any = None) -> Any:
+        if name in self.shared:
+            return self.shared[name]
+        return self.own.get(name, default)
 
     def execute(self, program: cel.Program) -> Any:
         if self._context is None:
@@ -184,7 +251,9 @@ def compile_expression(source: str) -> Expression:
         detail = first.split(": ERROR: ", 1)[-1]
         raise ExpressionError(f"syntax error{where}: {detail}") from exc
     words = frozenset(_WORD.findall(source))
-    return Expression(source, program, words, bounded=measured.comprehensions == 0)
+    return Expression(
+        source, program, words, bounded=measured.comprehensions == 0, path=selection(source)
+    )
 
 
 def _runtime_message(source: str, exc: Exception) -> str:

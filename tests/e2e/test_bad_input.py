@@ -36,7 +36,9 @@ OPEN = {
     "name": "Open",
     "blocks": [
         {"name": "begin", "type": "start", "next": "cb"},
-        {"name": "cb", "type": "external_callback"},
+        {"name": "cb", "type": "external_callback", "next": "copy"},
+        # a copy keeps integers of any size exactly (no CEL 64-bit integer in between)
+        {"name": "copy", "type": "assign", "assign": {"copied": "results['cb'].data"}},
     ],
 }
 
@@ -113,6 +115,7 @@ async def test_hostile_bodies_headers_and_parameters_get_400_never_5xx(driver: D
         assert exact.status_code == 200
     done = await driver.execution(execution_id, "completed")
     assert done["results"]["cb"]["data"] == {"big": big, "neg": -(2**70)}
+    assert done["vars"]["copied"] == {"big": big, "neg": -(2**70)}
 
 
 async def test_a_flow_is_callable_as_soon_as_its_deploy_answered(driver: Driver) -> None:

@@ -24,8 +24,13 @@ need() {
 }
 
 pid_alive() {
-  # pid_alive <pidfile>: true when the file names a live process
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+  # pid_alive <pidfile>: true when the file names a live process (a zombie is not)
+  [ -f "$1" ] || return 1
+  local pid
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  # the state follows the command's name, which is in parentheses and may hold spaces
+  [ ! -r "/proc/$pid/stat" ] || [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)" != Z ]
 }
 
 port_open() {

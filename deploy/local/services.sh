@@ -87,8 +87,22 @@ start_one() {
   pidfile=$RUN_DIR/$name.pid
   url=http://127.0.0.1:$port$(ready_path "$name")
   if pid_alive "$pidfile"; then
-    log "$name is already running (pid $(cat "$pidfile"))"
-    return 0
+    # running means answering: a process that was just killed, is shutting down or hangs
+    # is still alive for a while, and must not pass for a running service
+    for _ in $(seq 1 100); do
+      if is_ready "$url"; then
+        log "$name is already running (pid $(cat "$pidfile"))"
+        return 0
+      fi
+      pid_alive "$pidfile" || break
+      sleep 0.1
+    done
+    if pid_alive "$pidfile"; then
+      log "$name (pid $(cat "$pidfile")) does not answer on port $port; replacing it"
+      stop_pid "$pidfile" "$name" 5
+    fi
+    rm -f "$pidfile"
+    for _ in $(seq 1 50); do port_open 127.0.0.1 "$port" || break; sleep 0.1; done
   fi
   port_open 127.0.0.1 "$port" && die "port $port for $name is taken; set HOOKFLOW_${name^^}_PORT"
   # shellcheck disable=SC2046

@@ -290,6 +290,10 @@ def run(app: Any, settings: ServerSettings, **options: Any) -> None:
     limits = settings.limits()
     os.environ[_LIMITS_VARIABLE] = json.dumps(dataclasses.asdict(limits))
     _limits.cache_clear()
+    # X-Forwarded-For is the apps' to believe, from the trusted proxies they are given
+    # (schemas.forwarding); uvicorn's default would rewrite the client's address from it
+    # for any request from 127.0.0.1
+    options.setdefault("proxy_headers", False)
     uvicorn.run(
         app,
         http=GuardedProtocol,

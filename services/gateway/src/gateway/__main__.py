@@ -16,8 +16,6 @@ def main() -> None:
         loop="uvloop",
         log_level=settings.log_level.lower(),
         access_log=False,
-        # X-Forwarded-For is the app's to trust or not (trust_forwarded_for), not uvicorn's
-        proxy_headers=False,
     )
 
 

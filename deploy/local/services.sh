@@ -89,13 +89,14 @@ start_one() {
   if pid_alive "$pidfile"; then
     # running means answering: a process that was just killed, is shutting down or hangs
     # is still alive for a while, and must not pass for a running service
-    for _ in $(seq 1 100); do
+    local since=$SECONDS
+    while ((SECONDS - since < 10)); do
       if is_ready "$url"; then
         log "$name is already running (pid $(cat "$pidfile"))"
         return 0
       fi
       pid_alive "$pidfile" || break
-      sleep 0.1
+      sleep 0.2
     done
     if pid_alive "$pidfile"; then
       log "$name (pid $(cat "$pidfile")) does not answer on port $port; replacing it"

@@ -26,9 +26,10 @@ $(VENV)/.installed: $(INSTALL_INPUTS)
 	$(UV) pip sync --quiet --python $(PY) requirements/lock.txt
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json
 	@command -v npm >/dev/null || { echo "Node.js 20 and npm are required (the SDK tests and the Node.js example)"; exit 1; }
-	npm ci --silent
+	rm -rf node_modules
+	npm install --silent
 	touch $@
 
 install: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules with the pinned dependencies

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.callbacks import EXECUTION_ID_PATTERN
 from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme, StartRules
 from schemas.sealing import SealedSecret
+from schemas.signing import sign_user, start_nonce
 from schemas.users import User
 
 JsonObject = dict[str, Any]
@@ -48,6 +49,34 @@ class StartExecution(_Command):
     user: User | None = None
     userToken: str | None = None
     userSignature: str | None = None
+
+    @classmethod
+    def started_by(
+        cls,
+        execution_id: str,
+        flow_id: str,
+        data: JsonObject,
+        requested_at: int,
+        starter: tuple[User | None, str | None],  # the user, and the token it came with
+        activation_key: str | None,
+    ) -> "StartExecution":
+        """A start by `starter`: its user signed with the activation key (nonce
+        `start:<executionId>`), or, without a key, its token for the engine to resolve."""
+        user, token = starter
+        signed = user is not None and bool(activation_key)
+        return cls(
+            executionId=execution_id,
+            flowId=flow_id,
+            input=data,
+            requestedAt=requested_at,
+            user=user if signed else None,
+            userSignature=(
+                sign_user(activation_key or "", start_nonce(execution_id), user.as_context())
+                if signed and user is not None
+                else None
+            ),
+            userToken=token if user is not None and not signed else None,
+        )
 
 
 class ActivateTrigger(_Command):

@@ -20,7 +20,6 @@ from schemas.errors import ErrorCode
 from schemas.events import FlowVersionRegistered, StartExecution
 from schemas.flows import OnFailPolicy, StartRules
 from schemas.requests import RequestError
-from schemas.signing import sign_user, start_nonce
 from schemas.topics import Topics
 from schemas.users import User
 
@@ -97,21 +96,13 @@ class Starts:
                     request.headers, request.body, deadline, self._body_bytes, self._body_seconds
                 )
             execution_id = new_id()
-            token = request.headers.get("user-token")
-            resolved = user.as_context() if user is not None else None
-            signing = self._activation_key
-            command = StartExecution(
-                executionId=execution_id,
-                flowId=request.flow.flowId,
-                input=data,
-                requestedAt=self._now(),
-                user=User.model_validate(resolved) if resolved and signing else None,
-                userSignature=(
-                    sign_user(signing, start_nonce(execution_id), resolved)
-                    if resolved and signing
-                    else None
-                ),
-                userToken=token if resolved and not signing else None,
+            command = StartExecution.started_by(
+                execution_id,
+                request.flow.flowId,
+                data,
+                self._now(),
+                (user, request.headers.get("user-token")),
+                self._activation_key,
             )
             await self._sender.send(
                 self._topic,

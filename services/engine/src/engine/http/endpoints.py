@@ -125,14 +125,13 @@ class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes, RunRoutes):
     def _guard(
         self, handler: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
-        async def guarded(request: Request) -> Response:
-            try:
-                await self._authorize(request)
-                return await handler(request)
-            except RequestError as exc:
-                return JSONResponse(exc.body(), status_code=exc.status)
+        """The management API's check of the caller, then the handler."""
 
-        return guarded
+        async def guarded(request: Request) -> Response:
+            await self._authorize(request)
+            return await handler(request)
+
+        return self._answer(guarded)
 
     async def _authorize(self, request: Request) -> None:
         key, user = await self._caller(request)

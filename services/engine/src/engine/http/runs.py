@@ -25,8 +25,6 @@ from schemas.errors import ErrorCode
 from schemas.events import ExecutionStatus, StartExecution
 from schemas.flows import OnFailPolicy, StartBlock
 from schemas.requests import RequestError, json_object
-from schemas.signing import sign_user, start_nonce
-from schemas.users import User
 
 MAX_BLOCKING_SECONDS = 300
 DEFAULT_BLOCKING_SECONDS = 5
@@ -40,6 +38,7 @@ _RUNNER_STATUS = {
     ExecutionStatus.FAILED: "COMPLETED",  # completion ERROR
     ExecutionStatus.TERMINATED: "TERMINATED",
 }
+RUNNER_STATUSES = list(dict.fromkeys(_RUNNER_STATUS.values()))
 
 
 def not_found() -> RequestError:
@@ -159,8 +158,12 @@ class RunRoutes(Routes):
                 return JSONResponse({"executionId": None, "status": None, "result": None})
             raise RequestError(refusal[0], ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
         execution_id = str(uuid.uuid4())
-        token = request.headers.get("user-token") if user is not None else None
-        await self._publish_start(self._start_command(execution_id, record, data, user, token))
+        starter = (user, request.headers.get("user-token"))
+        await self._publish_start(
+            StartExecution.started_by(
+                execution_id, record.flow_id, data, self._now(), starter, self._activation_key
+            )
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         pause = 0.005
@@ -184,29 +187,6 @@ class RunRoutes(Routes):
                 )
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, 0.1)
-
-    def _start_command(
-        self,
-        execution_id: str,
-        record: FlowRecord,
-        data: dict[str, Any],
-        user: User | None,
-        token: str | None,
-    ) -> StartExecution:
-        """The start, with its user signed as a gateway signs it (else its token)."""
-        key = self._activation_key
-        resolved = user.as_context() if user is not None else None
-        return StartExecution(
-            executionId=execution_id,
-            flowId=record.flow_id,
-            input=data,
-            requestedAt=self._now(),
-            user=user if resolved and key else None,
-            userSignature=(
-                sign_user(key, start_nonce(execution_id), resolved) if resolved and key else None
-            ),
-            userToken=None if key else token,
-        )
 
     async def _flow_by_id_or_name(self, ident: str) -> tuple[FlowRecord, Flow]:
         found = await self._catalog.flow(ident) if _looks_like_id(ident) else None

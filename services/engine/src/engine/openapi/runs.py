@@ -3,11 +3,11 @@ result, stop, the blocking call."""
 
 from typing import Any
 
-from engine.http.runs import DEFAULT_BLOCKING_SECONDS, MAX_BLOCKING_SECONDS
+from engine.http.runs import DEFAULT_BLOCKING_SECONDS, MAX_BLOCKING_SECONDS, RUNNER_STATUSES
 from engine.openapi.shapes import ANY_OBJECT, json_body, path_param
 from schemas.errors import ErrorCode, error_response
 
-_RUNNER_STATUS = {"type": "string", "enum": ["RUNNING", "PENDING", "COMPLETED", "TERMINATED"]}
+_RUNNER_STATUS = {"type": "string", "enum": RUNNER_STATUSES}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _STATUS = {
     "type": "object",

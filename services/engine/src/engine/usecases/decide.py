@@ -157,28 +157,32 @@ class Decisions:
             return await self._decide_version(command, resuming, nobody_waits, read_ahead)
         # by names: the live version first; where nobody waits there, the older
         # versions' executions waiting at a trigger of that name, newest version first
-        versions = await self._older_versions(command)
+        # (their versions read only then)
         if resuming is not None and resuming.execution_ids:
             # a redelivery resumes what the first delivery chose, in that version
             first = await self._store.get_execution(resuming.execution_ids[0])
-            chosen = [v for v in versions if first is not None and v.flowId == first.flow_id]
-            command = chosen[0] if chosen else command
+            if first is not None and first.flow_id != command.flowId.lower():
+                versions = await self._older_versions(command)
+                chosen = [v for v in versions if v.flowId == first.flow_id]
+                command = chosen[0] if chosen else command
             return await self._decide_version(command, resuming, nobody_waits, read_ahead)
         decision = await self._decide_version(command, None, nobody_waits, read_ahead)
-        for older in versions[1:]:
+        if decision[0] != Outcome.NO_WAITER:
+            return decision
+        for older in await self._older_versions(command):
+            decision = await self._decide_version(older, None, nobody_waits, read_ahead)
             if decision[0] != Outcome.NO_WAITER:
                 break
-            decision = await self._decide_version(older, None, nobody_waits, read_ahead)
         return decision
 
     async def _older_versions(self, command: ActivateTrigger) -> list[ActivateTrigger]:
-        """The activation as it applies to each version of its flow with a trigger of the
-        same name: the named (live) version first, then older ones, newest first."""
+        """The activation as it applies to each older version of its flow with a trigger
+        of the same name, newest first."""
         flow = await self._catalog.compiled(command.flowId)
         block = flow.trigger(command.triggerId) if flow else None
         if flow is None or block is None:
-            return [command]
-        named = [command]
+            return []
+        named: list[ActivateTrigger] = []
         versions = await self._catalog.versions_of(flow.definition.name)
         ids = [version.flow_id for _, version in versions]
         older = versions[ids.index(flow.flow_id) + 1 :] if flow.flow_id in ids else []

@@ -118,6 +118,33 @@ class HttpRequestBlock(_Block):
     timeoutSeconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class GroupMode(StrEnum):
+    """How a triggers group goes on: at its first activation, or once every member has
+    activated within its window."""
+
+    ANY = "any"
+    ALL = "all"
+
+
+class TriggersGroupBlock(_Block):
+    """Wait at several External Callback blocks (`triggers`, in no order) at once.
+
+    `any`: the first member that activates resumes the execution; the others stop
+    waiting. `all`: each member's first passing activation is recorded; the execution
+    goes on when the last one arrives within `windowSeconds` of the first. When the
+    window passes first, the recorded ones are dropped and the group waits afresh, or
+    goes on at `onTimeout`. For `any`, `windowSeconds` is how long the group waits at
+    all (then `onTimeout`, or failed with TIMEOUT). Members keep their own URL and
+    settings and have no `next`: the group has it.
+    """
+
+    type: Literal["triggers_group"]
+    mode: GroupMode
+    windowSeconds: int | None = Field(default=None, ge=1, le=31_536_000)
+    onTimeout: BlockName | None = None
+    triggers: Annotated[list[ExternalCallbackBlock], Field(max_length=32)]
+
+
 class StartRules(BaseModel):
     """Who may start a flow version through the API: its start block's settings."""
 
@@ -142,7 +169,8 @@ Block = Annotated[
     | BranchBlock
     | ExternalCallbackBlock
     | HttpRequestBlock
-    | ReturnBlock,
+    | ReturnBlock
+    | TriggersGroupBlock,
     Field(discriminator="type"),
 ]
 

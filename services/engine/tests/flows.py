@@ -105,3 +105,42 @@ SIGNED_FLOW: dict[str, Any] = {
         {"name": "deploy", "type": "assign", "assign": {"by": "data.sender.login"}},
     ],
 }
+
+
+def group_flow(mode: str, window: int | None = None, **group: Any) -> dict[str, Any]:
+    """An order that waits at a triggers group: "Payment Confirmed" and "Payment Failed"
+    (`any`), or "Payment Captured" and "Stock Reserved" (`all`), each correlated by order
+    id; `group` adds settings (onTimeout, bufferSeconds of the members via `buffer`)."""
+    names = (
+        ("Payment Confirmed", "Payment Failed")
+        if mode == "any"
+        else ("Payment Captured", "Stock Reserved")
+    )
+    buffer = group.pop("buffer", 0)
+    members = [
+        {
+            "name": name,
+            "type": "external_callback",
+            "condition": "data.orderId == input.orderId",
+            "bufferSeconds": buffer,
+        }
+        for name in names
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"name": "s", "type": "start", "next": "Payment"},
+        {
+            "name": "Payment",
+            "type": "triggers_group",
+            "mode": mode,
+            "triggers": members,
+            "next": "Done",
+            **({"windowSeconds": window} if window else {}),
+            **group,
+        },
+        {"name": "Done", "type": "assign", "assign": {"outcome": "results['Payment'].activated"}},
+    ]
+    if "onTimeout" in group:
+        blocks.append(
+            {"name": group["onTimeout"], "type": "assign", "assign": {"outcome": "'late'"}}
+        )
+    return {"name": f"Grouped order ({mode})", "blocks": blocks}

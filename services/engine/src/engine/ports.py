@@ -139,12 +139,12 @@ class Store(Protocol):
     ) -> Page:
         """A page of a flow's executions in creation order, and the cursor of the next."""
 
-    def waiting(self, trigger_id: str, key: str | None = None) -> AsyncIterator[ExecutionState]:
-        """Executions waiting at a trigger (only those with correlation `key`, if given),
-        in the order they began waiting."""
+    def waiting(self, wait_id: str, key: str | None = None) -> AsyncIterator[ExecutionState]:
+        """Executions waiting at a trigger or a triggers group (`Flow.wait_id`; only those
+        with correlation `key`, if given), in the order they began waiting."""
 
-    async def anyone_waiting(self, trigger_id: str) -> bool:
-        """Whether any execution waits at the trigger."""
+    async def anyone_waiting(self, wait_id: str) -> bool:
+        """Whether any execution waits at the trigger or triggers group."""
 
     async def get_activation(self, activation_id: str) -> ActivationOutcome | Resuming | None:
         """The activation's outcome, or the resumes it began, or None when it is new."""

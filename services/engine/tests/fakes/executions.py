@@ -71,26 +71,19 @@ class Executions(Data):
         )
         return copy.deepcopy(page), next_cursor
 
-    async def waiting(
-        self, trigger_id: str, key: str | None = None
-    ) -> AsyncIterator[ExecutionState]:
+    async def waiting(self, wait_id: str, key: str | None = None) -> AsyncIterator[ExecutionState]:
         await suspend()
         found = sorted(
             (
                 s
                 for s in self.executions.values()
-                if s.status == ExecutionStatus.WAITING
-                and s.waiting_on == (trigger_id,)
-                and (key is None or s.wait_key == key)
+                if s.wait_at == wait_id and (key is None or s.wait_key == key)
             ),
-            key=lambda s: (s.updated, s.execution_id),
+            key=lambda s: (s.wait_since, s.execution_id),
         )
         for state in found:
             yield copy.deepcopy(state)
 
-    async def anyone_waiting(self, trigger_id: str) -> bool:
+    async def anyone_waiting(self, wait_id: str) -> bool:
         await suspend()
-        return any(
-            s.status == ExecutionStatus.WAITING and s.waiting_on == (trigger_id,)
-            for s in self.executions.values()
-        )
+        return any(s.wait_at == wait_id for s in self.executions.values())

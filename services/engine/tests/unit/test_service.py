@@ -84,6 +84,13 @@ class World:
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
+    world = new_world()
+    yield world
+    await world.workers.close()
+
+
+def new_world() -> World:
+    """An engine over the in-memory store, its catalogue and fakes (close its workers)."""
     store, published, http = InMemoryStore(), RecordingPublisher(), ScriptedHttp()
     tokens = StaticTokens({"good-token": GATEWAY})
     clock = Clock()
@@ -92,8 +99,7 @@ async def world() -> AsyncIterator[World]:
     workers = ExpressionWorkers(1, 0.5, 512 * 1024 * 1024)
     engine_config = EngineConfig(activation_key=ACTIVATION_KEY)
     engine = wire_engine(catalog, store, published, http, tokens, engine_config, clock, workers)
-    yield World(catalog, engine, store, published, http, tokens, workers, clock)
-    await workers.close()
+    return World(catalog, engine, store, published, http, tokens, workers, clock)
 
 
 async def order(world: World, order_id: str = "o-1") -> tuple[str, str, str]:

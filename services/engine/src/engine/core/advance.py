@@ -13,6 +13,7 @@ from engine.core.state import (
     MAX_STEPS,
     Evaluation,
     ExecutionState,
+    GroupWait,
     HttpCall,
     Step,
     context,
@@ -31,9 +32,11 @@ from schemas.flows import (
     BranchBlock,
     EndBlock,
     ExternalCallbackBlock,
+    GroupMode,
     HttpRequestBlock,
     ReturnBlock,
     StartBlock,
+    TriggersGroupBlock,
 )
 
 
@@ -105,20 +108,8 @@ def advance(
                     log(state, now, "returned", name), returned=True, return_value=value
                 )
                 state = replace(state, at=block.next)
-            elif isinstance(block, ExternalCallbackBlock):
-                trigger_id = flow.trigger_ids[name]
-                correlation = flow.correlations.get(name)
-                state = replace(
-                    log(state, now, "waiting", name, triggerId=trigger_id),
-                    status=ExecutionStatus.WAITING,
-                    waiting_on=(*state.waiting_on, trigger_id),
-                    at=None,
-                    updated=now,
-                    wait_key=correlation.wait_key(trigger_id, context(flow, state))
-                    if correlation
-                    else None,
-                    deadline=now + block.timeoutSeconds * 1000 if block.timeoutSeconds else None,
-                )
+            elif isinstance(block, ExternalCallbackBlock | TriggersGroupBlock):
+                state = _wait(flow, state, block, now)
                 events.append(
                     ExecutionWaiting(
                         executionId=state.execution_id,
@@ -134,6 +125,35 @@ def advance(
         except ExpressionError as exc:
             failed = fail(state, now, name, f"block {name!r}: {exc}")
             return Step(failed.state, events + failed.events)
+
+
+def _wait(
+    flow: Flow, state: ExecutionState, block: ExternalCallbackBlock | TriggersGroupBlock, now: int
+) -> ExecutionState:
+    """`state` waiting at a callback block, or at every member of a triggers group."""
+    if isinstance(block, ExternalCallbackBlock):
+        trigger_ids = [flow.trigger_ids[block.name]]
+        correlated = [block.name]
+        timeout = block.timeoutSeconds
+        state = log(state, now, "waiting", block.name, triggerId=trigger_ids[0])
+    else:
+        trigger_ids = flow.members(block.name)
+        correlated = [m.name for m in block.triggers]
+        # `all`: its window runs from the first arrival
+        timeout = block.windowSeconds if block.mode == GroupMode.ANY else None
+        group = GroupWait(block.name, flow.wait_id(trigger_ids[0]), now)
+        state = log(replace(state, group=group), now, "waiting", block.name, triggerIds=trigger_ids)
+    wait_id = flow.wait_id(trigger_ids[0])
+    correlation = next((flow.correlations[n] for n in correlated if n in flow.correlations), None)
+    return replace(
+        state,
+        status=ExecutionStatus.WAITING,
+        waiting_on=(*state.waiting_on, *trigger_ids),
+        at=None,
+        updated=now,
+        wait_key=correlation.wait_key(wait_id, context(flow, state)) if correlation else None,
+        deadline=now + timeout * 1000 if timeout else None,
+    )
 
 
 def _values(
@@ -227,6 +247,7 @@ def _ended(
         wait_key=None,
         deadline=None,
         finished=now,
+        group=None,
     )
 
 

@@ -1,5 +1,6 @@
 """Validate a flow definition at deploy and compile it into a runnable flow."""
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,10 +13,15 @@ from schemas.flows import (
     BranchBlock,
     ExternalCallbackBlock,
     FlowDefinition,
+    GroupMode,
     HttpRequestBlock,
     ReturnBlock,
     StartBlock,
+    TriggersGroupBlock,
 )
+
+# the namespace of a triggers group's wait id (`group_wait_id`)
+_GROUP_NAMESPACE = uuid.UUID("6f1d52a4-3c55-4b8e-9a0e-2f4c1b7d9e31")
 
 
 class DefinitionError(Exception):
@@ -39,6 +45,8 @@ class Flow:
     callback_urls: Mapping[str, str] = field(default_factory=dict)  # block name -> URL
     # block name -> how its condition correlates (callback blocks whose condition has a key)
     correlations: Mapping[str, Correlation] = field(default_factory=dict)
+    # member block name -> the triggers group it belongs to
+    groups: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def guarded_blocks(self) -> frozenset[str]:
@@ -71,6 +79,37 @@ class Flow:
     def entry_is_trigger(self) -> bool:
         return isinstance(self.blocks[self.entry], ExternalCallbackBlock)
 
+    def group_of(self, trigger_id: str) -> TriggersGroupBlock | None:
+        """The triggers group whose member has `trigger_id`, or None."""
+        group = self.groups.get(self.trigger_blocks.get(trigger_id, ""))
+        block = self.blocks.get(group) if group else None
+        return block if isinstance(block, TriggersGroupBlock) else None
+
+    def wait_id(self, trigger_id: str) -> str:
+        """What an execution waiting at this trigger is found by: the trigger id, or for
+        a group's member the group's wait id (one indexed field for every member)."""
+        group = self.groups.get(self.trigger_blocks.get(trigger_id, ""))
+        return group_wait_id(self.flow_id, group) if group else trigger_id
+
+    def members(self, group: str) -> list[str]:
+        """The trigger ids of a triggers group's members, in their order in the flow."""
+        block = self.blocks[group]
+        assert isinstance(block, TriggersGroupBlock)
+        return [self.trigger_ids[member.name] for member in block.triggers]
+
+
+def group_wait_id(flow_id: str, group: str) -> str:
+    """The id every member of a flow version's triggers group is waited at by."""
+    return str(uuid.uuid5(_GROUP_NAMESPACE, f"{flow_id}/{group}"))
+
+
+def all_blocks(definition: FlowDefinition) -> Iterator[Block]:
+    """Every block of a definition: each triggers group followed by its members."""
+    for block in definition.blocks:
+        yield block
+        if isinstance(block, TriggersGroupBlock):
+            yield from block.triggers
+
 
 def expression_sources(block: Block) -> Iterator[tuple[str, str]]:
     """Yield (key, source) for every expression of a block."""
@@ -96,7 +135,7 @@ def successors(block: Block) -> list[str]:
     """Names of the blocks that `block` may continue with."""
     if isinstance(block, BranchBlock):
         return [name for name in (block.then, block.else_) if name is not None]
-    if isinstance(block, ExternalCallbackBlock) and block.onTimeout is not None:
+    if isinstance(block, ExternalCallbackBlock | TriggersGroupBlock) and block.onTimeout:
         return [name for name in (block.next, block.onTimeout) if name is not None]
     return [block.next] if block.next is not None else []
 
@@ -112,17 +151,28 @@ def compile_flow(
     """
     problems: list[str] = []
     blocks: dict[str, Block] = {}
-    for block in definition.blocks:
+    for block in all_blocks(definition):
         if block.name in blocks:
             problems.append(f"block name {block.name!r} is used more than once")
         blocks[block.name] = block
+    groups = {
+        member.name: block.name
+        for block in definition.blocks
+        if isinstance(block, TriggersGroupBlock)
+        for member in block.triggers
+    }
 
-    incoming: dict[str, int] = dict.fromkeys(blocks, 0)
+    incoming: dict[str, int] = {b.name: 0 for b in definition.blocks}
     for block in definition.blocks:
         if isinstance(block, BranchBlock) and block.next is not None:
             problems.append(f"block {block.name!r}: a branch continues with then/else, not next")
         for target in successors(block):
-            if target not in blocks:
+            if target in groups:
+                problems.append(
+                    f"block {block.name!r} continues with {target!r}, a member of triggers "
+                    f"group {groups[target]!r}: continue with the group"
+                )
+            elif target not in blocks:
                 problems.append(f"block {block.name!r} continues with unknown block {target!r}")
             else:
                 incoming[target] += 1
@@ -135,49 +185,29 @@ def compile_flow(
             for b in definition.blocks
             if b.name not in reached
         )
+        if isinstance(blocks.get(entry), TriggersGroupBlock):
+            problems.append(
+                f"triggers group {entry!r} cannot be the entry block: begin with a start block"
+            )
 
     expressions: dict[tuple[str, str], Expression] = {}
-    for block in definition.blocks:
+    for block in all_blocks(definition):
         for key, source in expression_sources(block):
             try:
                 expressions[(block.name, key)] = compile_expression(source)
             except ExpressionError as exc:
                 problems.append(f"block {block.name!r}, {key}: {exc}")
-        if (
-            isinstance(block, ExternalCallbackBlock)
-            and block.requiredRoles
-            and (block.authenticationType != "USER")
-        ):
-            problems.append(f"block {block.name!r}: requiredRoles needs authenticationType USER")
-        if (
-            isinstance(block, ExternalCallbackBlock)
-            and block.onTimeout is not None
-            and block.timeoutSeconds is None
-        ):
-            problems.append(f"block {block.name!r}: onTimeout needs timeoutSeconds")
-        if (
-            isinstance(block, ExternalCallbackBlock)
-            and block.authenticationType != "SIGNATURE"
-            and (block.signatureScheme is not None or block.toleranceSeconds is not None)
-        ):
-            problems.append(
-                f"block {block.name!r}: signatureScheme and toleranceSeconds need "
-                "authenticationType SIGNATURE"
-            )
+        if isinstance(block, ExternalCallbackBlock):
+            problems.extend(_callback_problems(block, block.name in groups))
+        elif isinstance(block, TriggersGroupBlock):
+            problems.extend(_group_problems(block))
 
     if problems or entry is None:
         raise DefinitionError(problems)
     trigger_ids = {
         b.name: trigger_id(b.name).lower()
-        for b in definition.blocks
+        for b in all_blocks(definition)
         if isinstance(b, ExternalCallbackBlock)
-    }
-    correlations = {
-        b.name: found
-        for b in definition.blocks
-        if isinstance(b, ExternalCallbackBlock)
-        and b.condition is not None
-        and (found := recognise(b.condition)) is not None
     }
     return Flow(
         flow_id.lower(),
@@ -186,12 +216,72 @@ def compile_flow(
         entry,
         expressions,
         trigger_ids,
-        correlations=correlations,
+        correlations=_correlations(definition),
+        groups=groups,
     )
 
 
+def _callback_problems(block: ExternalCallbackBlock, member: bool) -> Iterator[str]:
+    if block.requiredRoles and block.authenticationType != "USER":
+        yield f"block {block.name!r}: requiredRoles needs authenticationType USER"
+    if block.onTimeout is not None and block.timeoutSeconds is None:
+        yield f"block {block.name!r}: onTimeout needs timeoutSeconds"
+    if block.authenticationType != "SIGNATURE" and (
+        block.signatureScheme is not None or block.toleranceSeconds is not None
+    ):
+        yield (
+            f"block {block.name!r}: signatureScheme and toleranceSeconds need "
+            "authenticationType SIGNATURE"
+        )
+    if member:
+        for setting in ("next", "timeoutSeconds", "onTimeout"):
+            if getattr(block, setting) is not None:
+                yield (
+                    f"block {block.name!r}: a triggers group's member has no {setting} "
+                    "(the group has next, windowSeconds and onTimeout)"
+                )
+
+
+def _group_problems(block: TriggersGroupBlock) -> Iterator[str]:
+    if len(block.triggers) < 2:
+        yield (
+            f"triggers group {block.name!r} has {len(block.triggers)} member(s): "
+            "a group needs at least two (one trigger is an external_callback block)"
+        )
+    if block.mode == GroupMode.ALL and block.windowSeconds is None:
+        yield (
+            f"triggers group {block.name!r}: mode all needs windowSeconds (how long after "
+            "the first activation the others may arrive)"
+        )
+    if block.onTimeout is not None and block.windowSeconds is None:
+        yield f"triggers group {block.name!r}: onTimeout needs windowSeconds"
+
+
+def _correlations(definition: FlowDefinition) -> dict[str, Correlation]:
+    """How each callback block's condition correlates, where it does.
+
+    A group's executions are found by one stored key: that of its first member whose
+    condition correlates; another member uses it only when its condition compares with
+    the very same value expression, else it looks its candidates up by the group.
+    """
+    found: dict[str, Correlation] = {}
+    for block in definition.blocks:
+        members = block.triggers if isinstance(block, TriggersGroupBlock) else [block]
+        shared: str | None = None
+        for member in members:
+            if not isinstance(member, ExternalCallbackBlock) or member.condition is None:
+                continue
+            correlation = recognise(member.condition)
+            if correlation is None:
+                continue
+            shared = shared or correlation.value.source
+            if correlation.value.source == shared:
+                found[member.name] = correlation
+    return found
+
+
 def _entry(definition: FlowDefinition, incoming: dict[str, int], problems: list[str]) -> str | None:
-    starts = [b.name for b in definition.blocks if isinstance(b, StartBlock)]
+    starts = [b.name for b in all_blocks(definition) if isinstance(b, StartBlock)]
     if len(starts) > 1:
         problems.append(f"a flow has one start block, found {len(starts)}: {starts}")
         return None

@@ -20,6 +20,7 @@ from engine.core.state import (
     MAX_STEPS,
     Evaluation,
     ExecutionState,
+    GroupWait,
     HttpCall,
     NotWaiting,
     Step,
@@ -34,6 +35,8 @@ from schemas.events import (
 )
 from schemas.flows import (
     ExternalCallbackBlock,
+    GroupMode,
+    TriggersGroupBlock,
 )
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "MAX_STEPS",
     "Evaluation",
     "ExecutionState",
+    "GroupWait",
     "HttpCall",
     "NotWaiting",
     "Step",
@@ -104,7 +108,11 @@ def resume(
     activation_id: str,
     now: int,
 ) -> Step:
-    """Resume an execution waiting at `trigger_id` with an activation's data and user."""
+    """Resume an execution waiting at `trigger_id` with an activation's data and user.
+
+    At a triggers group in mode `all` the activation is recorded, and the execution
+    goes on only once it is the last member to arrive.
+    """
     block_name = flow.trigger_blocks.get(trigger_id)
     if (
         state.status != ExecutionStatus.WAITING
@@ -112,11 +120,26 @@ def resume(
         or not block_name
     ):
         raise NotWaiting(f"execution {state.execution_id} is not waiting at trigger {trigger_id}")
-    block = flow.blocks[block_name]
-    state = with_result(state, block_name, {"data": data, "user": user}, now)
     actor = user.get("objectId") if user else None
     if isinstance(actor, str) and actor not in state.actors:
         state = replace(state, actors=(*state.actors, actor)[-MAX_ACTORS:])
+    state = replace(state, applied=(*state.applied, activation_id)[-MAX_APPLIED:])
+    group = flow.group_of(trigger_id)
+    if group is not None and state.group is not None:
+        arrival = {
+            "name": block_name,
+            "triggerId": trigger_id,
+            "activationId": activation_id,
+            "at": now,
+            "data": data,
+            "user": user,
+        }
+        arrived = (*state.group.arrived, arrival)
+        if group.mode == GroupMode.ALL and len(arrived) < len(group.triggers):
+            return _arrived(flow, state, group, arrived, now)
+        return _leave_group(flow, state, group, arrived, now)
+    block = flow.blocks[block_name]
+    state = with_result(state, block_name, {"data": data, "user": user}, now)
     state = replace(
         state,
         status=ExecutionStatus.RUNNING,
@@ -124,11 +147,16 @@ def resume(
         data=data,
         user=user,
         at=block.next,
-        applied=(*state.applied, activation_id)[-MAX_APPLIED:],
         wait_key=None,
         deadline=None,
     )
     state = log(state, now, "resumed", block_name, activationId=activation_id)
+    return _resumed(flow, state, trigger_id, activation_id, now)
+
+
+def _resumed(
+    flow: Flow, state: ExecutionState, trigger_id: str, activation_id: str, now: int
+) -> Step:
     resumed = ExecutionResumed(
         executionId=state.execution_id,
         flowId=state.flow_id,
@@ -140,11 +168,84 @@ def resume(
     return replace(step, events=[resumed, *step.events])
 
 
+def _arrived(
+    flow: Flow,
+    state: ExecutionState,
+    group: TriggersGroupBlock,
+    arrived: tuple[dict[str, Any], ...],
+    now: int,
+) -> Step:
+    """A member of an `all` group arrived and others are still awaited: recorded, and the
+    group's window starts at its first arrival."""
+    assert state.group is not None
+    assert group.windowSeconds is not None
+    latest = arrived[-1]
+    state = replace(
+        state,
+        group=replace(state.group, arrived=arrived),
+        waiting_on=tuple(t for t in state.waiting_on if t != latest["triggerId"]),
+        deadline=state.deadline or now + group.windowSeconds * 1000,
+        updated=now,
+    )
+    state = log(
+        state,
+        now,
+        "arrived",
+        latest["name"],
+        group=group.name,
+        activationId=latest["activationId"],
+        awaiting=[flow.trigger_blocks[t] for t in state.waiting_on],
+    )
+    return Step(state, [])
+
+
+def _leave_group(
+    flow: Flow,
+    state: ExecutionState,
+    group: TriggersGroupBlock,
+    arrived: tuple[dict[str, Any], ...],
+    now: int,
+    timed_out: bool = False,
+) -> Step:
+    """A triggers group is done: each arrived member's result, in arrival order, and the
+    group's `{"activated": [names]}`; the execution goes on at `next` (or `onTimeout`)."""
+    for arrival in arrived:
+        result = {"data": arrival["data"], "user": arrival["user"]}
+        state = with_result(state, arrival["name"], result, now)
+    names = [arrival["name"] for arrival in arrived]
+    result_of_group: dict[str, Any] = {"activated": names}
+    if timed_out:
+        result_of_group["timedOut"] = True
+    state = with_result(state, group.name, result_of_group, now)
+    latest = arrived[-1] if arrived else None
+    state = replace(
+        state,
+        status=ExecutionStatus.RUNNING,
+        waiting_on=(),
+        data=latest["data"] if latest else state.data,
+        user=latest["user"] if latest else state.user,
+        at=group.onTimeout if timed_out else group.next,
+        wait_key=None,
+        deadline=None,
+        group=None,
+    )
+    if timed_out:
+        state = log(state, now, "timedOut", group.name, activated=names)
+        return advance(flow, state, now)
+    assert latest is not None
+    state = log(
+        state, now, "resumed", group.name, activated=names, activationId=latest["activationId"]
+    )
+    return _resumed(flow, state, latest["triggerId"], latest["activationId"], now)
+
+
 def time_out(flow: Flow, state: ExecutionState, now: int) -> Step:
     """The wait of an execution ran out: go on at `onTimeout`, or fail with TIMEOUT.
 
-    The block's result is `{"data": null, "user": null, "timedOut": true}`. Raise
-    NotWaiting when it no longer waits, or its deadline is still ahead.
+    The block's result is `{"data": null, "user": null, "timedOut": true}` (a group's:
+    `{"activated": [names], "timedOut": true}`). An `all` group's window that ran out
+    without `onTimeout` drops what arrived and waits afresh. Raise NotWaiting when it
+    no longer waits, or its deadline is still ahead.
     """
     if (
         state.status != ExecutionStatus.WAITING
@@ -153,11 +254,13 @@ def time_out(flow: Flow, state: ExecutionState, now: int) -> Step:
         or not state.waiting_on
     ):
         raise NotWaiting(f"execution {state.execution_id} has no wait that ran out")
+    late = now - state.deadline
+    if state.group is not None:
+        return _group_timed_out(flow, state, now, late)
     trigger_id = state.waiting_on[0]
     block_name = flow.trigger_blocks[trigger_id]
     block = flow.blocks[block_name]
     assert isinstance(block, ExternalCallbackBlock)
-    late = now - state.deadline
     state = with_result(state, block_name, {"data": None, "user": None, "timedOut": True}, now)
     state = replace(
         state,
@@ -169,6 +272,28 @@ def time_out(flow: Flow, state: ExecutionState, now: int) -> Step:
     if block.onTimeout is None:
         return fail(state, now, block_name, "TIMEOUT")
     return advance(flow, replace(state, status=ExecutionStatus.RUNNING, at=block.onTimeout), now)
+
+
+def _group_timed_out(flow: Flow, state: ExecutionState, now: int, late: int) -> Step:
+    waiting = state.group
+    assert waiting is not None
+    group = flow.blocks[waiting.block]
+    assert isinstance(group, TriggersGroupBlock)
+    if group.onTimeout is not None:
+        return _leave_group(flow, state, group, waiting.arrived, now, timed_out=True)
+    if group.mode == GroupMode.ANY:
+        state = with_result(state, group.name, {"activated": [], "timedOut": True}, now)
+        state = log(state, now, "timedOut", group.name, lateMs=late)
+        return fail(state, now, group.name, "TIMEOUT")
+    dropped = [arrival["name"] for arrival in waiting.arrived]
+    state = replace(
+        state,
+        group=replace(waiting, arrived=()),
+        waiting_on=tuple(flow.members(group.name)),
+        deadline=None,
+        updated=now,
+    )
+    return Step(log(state, now, "windowPassed", group.name, dropped=dropped, lateMs=late), [])
 
 
 def complete_http(

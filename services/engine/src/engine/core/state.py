@@ -21,6 +21,18 @@ MAX_EARLIER_BYTES = 64 * 1024  # an earlier pass's result kept only up to this s
 
 
 @dataclass(frozen=True)
+class GroupWait:
+    """An execution waiting at a triggers group: since when, and (mode `all`) the
+    members' activations recorded so far, in arrival order, each
+    `{"name", "triggerId", "activationId", "at", "data", "user"}`."""
+
+    block: str
+    wait_id: str  # what the store finds it by, for every member (`Flow.wait_id`)
+    since: int
+    arrived: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ExecutionState:
     """Everything an execution is; persisted as one document."""
 
@@ -50,6 +62,19 @@ class ExecutionState:
     finished: int | None = None  # when it completed, failed or was terminated (epoch ms)
     # block name -> the results of its passes before the latest (a loop), oldest first
     earlier: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    group: GroupWait | None = None  # the triggers group it waits at, if any
+
+    @property
+    def wait_at(self) -> str | None:
+        """What the store finds the execution's wait by: its trigger, or its group."""
+        if self.status != ExecutionStatus.WAITING or not self.waiting_on:
+            return None
+        return self.group.wait_id if self.group else self.waiting_on[0]
+
+    @property
+    def wait_since(self) -> int:
+        """When its wait began (waits are taken oldest first)."""
+        return self.group.since if self.group else self.updated
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 JSON text through `schemas.opaque`), the other records' documents, and the reads every
 collection shares (by many ids; keyset pages)."""
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from engine.core.execution import ExecutionState
+from engine.core.execution import ExecutionState, GroupWait
 from engine.ports import Buffered, Resuming, decode_cursor, encode_cursor
 from schemas import opaque
 from schemas.events import ActivationOutcome, DeadLetter, ExecutionStatus
@@ -32,10 +33,16 @@ WAIT_ORDER = [("waitSince", ASCENDING), ("_id", ASCENDING)]
 
 
 def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
-    """The stored form of an execution; its single wait, if any, in indexed fields."""
-    if len(state.waiting_on) > 1:
+    """The stored form of an execution; its wait, if any, in indexed fields: the trigger,
+    or for a triggers group the group's wait id (its members in the state)."""
+    if len(state.waiting_on) > 1 and state.group is None:
         raise ValueError(f"execution {state.execution_id} waits at more than one trigger")
-    waiting = state.status == ExecutionStatus.WAITING and bool(state.waiting_on)
+    wait_at = state.wait_at
+    waiting = wait_at is not None
+    body = {name: getattr(state, name) for name in _STATE_FIELDS}
+    if state.group is not None:
+        body["group"] = dataclasses.asdict(state.group)
+        body["waiting_on"] = list(state.waiting_on)
     return {
         "_id": state.execution_id,
         "flowId": state.flow_id,
@@ -43,13 +50,13 @@ def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
         "created": state.created,
         "updated": state.updated,
         "version": state.version,
-        "waitTrigger": state.waiting_on[0] if waiting else None,
-        "waitSince": state.updated if waiting else None,
+        "waitTrigger": wait_at,
+        "waitSince": state.wait_since if waiting else None,
         "waitKey": state.wait_key if waiting else None,
         "waitDeadline": state.deadline if waiting else None,
         "ownerId": state.owner_id,
         "finished": state.finished,
-        "state": opaque.encode({name: getattr(state, name) for name in _STATE_FIELDS}),
+        "state": opaque.encode(body),
         "history": opaque.encode(list(state.history)),
     }
 
@@ -57,11 +64,12 @@ def execution_to_doc(state: ExecutionState) -> dict[str, Any]:
 def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
     body = opaque.decode(doc["state"])
     trigger = doc.get("waitTrigger")
+    group = body.get("group")
     return ExecutionState(
         execution_id=doc["_id"],
         flow_id=doc["flowId"],
         status=ExecutionStatus(doc["status"]),
-        waiting_on=(trigger,) if trigger else (),
+        waiting_on=tuple(body["waiting_on"]) if group else (trigger,) if trigger else (),
         created=doc["created"],
         updated=doc["updated"],
         version=doc["version"],
@@ -84,6 +92,9 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
         returned=body.get("returned", False),
         return_value=body.get("return_value"),
         earlier=body.get("earlier", {}),
+        group=GroupWait(group["block"], group["wait_id"], group["since"], tuple(group["arrived"]))
+        if group
+        else None,
     )
 
 

@@ -55,16 +55,14 @@ class Executions(Collections):
         docs, cursor = await keyset_page(self._executions, query, "created", cursor, limit)
         return [execution_from_doc(doc) for doc in docs], cursor
 
-    async def waiting(
-        self, trigger_id: str, key: str | None = None
-    ) -> AsyncIterator[ExecutionState]:
-        query = {"waitKey": key} if key is not None else {"waitTrigger": trigger_id}
+    async def waiting(self, wait_id: str, key: str | None = None) -> AsyncIterator[ExecutionState]:
+        query = {"waitKey": key} if key is not None else {"waitTrigger": wait_id}
         async for doc in self._executions.find(query, batch_size=self._batch).sort(WAIT_ORDER):
-            if doc["waitTrigger"] == trigger_id:
+            if doc["waitTrigger"] == wait_id:
                 yield execution_from_doc(doc)
 
-    async def anyone_waiting(self, trigger_id: str) -> bool:
-        found = await self._executions.find_one({"waitTrigger": trigger_id}, {"_id": 1})
+    async def anyone_waiting(self, wait_id: str) -> bool:
+        found = await self._executions.find_one({"waitTrigger": wait_id}, {"_id": 1})
         return found is not None
 
     async def _arm(self, doc: dict[str, Any]) -> None:

@@ -84,9 +84,10 @@ class Buffer:
         reads the other's; the claim on the entry lets exactly one of them take it.
         """
         key = None
+        wait_id = act.flow.wait_id(act.trigger_id)
         correlation = act.flow.correlations.get(act.block.name)
         if correlation is not None:
-            found = correlation.lookup_key(act.trigger_id, act.command.data)
+            found = correlation.lookup_key(wait_id, act.command.data)
             if found is MISSING:
                 return decision  # its condition holds for no execution, now or later
             assert isinstance(found, str)
@@ -110,7 +111,7 @@ class Buffer:
                 one = await self._store.get_execution(selector.execution_id)
                 candidates = [one] if one is not None else []
             else:
-                candidates = [s async for s in self._store.waiting(act.trigger_id, key)]
+                candidates = [s async for s in self._store.waiting(wait_id, key)]
             for state in candidates:
                 if await self._take(act, kept, state) == _Take.TAKEN:
                     return Outcome.ACTIVATED, [state.execution_id], None
@@ -123,25 +124,30 @@ class Buffer:
     async def take_buffered(self, flow: Flow, state: ex.ExecutionState) -> None:
         """An execution that waits at a trigger that buffers takes the oldest buffered
         activation whose condition holds for it, and settles that one ACTIVATED."""
-        if state.status != ExecutionStatus.WAITING or not state.waiting_on:
+        if state.status != ExecutionStatus.WAITING:
             return
-        trigger_id = state.waiting_on[0]
-        block = flow.trigger(trigger_id)
-        if block is None or not block.bufferSeconds:
-            return
-        key = None
-        if block.name in flow.correlations:
-            if state.wait_key is None:
-                return  # its condition holds for no activation
-            key = state.wait_key
-        for entry in await self._store.buffered(trigger_id, key, self._now(), _BUFFER_LOOKUP):
-            act = _activation_of(flow, block, entry)
+        offers: list[tuple[Buffered, Activation]] = []
+        for trigger_id in state.waiting_on:  # a group's members: each that buffers
+            block = flow.trigger(trigger_id)
+            if block is None or not block.bufferSeconds:
+                continue
+            key = None
+            if block.name in flow.correlations:
+                if state.wait_key is None:
+                    continue  # its condition holds for no activation
+                key = state.wait_key
+            for entry in await self._store.buffered(trigger_id, key, self._now(), _BUFFER_LOOKUP):
+                offers.append((entry, _activation_of(flow, block, entry)))
+        offers.sort(key=lambda offer: (offer[0].arrived, offer[0].activation_id))
+        for entry, act in offers:  # in arrival order
             taken = await self._take(act, entry, state)
             if taken == _Take.TAKEN:
                 await self._settle(entry, Outcome.ACTIVATED, [state.execution_id])
                 await self._store.drop_buffered(entry.activation_id)
             if taken != _Take.PASSED:
-                return  # taken, or resumed or ended meanwhile (another activation, a timeout)
+                # taken (its resume looked at the buffer again for what the execution
+                # waits at next), or resumed or ended meanwhile (an activation, a timeout)
+                return
 
     async def sweep(self, limit: int = 500) -> int:
         """Settle buffered activations whose time ran out (EXPIRED, then dropped), and

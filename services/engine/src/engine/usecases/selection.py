@@ -104,21 +104,25 @@ class Selection:
         if nobody_waits is not None and act.trigger_id in nobody_waits:
             return Outcome.NO_WAITER, [], None
         correlation = act.flow.correlations.get(act.block.name)
+        wait_id = act.flow.wait_id(act.trigger_id)
         key = None
         if correlation is not None:
-            if not await self._store.anyone_waiting(act.trigger_id):
+            if not await self._store.anyone_waiting(wait_id):
                 if nobody_waits is not None:
                     nobody_waits.add(act.trigger_id)
                 return Outcome.NO_WAITER, [], None
-            found = correlation.lookup_key(act.trigger_id, act.command.data)
+            found = correlation.lookup_key(wait_id, act.command.data)
             if found is MISSING:  # the condition cannot hold for any execution
                 path = ".".join(("data", *correlation.data_path))
                 return Outcome.FILTERED, [], f"{path} is missing: the condition holds for nobody"
             assert isinstance(found, str)
             key = found
         holders: list[ex.ExecutionState] = []
-        filtered = seen = 0
-        async for state in self._store.waiting(act.trigger_id, key):
+        filtered = seen = passed = 0
+        async for state in self._store.waiting(wait_id, key):
+            if not waits_at(state, act.trigger_id):
+                passed += 1  # its group has this member's activation already (mode `all`)
+                continue
             seen += 1
             if await self._conditions.holds(act, state):
                 holders.append(state)
@@ -128,7 +132,7 @@ class Selection:
                 filtered += 1
         if not seen and key is None and nobody_waits is not None:
             nobody_waits.add(act.trigger_id)
-        if correlation is not None and not holders:
+        if correlation is not None and not holders and not passed:
             filtered += 1  # executions wait at the trigger, none with this key
         if not holders:
             return outcome(filtered, 0), [], None

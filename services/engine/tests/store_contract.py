@@ -11,7 +11,7 @@ from typing import Any
 from engine.adapters import ExpressionWorkers
 from engine.app import wire_engine
 from engine.catalog import Catalog, CatalogConfig
-from engine.core.execution import ExecutionState
+from engine.core.execution import ExecutionState, GroupWait
 from engine.ports import EXPIRY, Buffered, FlowRecord, Resuming, Store, TriggerSecrets
 from engine.usecases import Engine, EngineConfig, ExecutionFault
 from schemas.events import (
@@ -222,6 +222,31 @@ async def test_waiting_executions_are_found_by_trigger_and_by_key_oldest_first(
     assert await store.save_execution(resumed)
     assert await ids(store, key="t-1:1") == ["e3"]
     assert await ids(store) == ["e1", "e3"]
+
+
+async def test_a_group_wait_is_found_by_its_group_in_the_order_it_began(store: Store) -> None:
+    arrival = {"name": "a", "triggerId": "m-1", "activationId": "x", "at": 9, "data": AWKWARD}
+    group = GroupWait("Payment", "g-1", since=10, arrived=({**arrival, "user": None},))
+    later = replace(
+        waiting_at("e2", 20, key="g-1:7"), waiting_on=("m-2",), group=replace(group, since=20)
+    )
+    earlier = replace(waiting_at("e1", 10, key="g-1:7"), waiting_on=("m-1", "m-2"), group=group)
+    for state in (later, earlier, waiting_at("single", 5, trigger_id="m-1")):
+        await store.create_execution(state)
+    assert await ids(store, "g-1") == ["e1", "e2"]
+    assert await ids(store, "g-1", key="g-1:7") == ["e1", "e2"]
+    assert await ids(store, "m-1") == ["single"]  # a member's id alone finds no group wait
+    found = await store.get_execution("e1")
+    assert found is not None
+    assert (found.waiting_on, found.group, found.wait_since) == (("m-1", "m-2"), group, 10)
+    # a save while it still waits (another member arrived) keeps its place in the order
+    saved = replace(found, updated=99, waiting_on=("m-2",), version=1)
+    assert await store.save_execution(saved)
+    assert await ids(store, "g-1") == ["e1", "e2"]
+    left = replace(saved, status=ExecutionStatus.COMPLETED, waiting_on=(), group=None, version=2)
+    assert await store.save_execution(left)
+    assert await ids(store, "g-1") == ["e2"]
+    assert await store.anyone_waiting("g-1")
 
 
 async def test_an_activation_records_its_choice_then_its_outcome(store: Store) -> None:

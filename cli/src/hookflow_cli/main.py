@@ -159,7 +159,15 @@ def show(execution_id: str, engine: EngineUrl = ENGINE, as_json: AsJson = False)
     console.print(
         f"[bold]{ex['executionId']}[/bold] of flow {ex['flowId']}: [cyan]{ex['status']}[/cyan]"
     )
-    if ex["waitingOn"]:
+    if ex.get("group"):
+        group = ex["group"]
+        console.print(f"waiting at triggers group {group['block']!r}:")
+        for member in group["members"]:
+            arrived = member.get("arrivedAt")
+            when = time.strftime("%H:%M:%S", time.localtime(arrived / 1000)) if arrived else None
+            state = f"arrived at {when}" if when else "awaited"
+            console.print(f"  {member['name']} ({member['triggerId']}): {state}")
+    elif ex["waitingOn"]:
         console.print(f"waiting on: {', '.join(ex['waitingOn'])}")
     if ex.get("deadline"):
         due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ex["deadline"] / 1000))

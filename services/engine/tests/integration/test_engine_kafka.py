@@ -19,26 +19,11 @@ from schemas.topics import Topics
 from schemas.users import User
 
 from ..flows import ENTRY_TRIGGER_FLOW, ORDER_FLOW
+from .conftest import ACTIVATION_KEY
 
-ACTIVATION_KEY = "integration-activation-key"
 GATEWAY = User(
     objectId="u1", ownerId="u1", email="gw@pay.example", created=1, roles=["PaymentGateway"]
 )
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Settings:
-    return Settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        mongodb_url=mongodb_url,
-        database=unique_name,
-        topic_prefix=unique_name,
-        consumer_group=unique_name,
-        topic_partitions=3,
-        retry_backoff_seconds=0.2,
-        admin_key="integration-key",
-        activation_key=ACTIVATION_KEY,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -52,28 +37,6 @@ async def running_engine(settings: Settings) -> AsyncIterator[httpx.AsyncClient]
             headers={"X-Admin-Key": "integration-key"},
         ) as client:
             yield client
-
-
-@pytest.fixture
-async def publisher(
-    settings: Settings,
-) -> AsyncIterator[Callable[[str, Any, str], Awaitable[None]]]:
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True)
-    await broker.connect()
-
-    async def publish(topic: str, message: Any, key: str) -> None:
-        await broker.publish(message.model_dump(mode="json"), topic, key=key.encode())
-
-    yield publish
-    await broker.stop()
-
-
-@pytest.fixture
-async def drop_database(settings: Settings) -> AsyncIterator[None]:
-    yield
-    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
-    await client.drop_database(settings.database)
-    await client.close()
 
 
 async def store_broken_flow(settings: Settings) -> None:

@@ -7,26 +7,19 @@ from typing import Any
 
 import pytest
 
+from engine.settings import Settings
 from schemas.events import StartExecution
 from schemas.topics import Topics
 
 from ..flows import group_flow
-from .test_engine_kafka import (  # noqa: F401  # fixtures
-    activation,
-    drop_database,
-    execution_in,
-    outcome_of,
-    publisher,
-    running_engine,
-    settings,
-)
+from .test_engine_kafka import activation, execution_in, outcome_of, running_engine
 
 
 @pytest.mark.usefixtures("drop_database")
 @pytest.mark.parametrize("mode", ["any", "all"])
 async def test_members_activated_together_on_two_engines_go_on_once(
     mode: str,
-    settings: Any,
+    settings: Settings,
     publisher: Callable[[str, Any, str], Awaitable[None]],
 ) -> None:
     topics = Topics(settings.topic_prefix)
@@ -36,10 +29,10 @@ async def test_members_activated_together_on_two_engines_go_on_once(
         members = {t["name"]: t["triggerId"] for t in deployed["triggers"]}
         executions = [str(uuid.uuid4()) for _ in range(10)]
         for n, execution_id in enumerate(executions):
-            command = StartExecution(
+            start = StartExecution(
                 executionId=execution_id, flowId=flow_id, input={"orderId": f"o-{n}"}, requestedAt=1
             )
-            await publisher(topics.execution_starts, command, execution_id)
+            await publisher(topics.execution_starts, start, execution_id)
         for execution_id in executions:
             assert await execution_in(second, execution_id, "waiting")
 

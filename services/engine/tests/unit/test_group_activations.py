@@ -13,7 +13,7 @@ from schemas.events import ExecutionResumed, ExecutionStatus, Outcome
 from schemas.flows import FlowDefinition
 
 from ..flows import group_flow
-from .test_service import World, new_world, world  # noqa: F401  # the fixture
+from .test_service import World, new_world
 
 ORDER = {"orderId": "o-1"}
 

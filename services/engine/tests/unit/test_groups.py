@@ -52,7 +52,9 @@ def test_any_goes_on_at_the_first_member_and_releases_the_others() -> None:
     assert state.vars["outcome"] == ["Payment Failed"]
     assert state.group is None
     assert [type(e) for e in step.events] == [ExecutionResumed, ExecutionCompleted]
-    assert step.events[0].triggerId == FAILED
+    resumed = step.events[0]
+    assert isinstance(resumed, ExecutionResumed)
+    assert resumed.triggerId == FAILED
     with pytest.raises(ex.NotWaiting):
         ex.resume(flow, state, CONFIRMED, ORDER, None, "a2", 3)
 

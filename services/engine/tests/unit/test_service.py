@@ -1,6 +1,5 @@
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -80,13 +79,6 @@ class World:
         state = await self.store.get_execution(execution_id)
         assert state is not None
         return state.status
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    world = new_world()
-    yield world
-    await world.workers.close()
 
 
 def new_world() -> World:

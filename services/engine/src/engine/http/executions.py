@@ -65,13 +65,15 @@ class ExecutionRoutes(Routes):
             )
         except ValueError as exc:
             raise RequestError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
-        return JSONResponse({"executions": [view(s) for s in page], "next": cursor})
+        flow = await self._catalog.compiled(request.path_params["flowId"])
+        return JSONResponse({"executions": [view(s, flow) for s in page], "next": cursor})
 
     async def get_execution(self, request: Request) -> Response:
         state = await self._queries.execution(request.path_params["executionId"])
         if state is None:
             raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
-        return JSONResponse(view(state))
+        flow = await self._catalog.compiled(state.flow_id) if state.group else None
+        return JSONResponse(view(state, flow))
 
     async def get_activation(self, request: Request) -> Response:
         activation_id = request.path_params["activationId"].lower()

@@ -6,9 +6,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from engine.core.definition import Flow
 from engine.core.execution import ExecutionState
 from schemas.errors import ErrorCode
-from schemas.executions import ExecutionView, HistoryEntry
+from schemas.executions import ExecutionView, GroupMember, GroupWaitView, HistoryEntry
 from schemas.requests import RequestError
 
 BODY_LIMIT = 1024 * 1024
@@ -34,8 +35,9 @@ def page_limit(request: Request) -> int:
     return int(text)
 
 
-def view(state: ExecutionState) -> dict[str, Any]:
-    """The management API's JSON of an execution."""
+def view(state: ExecutionState, flow: Flow | None = None) -> dict[str, Any]:
+    """The management API's JSON of an execution (`flow`: its version, to name the
+    members of a triggers group it waits at)."""
     return ExecutionView(
         executionId=state.execution_id,
         flowId=state.flow_id,
@@ -46,6 +48,28 @@ def view(state: ExecutionState) -> dict[str, Any]:
         history=[HistoryEntry.model_validate(entry) for entry in state.history],
         error=state.error,
         deadline=state.deadline,
+        group=_group(state, flow),
         created=state.created,
         updated=state.updated,
     ).model_dump(mode="json")
+
+
+def _group(state: ExecutionState, flow: Flow | None) -> GroupWaitView | None:
+    if state.group is None:
+        return None
+    arrived = {a["triggerId"]: a for a in state.group.arrived}
+    trigger_ids = flow.members(state.group.block) if flow else [*arrived, *state.waiting_on]
+    names = flow.trigger_blocks if flow else {a["triggerId"]: a["name"] for a in arrived.values()}
+    return GroupWaitView(
+        block=state.group.block,
+        since=state.group.since,
+        members=[
+            GroupMember(
+                name=names.get(trigger_id, trigger_id),
+                triggerId=trigger_id,
+                arrivedAt=arrived[trigger_id]["at"] if trigger_id in arrived else None,
+                activationId=arrived[trigger_id]["activationId"] if trigger_id in arrived else None,
+            )
+            for trigger_id in trigger_ids
+        ],
+    )

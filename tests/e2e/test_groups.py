@@ -7,6 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from hookflow_cli.main import app as cli
 
 from .driver import Driver
 
@@ -54,6 +57,25 @@ async def test_an_all_group_goes_on_when_every_member_arrived(driver: Driver) ->
         "Payment Captured"
     ]
     assert still["history"][-1]["event"] == "arrived"
+    assert [(m["name"], m["arrivedAt"] is not None) for m in still["group"]["members"]] == [
+        ("Payment Captured", False),
+        ("Stock Reserved", True),
+    ]
+    shown = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["--admin-key", driver.product.admin_key, "show", execution_id],
+        env={"HOOKFLOW_ENGINE_URL": driver.product.engine},
+        terminal_width=200,
+    )
+    assert "waiting at triggers group 'Ready'" in shown.output, shown.output
+    assert "Payment Captured (" in shown.output
+    assert [
+        line.split(": ")[-1][:10] for line in shown.output.splitlines() if "  " in line[:3]
+    ] == [
+        "awaited",
+        "arrived at",
+    ]
     again = await driver.callback(urls["Stock Reserved"], {"orderId": "o-1", "warehouse": "C"})
     assert (await driver.outcome(again))["outcome"] == "NO_WAITER"  # it counts once
 

@@ -356,3 +356,66 @@ def test_the_curl_of_a_signed_trigger_signs_its_body(
     run_curl(script, SECRET=secret)
     expect(page.locator(".status").first).to_have_text("completed", timeout=20_000)
     expect(page.locator("main")).to_contain_text('"got": true')
+
+
+def test_a_triggers_group_is_one_box_and_its_arrivals_show_on_the_execution(
+    page: Page, product: Product, api: httpx.Client, screenshots: Path
+) -> None:
+    member = {"type": "external_callback", "condition": "data.orderId == input.orderId"}
+    definition = {
+        "name": f"Captured and reserved {uuid.uuid4().hex[:6]}",
+        "blocks": [
+            {"name": "s", "type": "start", "next": "Ready"},
+            {
+                "name": "Ready",
+                "type": "triggers_group",
+                "mode": "all",
+                "windowSeconds": 3600,
+                "triggers": [
+                    {"name": "Payment Captured", **member},
+                    {"name": "Stock Reserved", **member},
+                ],
+                "next": "Ship",
+            },
+            {"name": "Ship", "type": "assign", "assign": {"shipped": "true"}},
+        ],
+    }
+    deployed = api.post(f"{product.engine}/api/automation/flows", json=definition).json()
+    urls = {t["name"]: t["callbackUrl"] for t in deployed["triggers"]}
+    sign_in(page, product)
+    page.goto(f"{product.engine}/console/#/flows/{deployed['flowId']}")
+    graph = page.get_by_role(
+        "img", name="Flow graph of 3 blocks; callback blocks: Payment Captured, Stock Reserved"
+    )
+    expect(graph).to_be_visible()
+    box = graph.locator("g.block.group")
+    expect(box).to_have_count(1)
+    expect(box.locator("g.member")).to_have_count(2)  # drawn inside the group's box
+    inner, outer = (
+        box.locator("g.member rect").first.bounding_box(),
+        box.locator("rect").first.bounding_box(),
+    )
+    assert inner is not None
+    assert outer is not None
+    assert outer["y"] < inner["y"]
+    assert inner["y"] + inner["height"] <= outer["y"] + outer["height"]
+    assert_accessible(page)
+    page.screenshot(path=screenshots / "flow-group.png", full_page=True)
+
+    started = api.post(
+        f"{product.engine}/api/automation/flow/{deployed['flowId']}/execute?wait=10",
+        json={"orderId": "o-9"},
+    ).json()
+    page.goto(f"{product.engine}/console/#/executions/{started['executionId']}")
+    group = page.get_by_role("region", name="Triggers group Ready")
+    expect(group).to_contain_text("Payment Captured · awaited", timeout=20_000)
+    httpx.post(urls["Stock Reserved"], json={"orderId": "o-9"}, timeout=10)
+    expect(group).to_contain_text("Stock Reserved · arrived", timeout=20_000)
+    expect(group).to_contain_text("Payment Captured · awaited")
+    expect(page.locator(".timeline")).to_contain_text("arrived Stock Reserved")
+    expect(page.locator("pre.curl")).to_have_count(1)  # only the awaited member's
+    assert_accessible(page)
+    page.screenshot(path=screenshots / "execution-group.png", full_page=True)
+    httpx.post(urls["Payment Captured"], json={"orderId": "o-9"}, timeout=10)
+    expect(page.locator(".status").first).to_have_text("completed", timeout=20_000)
+    expect(page.locator("main")).to_contain_text('"activated"')

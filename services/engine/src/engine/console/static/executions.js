@@ -2,7 +2,7 @@
 
 import { API, api } from "./api.js";
 import { POLL_MS, el, link, onLeave, pretty, show, status, when } from "./dom.js";
-import { authentication, curlFor } from "./flows.js";
+import { allBlocks, authentication, curlFor } from "./flows.js";
 
 export async function executionPage(executionId) {
   let flow = null;
@@ -39,14 +39,27 @@ export async function executionPage(executionId) {
   }
 
   function render(execution, flow) {
-    const blocks = Object.fromEntries(flow.definition.blocks.map((b) => [b.name, b]));
+    const blocks = Object.fromEntries(allBlocks(flow.definition).map((b) => [b.name, b]));
     head.replaceChildren(
       el("p", {}, "Status: ", status(execution.status), execution.error ? el("span", { class: "error" }, ` · ${execution.error}`) : ""),
       el("p", { class: "muted" }, `${execution.executionId} · flow `, link(`#/flows/${flow.flowId}`, `${flow.name} v${flow.version}`), ` · created ${when(execution.created)} · updated ${when(execution.updated)}`),
       execution.deadline ? el("p", {}, `Times out at ${when(execution.deadline)}`) : "",
     );
     const waiting = flow.triggers.filter((t) => execution.waitingOn.includes(t.triggerId));
+    const group = execution.group;
     waits.replaceChildren(
+      group
+        ? el(
+            "section",
+            { "aria-label": `Triggers group ${group.block}` },
+            el("h3", { text: `Triggers group ${group.block} · ${blocks[group.block]?.mode ?? ""}` }),
+            el(
+              "ul",
+              { class: "members" },
+              group.members.map((m) => el("li", {}, el("strong", { text: m.name }), m.arrivedAt ? ` · arrived ${when(m.arrivedAt)}` : " · awaited")),
+            ),
+          )
+        : "",
       ...(waiting.length
         ? waiting.map((t) => {
             const url = `${t.callbackUrl}?execution=${execution.executionId}`;

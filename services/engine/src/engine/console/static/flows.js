@@ -69,11 +69,19 @@ function graph(flow) {
     const column = level[block.name] ?? 0;
     (columns[column] ||= []).push(block.name);
   }
-  const W = 170, H = 46, GX = 60, GY = 24;
+  const W = 170, H = 46, GX = 60, GY = 24, MH = 32;
+  // a triggers group is one box holding its members, one under another
+  const tall = (name) => (byName[name]?.type === "triggers_group" ? H + byName[name].triggers.length * (MH + 6) : H);
   const at = {};
-  columns.forEach((names, c) => names.forEach((name, r) => (at[name] = { x: 10 + c * (W + GX), y: 10 + r * (H + GY) })));
+  columns.forEach((names, c) => {
+    let y = 10;
+    for (const name of names) {
+      at[name] = { x: 10 + c * (W + GX), y, h: tall(name) };
+      y += tall(name) + GY;
+    }
+  });
   const width = 20 + columns.length * (W + GX);
-  const height = 20 + Math.max(...columns.map((c) => c.length)) * (H + GY);
+  const height = 20 + Math.max(...columns.map((c) => c.reduce((sum, name) => sum + tall(name) + GY, 0)));
   const ns = "http://www.w3.org/2000/svg";
   const svg = (tag, attributes = {}, ...children) => {
     const node = document.createElementNS(ns, tag);
@@ -81,7 +89,7 @@ function graph(flow) {
     node.append(...children);
     return node;
   };
-  const callbacks = blocks.filter((b) => b.type === "external_callback").map((b) => b.name);
+  const callbacks = allBlocks(flow.definition).filter((b) => b.type === "external_callback").map((b) => b.name);
   const drawing = svg(
     "svg",
     {
@@ -97,35 +105,53 @@ function graph(flow) {
   for (const [from, to, label] of edges) {
     if (!at[from] || !at[to]) continue;
     const a = at[from], b = at[to];
-    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+    const x1 = a.x + W, y1 = a.y + a.h / 2, x2 = b.x, y2 = b.y + b.h / 2;
     const back = x2 <= a.x;
     const d = back
-      ? `M ${a.x + W / 2} ${a.y + H} C ${a.x + W / 2} ${a.y + H + 40}, ${b.x + W / 2} ${b.y + H + 40}, ${b.x + W / 2} ${b.y + H}`
+      ? `M ${a.x + W / 2} ${a.y + a.h} C ${a.x + W / 2} ${a.y + a.h + 40}, ${b.x + W / 2} ${b.y + b.h + 40}, ${b.x + W / 2} ${b.y + b.h}`
       : `M ${x1} ${y1} C ${x1 + GX / 2} ${y1}, ${x2 - GX / 2} ${y2}, ${x2} ${y2}`;
     drawing.append(svg("path", { class: "edge", d }));
     if (label) drawing.append(svg("text", { class: "edge-label", x: (x1 + x2) / 2 - 12, y: (y1 + y2) / 2 - 4 }, label));
   }
+  const short = (text, most) => (text.length > most ? `${text.slice(0, most - 1)}…` : text);
   for (const block of blocks) {
     const p = at[block.name];
     const callback = block.type === "external_callback";
-    const name = block.name.length > 24 ? `${block.name.slice(0, 23)}…` : block.name;
-    drawing.append(
-      svg(
-        "g",
-        { class: `block${callback ? " callback" : ""}` },
-        svg("title", {}, `${block.name} (${block.type})`),
-        svg("rect", { x: p.x, y: p.y, width: W, height: H, rx: 6 }),
-        svg("text", { x: p.x + 8, y: p.y + 18 }, name),
-        svg("text", { x: p.x + 8, y: p.y + 35, class: "muted" }, callback ? `callback · ${block.authenticationType || "NONE"}` : block.type),
-      ),
+    const group = block.type === "triggers_group";
+    const kind = callback ? `callback · ${block.authenticationType || "NONE"}` : group ? `triggers group · ${block.mode}` : block.type;
+    const box = svg(
+      "g",
+      { class: `block${callback ? " callback" : ""}${group ? " group" : ""}` },
+      svg("title", {}, `${block.name} (${block.type})`),
+      svg("rect", { x: p.x, y: p.y, width: W, height: p.h, rx: 6 }),
+      svg("text", { x: p.x + 8, y: p.y + 18 }, short(block.name, 24)),
+      svg("text", { x: p.x + 8, y: p.y + 35, class: "muted" }, kind),
     );
+    (group ? block.triggers : []).forEach((member, n) => {
+      const y = p.y + H + n * (MH + 6);
+      box.append(
+        svg(
+          "g",
+          { class: "block callback member" },
+          svg("title", {}, `${member.name} (external_callback in ${block.name})`),
+          svg("rect", { x: p.x + 8, y, width: W - 16, height: MH, rx: 4 }),
+          svg("text", { x: p.x + 14, y: y + 20 }, short(member.name, 21)),
+        ),
+      );
+    });
+    drawing.append(box);
   }
-  return el("figure", {}, drawing, el("figcaption", { class: "legend", text: "Dashed orange: External Callback blocks, where executions wait." }));
+  return el("figure", {}, drawing, el("figcaption", { class: "legend", text: "Dashed orange: External Callback blocks, where executions wait; a triggers group holds its members." }));
+}
+
+// Every block of a definition: each triggers group followed by its members.
+export function allBlocks(definition) {
+  return definition.blocks.flatMap((b) => (b.type === "triggers_group" ? [b, ...b.triggers] : [b]));
 }
 
 export async function flowPage(flowId) {
   const flow = await api(`${API}/flows/${flowId}`);
-  const blocks = Object.fromEntries(flow.definition.blocks.map((b) => [b.name, b]));
+  const blocks = Object.fromEntries(allBlocks(flow.definition).map((b) => [b.name, b]));
   const problem = alertBox();
   const input = el("textarea", { id: "input", rows: 4, text: "{}" });
   const start = el(

@@ -13,18 +13,29 @@ if TYPE_CHECKING:
     from suite import Suite
 
 
-def resume(suite: "Suite", background: int, stored: int = 0) -> None:
-    suite.waiting(background)
+def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = False) -> None:
+    """Resume throughput and latency with `background` executions waiting (`grouped`: in
+    a triggers group, each callback to either member in turn)."""
+    flow = suite.group_flow if grouped else suite.open_flow
+    suite.waiting(background, flow)
     suite.stored(stored)
     # long enough to measure a rate, not the pipeline filling up: with 200, the
     # first batches (a handful of callbacks each) took a third of the burst
     burst = 30 if suite.smoke else 1000
     sample = 10 if suite.smoke else 40
-    name = f"{background} waiting" + (f", {background + stored} stored" if stored else "")
+    name = ("groups, " if grouped else "") + f"{background} waiting"
+    name += f", {background + stored} stored" if stored else ""
+
+    def urls_for(targets: list[str]) -> list[str]:
+        return [
+            suite.callback(flow, f"?execution={e}", trigger=n % 2 if grouped else 0)
+            for n, e in enumerate(targets)
+        ]
+
     for _ in range(suite.runs):
         # capacity: a burst of callbacks, each naming its own waiting execution
-        targets = suite.waiting(burst)
-        urls = [suite.callback(suite.open_flow, f"?execution={e}") for e in targets]
+        targets = suite.waiting(burst, flow)
+        urls = urls_for(targets)
         engine = suite.s.processes["engine"]
         with profiled(
             engine.pid,
@@ -39,7 +50,7 @@ def resume(suite: "Suite", background: int, stored: int = 0) -> None:
             f"resume throughput, {name}",
             "resumes/s",
             "at least 50% of the raw claim loop",
-            id="P3" if background == suite.p3_background else None,
+            id="P3" if background == suite.p3_background and not grouped else None,
         )
         figure.values.append(capacity)
         claim = peer(
@@ -56,8 +67,8 @@ def resume(suite: "Suite", background: int, stored: int = 0) -> None:
         figure.peer.append(claim["throughput"])
         # latency: a steady stream at half that capacity
         rate = max(0.2, 0.5 * capacity)
-        targets = suite.waiting(sample)
-        urls = [suite.callback(suite.open_flow, f"?execution={e}") for e in targets]
+        targets = suite.waiting(sample, flow)
+        urls = urls_for(targets)
         result, completed = _drive(suite, urls, rate=rate, timeout=120 + 4 * sample / rate)
         latencies = [
             completed[targets[i]] - sent * 1000
@@ -77,41 +88,59 @@ def resume(suite: "Suite", background: int, stored: int = 0) -> None:
         suite.resume_p50.setdefault(name, []).append(p50)
 
 
-def resume_growth(suite: "Suite", small: str, large: str) -> None:
-    """P4: the resume time with the most stored against the least, from `resume` runs."""
+def resume_growth(
+    suite: "Suite", small: str, large: str, id: str = "P4", goal: str = "at most 1.5x"
+) -> None:
+    """P4 (P4g: in groups; G4: groups against single waits): the resume time of the
+    `large` runs against the `small` ones, from `resume` runs."""
     figure = suite.fig(
-        f"resume time p50, {large} (peer: {small})",
-        "ms",
-        "at most 1.5x the 1-waiting time",
-        better="lower",
-        id="P4",
+        f"resume time p50, {large} (peer: {small})", "ms", goal, better="lower", id=id
     )
     figure.values += suite.resume_p50.get(large, [])
     figure.peer += suite.resume_p50.get(small, [])
 
 
-def keyed(suite: "Suite", small: int, large: int) -> None:
-    """P7: one keyed `all` activation among `large` waiting against among `small`."""
+def keyed(suite: "Suite", small: int, large: int, grouped: bool = False) -> dict[int, list[float]]:
+    """P7 (P7g: in groups): one keyed `all` activation among `large` waiting against
+    among `small`; the times, by how many waited."""
+    flow = suite.keyed_group_flow if grouped else suite.keyed_flow
     sample = 8 if suite.smoke else 30
     times: dict[int, list[float]] = {}
     for background in (small, large):
-        have = suite.keyed_waiting
+        have = suite.keyed_waiting.get(flow["flowId"], 0)
         if background > have:
-            suite.waiting(background - have, suite.keyed_flow)
-            suite.keyed_waiting = background
+            suite.waiting(background - have, flow)
+            suite.keyed_waiting[flow["flowId"]] = have = background
         for _ in range(suite.runs):
-            targets = suite.waiting(sample, suite.keyed_flow)
-            suite.keyed_waiting += sample
-            times.setdefault(background, []).append(_keyed_median(suite, targets))
+            targets = suite.waiting(sample, flow)
+            suite.keyed_waiting[flow["flowId"]] = have = have + sample
+            times.setdefault(background, []).append(_keyed_median(suite, flow, targets))
+    kind = "keyed group member activation" if grouped else "keyed all activation"
     figure = suite.fig(
-        f"keyed all activation, {large} waiting (peer: {small} waiting)",
+        f"{kind}, {large} waiting (peer: {small} waiting)",
         "ms",
         "at most 3x the time among 100",
         better="lower",
-        id="P7",
+        id="P7g" if grouped else "P7",
     )
     figure.values += times[large]
     figure.peer += times[small]
+    return times
+
+
+def grouped_against_single(
+    suite: "Suite", large: int, single: dict[int, list[float]], grouped: dict[int, list[float]]
+) -> None:
+    """G7: a keyed activation among `large` waiting in groups against as many single waits."""
+    figure = suite.fig(
+        f"keyed activation, {large} waiting in groups (peer: {large} single waits)",
+        "ms",
+        "at most 1.25x",
+        better="lower",
+        id="G7",
+    )
+    figure.values += grouped[large]
+    figure.peer += single[large]
 
 
 def _drive(
@@ -144,15 +173,16 @@ def _drive(
     return result, completed
 
 
-def _keyed_median(suite: "Suite", targets: list[str]) -> float:
-    """Median time from a callback to its execution's completion, one at a time."""
-    url = suite.callback(suite.keyed_flow)
+def _keyed_median(suite: "Suite", flow: dict[str, Any], targets: list[str]) -> float:
+    """Median time from a callback to its execution's completion, one at a time (to a
+    group's members in turn)."""
+    urls = [suite.callback(flow, trigger=n) for n in range(len(flow["triggers"]))]
     watcher = CompletionWatcher(suite.s.kafka, f"{suite.s.prefix}.execution-events")
     spent = []
     with watcher:
-        for target in targets:
+        for n, target in enumerate(targets):
             began = time.time()
-            http("POST", url, {"ref": target, "amount": 5})
+            http("POST", urls[n % len(urls)], {"ref": target, "amount": 5})
             done = watcher.wait_for({target}, timeout=60)
             if target in done:
                 spent.append(done[target] - began * 1000)

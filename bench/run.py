@@ -38,7 +38,21 @@ def run_all(suite: Suite, smoke: bool) -> None:
     resumes.resume(suite, large, stored)
     resumes.resume_growth(suite, f"{small} waiting", f"{large} waiting, {large + stored} stored")
     progress("keyed activations among 100, then among many waiting")
-    resumes.keyed(suite, 100, 1000 if smoke else 100_000)
+    keyed_large = 1000 if smoke else 100_000
+    single = resumes.keyed(suite, 100, keyed_large)
+    progress(f"the same in triggers groups: {small}, then {large} waiting")
+    resumes.resume(suite, small, grouped=True)
+    resumes.resume(suite, large, grouped=True)
+    resumes.resume_growth(suite, f"groups, {small} waiting", f"groups, {large} waiting", "P4g")
+    resumes.resume_growth(
+        suite,
+        f"{large} waiting, {large + stored} stored",
+        f"groups, {large} waiting",
+        "G4",
+        "at most 1.25x",
+    )
+    grouped = resumes.keyed(suite, 100, keyed_large, grouped=True)
+    resumes.grouped_against_single(suite, keyed_large, single, grouped)
     progress("a burst of callbacks nobody waits for")
     bursts.burst(suite)
     accepts = suite.figures["burst decisions (peer: the gateway's acceptances)"].peer

@@ -3,6 +3,7 @@ figures; each suite is a module of functions taking it."""
 
 import asyncio
 import time
+import urllib.error
 import uuid
 from typing import Any
 
@@ -24,7 +25,7 @@ class Suite:
         self.profiles: dict[str, Any] = {}
         self.resume_p50: dict[str, list[float]] = {}
         self.lag_series: list[tuple[float, float]] = []
-        self.keyed_waiting = 0
+        self.keyed_waiting: dict[str, int] = {}  # flow id -> executions made waiting there
         self.p3_background = 100 if smoke else 1000
 
     def fig(
@@ -85,6 +86,11 @@ class Suite:
                 ],
             },
         )
+        # the same waits in a triggers group (`any`): either member resumes
+        self.group_flow = self._group_flow(engine, "bench-group", None)
+        self.keyed_group_flow = self._group_flow(
+            engine, "bench-keyed-group", "data.ref == input.ref && data.amount > 0"
+        )
         self.nowaiter_flow = http(
             "POST",
             f"{engine}/api/automation/flows",
@@ -110,22 +116,49 @@ class Suite:
         self.token = http(
             "POST", f"{auth}/api/users/login", {"login": email, "password": "bench password"}
         )["user-token"]
-        gateway = self.s.url("gateway")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the gateway learns the flows from the registry
+            # the flow deployed last: once the gateway knows it, it knows every one before
+            # it; an invalid selector is refused (400) once the trigger is known, else 404
             try:
-                http("POST", f"{gateway}/api/automation/flow/{self.pay_flow['flowId']}/execute", {})
-                break
+                http("POST", self.callback(self.nowaiter_flow, "?execution=not%20one"))
+            except urllib.error.HTTPError as error:
+                if error.code == 400:
+                    break
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
 
-    def callback(self, flow: dict[str, Any], query: str = "") -> str:
-        return str(
-            flow["triggers"][0]["callbackUrl"].replace(
-                flow["triggers"][0]["callbackUrl"].split("/api/")[0], self.s.url("gateway")
+    @staticmethod
+    def _group_flow(engine: str, name: str, condition: str | None) -> dict[str, Any]:
+        member = {"type": "external_callback", **({"condition": condition} if condition else {})}
+        return dict(
+            http(
+                "POST",
+                f"{engine}/api/automation/flows",
+                {
+                    "name": name,
+                    "blocks": [
+                        {"name": "Go", "type": "start", "next": "Wait"},
+                        {
+                            "name": "Wait",
+                            "type": "triggers_group",
+                            "mode": "any",
+                            "triggers": [
+                                {"name": "Confirmed", **member},
+                                {"name": "Failed", **member},
+                            ],
+                            "next": "Done",
+                        },
+                        {"name": "Done", "type": "assign", "assign": {"paid": "data.amount"}},
+                    ],
+                },
             )
-            + query
         )
+
+    def callback(self, flow: dict[str, Any], query: str = "", trigger: int = 0) -> str:
+        url = flow["triggers"][trigger]["callbackUrl"]
+        return str(url.replace(url.split("/api/")[0], self.s.url("gateway")) + query)
 
     def waiting(self, count: int, flow: dict[str, Any] | None = None) -> list[str]:
         """Create `count` executions waiting at a flow's trigger, in bulk (input.ref = id)."""

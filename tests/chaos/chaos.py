@@ -4,14 +4,17 @@
 
 It starts its own Kafka and MongoDB-wire server (deploy/local scripts, their own ports
 and directories, so that killing them touches nothing else) and the three services as
-processes. N executions wait at a callback; each is resumed with `execution=<id>` and an
-`Idempotency-Key`, every call retried until it gets a 200. Meanwhile, one after the
+processes. N executions wait: three in four at a callback, one in four at a triggers group
+of two members (mode `all`); each callback names its execution (`execution=<id>`) and has
+an `Idempotency-Key`, every call retried until it gets a 200 (a group's execution gets
+one per member, in a random order). Meanwhile, one after the
 other: kill -9 Kafka and restart it; kill -9 the engine and restart it; kill -9 the
 server and restart it; kill -9 the gateway and restart it; start a second engine and
 kill -9 it; start a third and stop it with TERM. All along, a hostile publisher puts
 records no engine can take (nested too deep, megabytes of escapes, not UTF-8, numbers
 that are not finite) straight on the activations topic. Then it checks that every
-execution completed exactly once (one `resumed` in its history), that no acknowledged
+execution completed exactly once (one `resumed` in its history; a group's with both
+members among `activated`), that no acknowledged
 callback was lost, that no 2xx was answered while Kafka was down, and that every hostile
 record the broker took became a dead letter; and reports how long each fault took to
 recover from: until the gateway acknowledged a callback again (`recovered_seconds`) and
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -54,6 +58,35 @@ FLOW = {
         {"name": "Done", "type": "assign", "assign": {"amount": "data.amount"}},
     ],
 }
+GROUP_MEMBERS = ("Captured", "Reserved")
+GROUP_FLOW = {
+    "name": "chaos-group",
+    "blocks": [
+        {"name": "Start", "type": "start", "next": "Ready"},
+        {
+            "name": "Ready",
+            "type": "triggers_group",
+            "mode": "all",
+            "windowSeconds": 3600,
+            "triggers": [{"name": n, "type": "external_callback"} for n in GROUP_MEMBERS],
+            "next": "Done",
+        },
+        {"name": "Done", "type": "assign", "assign": {"amount": "data.amount"}},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One callback the load must get acknowledged: a trigger's URL, for an execution."""
+
+    url: str
+    execution_id: str
+
+    @property
+    def key(self) -> str:
+        """Its Idempotency-Key, and its name in `Load.acknowledged`."""
+        return f"pay-{self.execution_id}-{self.url.rsplit('/', 2)[-2]}"
 
 
 def free_port() -> int:
@@ -200,55 +233,59 @@ class Answer:
 
 
 class Load:
-    """Resumes every execution once, by callbacks retried until they get a 200."""
+    """Makes every call once acknowledged, each retried until it gets a 200."""
 
-    def __init__(
-        self, callback_url: str, executions: list[str], concurrency: int, rate: float
-    ) -> None:
-        self.url, self.pending = callback_url, list(executions)
+    def __init__(self, calls: list[Call], concurrency: int, rate: float) -> None:
+        self.calls = calls
         self.concurrency = concurrency
-        self.spacing = concurrency / rate  # each worker's pause between executions
+        self.spacing = concurrency / rate  # each worker's pause between calls
         self.answers: list[Answer] = []
-        self.acknowledged: dict[str, float] = {}
-        # set when the last fault is repaired; until then, once every execution is
+        self.acknowledged: dict[str, float] = {}  # call key -> when
+        self.executions: set[str] = set()  # those with a call acknowledged
+        # set when the last fault is repaired; until then, once every call is
         # acknowledged, the workers repeat an acknowledged callback (a DUPLICATE: it
         # resumes nothing) so that every fault's recovery is measured, however long the
         # faults took
         self.faults_over = threading.Event()
 
     async def run(self) -> None:
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for execution_id in self.pending:
-            queue.put_nowait(execution_id)
+        queue: asyncio.Queue[Call] = asyncio.Queue()
+        for call in self.calls:
+            queue.put_nowait(call)
         async with httpx.AsyncClient(timeout=10) as client:
 
             async def worker() -> None:
                 while not queue.empty():
-                    execution_id = queue.get_nowait()
-                    while execution_id not in self.acknowledged:
+                    call = queue.get_nowait()
+                    while call.key not in self.acknowledged:
                         sent = time.time()
-                        status, code = await self._call(client, execution_id)
-                        self.answers.append(Answer(execution_id, time.time(), status, code, sent))
+                        status, code = await self._call(client, call)
+                        self.answers.append(
+                            Answer(call.execution_id, time.time(), status, code, sent)
+                        )
                         if status == 200:
-                            self.acknowledged[execution_id] = time.time()
+                            self.acknowledged[call.key] = time.time()
+                            self.executions.add(call.execution_id)
                         else:
                             await asyncio.sleep(0.2)
                     await asyncio.sleep(self.spacing)  # spread over the faults
                 while not self.faults_over.is_set():
-                    repeated = next(iter(self.acknowledged))
+                    repeated = self.calls[0]
                     sent = time.time()
                     status, code = await self._call(client, repeated)
-                    self.answers.append(Answer(repeated, time.time(), status, code, sent))
+                    self.answers.append(
+                        Answer(repeated.execution_id, time.time(), status, code, sent)
+                    )
                     await asyncio.sleep(max(self.spacing, 0.2))
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
 
-    async def _call(self, client: httpx.AsyncClient, execution_id: str) -> tuple[int, int | None]:
+    async def _call(self, client: httpx.AsyncClient, call: Call) -> tuple[int, int | None]:
         try:
             response = await client.post(
-                f"{self.url}?execution={execution_id}",
+                f"{call.url}?execution={call.execution_id}",
                 json={"amount": 5},
-                headers={"Idempotency-Key": f"pay-{execution_id}"},
+                headers={"Idempotency-Key": call.key},
             )
         except httpx.HTTPError:
             return 0, None
@@ -380,29 +417,48 @@ def product(state: Path) -> Iterator[tuple[Infra, Services]]:
                 infra.script(name, "stop")
 
 
-def prepare(services: Services, count: int) -> tuple[str, list[str]]:
-    """Deploy the flow and start `count` executions; wait until they all wait."""
+@dataclass(frozen=True)
+class Prepared:
+    """What the load runs against: the flows, their executions, the calls to make."""
+
+    flows: dict[str, int]  # flow id -> executions started
+    grouped: list[str]  # the executions waiting at the triggers group
+    calls: list[Call]
+
+
+def prepare(services: Services, count: int, seed: int) -> Prepared:
+    """Deploy the flows and start `count` executions (one in four at the group); wait
+    until they all wait. The group's two calls per execution come in a seeded order."""
     engine, gateway = services.url("engine"), services.url("gateway")
+    grouped_count = count // 4
+    rng = random.Random(seed)
+    calls: list[Call] = []
+    flows: dict[str, int] = {}
+    grouped: list[str] = []
     with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
-        deployed = http.post(f"{engine}/api/automation/flows", json=FLOW).json()
-        flow_id = deployed["flowId"]
-        callback = deployed["triggers"][0]["callbackUrl"]
-        deadline = time.monotonic() + 60
-        while (
-            http.post(f"{gateway}/api/automation/flow/{flow_id}/execute", content=b"[]").status_code
-            == 404
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the gateway never learned the flow")
-            time.sleep(0.1)
-        executions = [
-            http.post(f"{gateway}/api/automation/flow/{flow_id}/execute", json={"n": i}).json()[
-                "executionId"
-            ]
-            for i in range(count)
-        ]
-        wait_for_status(http, engine, flow_id, "waiting", count, timeout=120)
-    return callback, executions
+        for definition, started in ((FLOW, count - grouped_count), (GROUP_FLOW, grouped_count)):
+            deployed = http.post(f"{engine}/api/automation/flows", json=definition).json()
+            flow_id = deployed["flowId"]
+            urls = [t["callbackUrl"] for t in deployed["triggers"]]
+            deadline = time.monotonic() + 60
+            while (
+                http.post(f"{gateway}/api/automation/flow/{flow_id}/execute", content=b"[]")
+            ).status_code == 404:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the gateway never learned the flow")
+                time.sleep(0.1)
+            for i in range(started):
+                execution_id = http.post(
+                    f"{gateway}/api/automation/flow/{flow_id}/execute", json={"n": i}
+                ).json()["executionId"]
+                calls += [Call(url, execution_id) for url in urls]
+                if definition is GROUP_FLOW:
+                    grouped.append(execution_id)
+            flows[flow_id] = started
+        rng.shuffle(calls)
+        for flow_id, started in flows.items():
+            wait_for_status(http, engine, flow_id, "waiting", started, timeout=120)
+    return Prepared(flows, grouped, calls)
 
 
 def wait_for_status(
@@ -485,7 +541,12 @@ def run(
     concurrency: int,
     slow_clients: int = 500,
     slow_seconds: float = 60.0,
+    seed: int | None = None,
 ) -> dict[str, Any]:
+    """One run; `seed` fixes the order of the calls (printed, so that a run can be
+    replayed)."""
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    print(f"chaos run, seed {seed}", file=sys.stderr, flush=True)
     started = time.time()
     with (
         tempfile.TemporaryDirectory(prefix="hookflow-chaos-") as tmp,
@@ -494,9 +555,10 @@ def run(
             services,
         ),
     ):
-        callback, executions = prepare(services, count)
+        prepared = prepare(services, count, seed)
+        calls = prepared.calls
         # spread the callbacks over the faults: about 8 pauses and 25 s of restarts
-        load = Load(callback, executions, concurrency, rate=count / (8 * pause + 25))
+        load = Load(calls, concurrency, rate=len(calls) / (8 * pause + 25))
         driver = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         driver.start()
         hostile = Hostile(infra.kafka, f"{services.prefix}.activations")
@@ -510,16 +572,27 @@ def run(
         poisoner.join(timeout=60)
         engine = services.url("engine")
         with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
-            flow_id = callback.split("/flow/")[1].split("/")[0]
-            completed = wait_for_status(http, engine, flow_id, "completed", count, timeout=300)
-            histories = {
+            completed = [
+                e
+                for flow_id, started in prepared.flows.items()
+                for e in wait_for_status(http, engine, flow_id, "completed", started, timeout=300)
+            ]
+            ended = {
                 e["executionId"]: http.get(
                     f"{engine}/api/automation/executions/{e['executionId']}"
-                ).json()["history"]
+                ).json()
                 for e in completed
             }
+            histories = {execution_id: e["history"] for execution_id, e in ended.items()}
             invalid = count_letters(http, engine, hostile.acknowledged, timeout=120)
-        slow = slowloris(services.url("gateway"), callback, slow_clients, slow_seconds)
+        slow = slowloris(services.url("gateway"), calls[0].url, slow_clients, slow_seconds)
+    # a group's execution went on with both members, each counted once
+    incomplete_groups = sorted(
+        e
+        for e in prepared.grouped
+        if e in ended
+        and sorted(ended[e]["results"].get("Ready", {}).get("activated", [])) != list(GROUP_MEMBERS)
+    )
     resumed_counts = {
         execution_id: [h["event"] for h in history].count("resumed")
         for execution_id, history in histories.items()
@@ -557,18 +630,22 @@ def run(
         fault["struck"] = round(fault["struck"] - started, 2)
         fault["repaired"] = round(fault["repaired"] - started, 2)
         fault.pop("down_until", None)
-    lost = sorted(set(load.acknowledged) - set(histories))
+    lost = sorted(load.executions - set(histories))
     twice = sorted(e for e, n in resumed_counts.items() if n != 1)
     result = {
+        "seed": seed,
         "executions": count,
+        "in_groups": len(prepared.grouped),
+        "calls": len(calls),
         "acknowledged": len(load.acknowledged),
         "completed": len(histories),
+        "groups_without_both_members": incomplete_groups,
         "lost_acknowledged": lost,
         "not_resumed_exactly_once": twice,
         "2xx_while_kafka_down": len(during_outage),
         "answers_while_kafka_down": sorted({f"{a.status}/{a.code}" for a in outage}),
         "not_503_5030_while_kafka_down": other_than_broker_down,
-        "calls": len(load.answers),
+        "requests": len(load.answers),
         "answers": {
             str(s): sum(1 for a in load.answers if a.status == s)
             for s in sorted({a.status for a in load.answers})
@@ -585,7 +662,8 @@ def run(
         and not during_outage
         and not other_than_broker_down
         and len(histories) == count
-        and len(load.acknowledged) == count
+        and len(load.acknowledged) == len(calls)
+        and not incomplete_groups
         and invalid >= hostile.acknowledged
         and slow["closed_by_the_server"] >= slow["clients"]
         and (slow["longest_held_seconds"] or 0) < SLOW_HEADERS_SECONDS + 5
@@ -621,9 +699,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--slow-clients", type=int, default=500)
     parser.add_argument("--slow-seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, help="replay a run: the order of its calls")
     args = parser.parse_args()
     result = run(
-        args.executions, args.pause, args.concurrency, args.slow_clients, args.slow_seconds
+        args.executions,
+        args.pause,
+        args.concurrency,
+        args.slow_clients,
+        args.slow_seconds,
+        args.seed,
     )
     print(json.dumps(result, indent=2))
     sys.exit(0 if result["passed"] else 1)

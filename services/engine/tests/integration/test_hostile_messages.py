@@ -36,18 +36,8 @@ Send = Callable[[bytes, str], Awaitable[None]]
 
 
 @pytest.fixture
-def hostile_settings(kafka_bootstrap: str, mongodb_url: str, unique_name: str) -> Settings:
-    return Settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        mongodb_url=mongodb_url,
-        database=unique_name,
-        topic_prefix=unique_name,
-        consumer_group=unique_name,
-        topic_partitions=2,
-        retry_backoff_seconds=0.2,
-        admin_key="integration-key",
-        activation_key="integration-activation-key",
-    )
+def hostile_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"topic_partitions": 2})
 
 
 @pytest.fixture

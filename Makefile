@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src cl
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down status logs user bench bench-smoke chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean browser screenshots
+.PHONY: help install lock up down status logs user bench bench-smoke images chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean browser screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ test: install lint browser ## lint, unit, integration, e2e and browser tests aga
 
 bench: install ## the benchmark suite: bench/results/report.md, latest.json and plots
 	$(LOCAL)/with-infra.sh $(PY) bench/run.py --out bench/results
+
+images: install ## build every service's OCI image (buildah, mmdebstrap base), start each and check it
+	$(LOCAL)/with-infra.sh $(LOCAL)/images.sh all
 
 chaos: install ## the fault suite: kill -9 every part under load; nothing acknowledged is lost
 	$(PY) tests/chaos/chaos.py --executions 400

@@ -88,8 +88,15 @@ class Flow:
     def wait_id(self, trigger_id: str) -> str:
         """What an execution waiting at this trigger is found by: the trigger id, or for
         a group's member the group's wait id (one indexed field for every member)."""
-        group = self.groups.get(self.trigger_blocks.get(trigger_id, ""))
-        return group_wait_id(self.flow_id, group) if group else trigger_id
+        return self._member_waits.get(trigger_id, trigger_id)
+
+    @cached_property
+    def _member_waits(self) -> Mapping[str, str]:
+        """Member trigger id -> its group's wait id."""
+        return {
+            self.trigger_ids[member]: group_wait_id(self.flow_id, group)
+            for member, group in self.groups.items()
+        }
 
     def members(self, group: str) -> list[str]:
         """The trigger ids of a triggers group's members, in their order in the flow."""

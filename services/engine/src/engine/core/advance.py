@@ -133,17 +133,18 @@ def _wait(
     """`state` waiting at a callback block, or at every member of a triggers group."""
     if isinstance(block, ExternalCallbackBlock):
         trigger_ids = [flow.trigger_ids[block.name]]
+        wait_id = trigger_ids[0]
         correlated = [block.name]
         timeout = block.timeoutSeconds
-        state = log(state, now, "waiting", block.name, triggerId=trigger_ids[0])
+        state = log(state, now, "waiting", block.name, triggerId=wait_id)
     else:
         trigger_ids = flow.members(block.name)
+        wait_id = flow.wait_id(trigger_ids[0])
         correlated = [m.name for m in block.triggers]
         # `all`: its window runs from the first arrival
         timeout = block.windowSeconds if block.mode == GroupMode.ANY else None
-        group = GroupWait(block.name, flow.wait_id(trigger_ids[0]), now)
+        group = GroupWait(block.name, wait_id, now)
         state = log(replace(state, group=group), now, "waiting", block.name, triggerIds=trigger_ids)
-    wait_id = flow.wait_id(trigger_ids[0])
     correlation = next((flow.correlations[n] for n in correlated if n in flow.correlations), None)
     return replace(
         state,

@@ -210,3 +210,31 @@ async def test_a_signed_trigger_ignores_activations_published_straight_to_kafka(
     )
     await driver.publish((command.model_dump_json().encode(), trigger["triggerId"].encode()))
     assert (await driver.outcome_of(activation_id))["outcome"] == "IGNORED_AUTH"
+
+
+async def test_a_triggers_rate_limit_answers_429_with_retry_after(driver: Driver) -> None:
+    definition = early_payments(0)
+    definition["blocks"][1]["rateLimit"] = {"perSecond": 0.2, "burst": 2}
+    flow = await driver.deploy(definition)
+    url = flow["triggers"][0]["callbackUrl"]
+    execution_id = await driver.start(flow["flowId"], {"orderId": "o-limited"})
+    await driver.execution(execution_id, "waiting")
+
+    responses = [
+        await driver.callback(url, {"orderId": "o-limited", "amount": n}) for n in range(4)
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 429, 429]
+    assert {r.json()["code"] for r in responses[2:]} == {4291}
+    assert all(1 <= int(r.headers["retry-after"]) <= 5 for r in responses[2:])
+    # what was admitted was decided as ever: one resumes, the next finds nobody waiting
+    assert (await driver.outcome(responses[0]))["executionIds"] == [execution_id]
+    assert (await driver.outcome(responses[1]))["outcome"] == "NO_WAITER"
+    assert (await driver.execution(execution_id, "completed"))["vars"]["amount"] == 0
+
+    for limit in ({"perSecond": 0}, {"perSecond": 1, "burst": 0}, {"perSecond": 1, "per": 2}):
+        definition["blocks"][1]["rateLimit"] = limit
+        refused = await driver.http.post(
+            f"{driver.product.engine}/api/automation/flows", json=definition
+        )
+        assert (refused.status_code, refused.json()["code"]) == (400, 2003), limit
+        assert "rateLimit" in refused.json()["message"]

@@ -46,6 +46,8 @@ class ErrorCode(IntEnum):
     BODY_TOO_LARGE = 4130
     UNSUPPORTED_MEDIA_TYPE = 4150
     RATE_LIMITED = 4290
+    TRIGGER_RATE_LIMITED = 4291  # fixed by the contract: a trigger's rateLimit is spent
+    OVERLOADED = 4292  # the engine is behind by more than the gateway's lag guard allows
     HEADERS_TOO_LARGE = 4310  # fixed by the contract: headers over a limit (schemas.server)
     INTERNAL = 5000
     UPSTREAM_UNAVAILABLE = 5020  # the front door could not reach the service behind it

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.callbacks import EXECUTION_ID_PATTERN
-from schemas.flows import AuthenticationType, OnFailPolicy, SignatureScheme, StartRules
+from schemas.flows import AuthenticationType, OnFailPolicy, RateLimit, SignatureScheme, StartRules
 from schemas.sealing import SealedSecret
 from schemas.signing import sign_user, start_nonce
 from schemas.users import User
@@ -210,6 +210,7 @@ class TriggerRegistered(_Message):
     signatureScheme: SignatureScheme | None = None
     toleranceSeconds: int | None = None
     secrets: list[SealedSecret] = Field(default_factory=list)
+    rateLimit: RateLimit | None = None
 
 
 RegistryRecord = Annotated[FlowVersionRegistered | TriggerRegistered, Field(discriminator="kind")]
@@ -242,6 +243,18 @@ class UserDisabled(_Message):
 
 
 AuthEvent = Annotated[TokenRevoked | RolesChanged | UserDisabled, Field(discriminator="kind")]
+
+
+class QuotaSpent(_Command):
+    """What one gateway process let through of rate-limited triggers since its last
+    report (topic `quota-usage`, every gateway reads every report): `spent` maps
+    `flowId/triggerId` to the callbacks it admitted."""
+
+    gateway: str = Field(max_length=100)
+    at: int
+    spent: dict[Annotated[str, Field(max_length=200)], Annotated[int, Field(ge=0)]] = Field(
+        max_length=10_000
+    )
 
 
 class DeadLetterKind(StrEnum):

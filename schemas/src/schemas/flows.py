@@ -1,5 +1,6 @@
 """The flow definition format (what users deploy) and what a deploy answers."""
 
+import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -31,6 +32,20 @@ class OnFailPolicy(StrEnum):
 def _backendless(value: object) -> object:
     """`BACKENDLESS`, the product document's name of the user-token check, is `USER`."""
     return "USER" if value == "BACKENDLESS" else value
+
+
+class RateLimit(BaseModel):
+    """A trigger's rate limit, counted across every gateway: `perSecond` callbacks on
+    average, `burst` at once (default: `perSecond` rounded up)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    perSecond: float = Field(gt=0, le=1_000_000)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @property
+    def capacity(self) -> int:
+        return self.burst or max(1, math.ceil(self.perSecond))
 
 
 class _Block(BaseModel):
@@ -102,6 +117,8 @@ class ExternalCallbackBlock(_Block):
     # timestamp may be from now (default 300 s; github signs no timestamp)
     signatureScheme: SignatureScheme | None = None
     toleranceSeconds: int | None = Field(default=None, ge=1, le=86_400)
+    # over it the gateways answer 429 (code 4291) with Retry-After
+    rateLimit: RateLimit | None = None
 
 
 class HttpRequestBlock(_Block):

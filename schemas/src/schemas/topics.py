@@ -11,6 +11,7 @@ ACTIVATION_OUTCOMES = "activation-outcomes"
 FLOW_REGISTRY = "flow-registry"
 AUTH_EVENTS = "auth-events"
 DEAD_LETTERS = "dead-letters"
+QUOTA_USAGE = "quota-usage"
 
 ALL = (
     ACTIVATIONS,
@@ -20,8 +21,12 @@ ALL = (
     FLOW_REGISTRY,
     AUTH_EVENTS,
     DEAD_LETTERS,
+    QUOTA_USAGE,
 )
 COMPACTED = frozenset({FLOW_REGISTRY})
+# one partition, read by every gateway from its end: what it holds is soon worthless
+SHORT_LIVED = {QUOTA_USAGE: {"retention.ms": "60000"}}
+PARTITIONED = frozenset(ALL) - COMPACTED - SHORT_LIVED.keys()  # the rest have one partition
 
 
 @dataclass(frozen=True)
@@ -63,3 +68,7 @@ class Topics:
     @property
     def dead_letters(self) -> str:
         return self.name(DEAD_LETTERS)
+
+    @property
+    def quota_usage(self) -> str:
+        return self.name(QUOTA_USAGE)

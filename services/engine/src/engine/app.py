@@ -294,9 +294,11 @@ async def ensure_topics(
         wanted = [
             NewTopic(
                 names.name(base),
-                num_partitions=1 if base in topics.COMPACTED else partitions,
+                num_partitions=1
+                if base in topics.COMPACTED or base in topics.SHORT_LIVED
+                else partitions,
                 replication_factor=replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if base in topics.COMPACTED else {},
+                topic_configs=_topic_config(base, replication_factor),
             )
             for base in topics.ALL
             if names.name(base) not in existing
@@ -306,3 +308,14 @@ async def ensure_topics(
                 await admin.create_topics(wanted)
     finally:
         await admin.close()
+
+
+def _topic_config(base: str, replication_factor: int) -> dict[str, str]:
+    """A topic's settings: the registry compacted, the quota reports kept a minute; on
+    three replicas or more, a write is acknowledged once two hold it."""
+    config = dict(topics.SHORT_LIVED.get(base, {}))
+    if base in topics.COMPACTED:
+        config["cleanup.policy"] = "compact"
+    if replication_factor >= 3:
+        config["min.insync.replicas"] = "2"
+    return config

@@ -268,6 +268,7 @@ class Catalog:
                         block.toleranceSeconds or DEFAULT_TOLERANCE_SECONDS if signed else None
                     ),
                     secrets=list(found.secrets) if found else [],
+                    rateLimit=block.rateLimit,
                 )
             )
         return records

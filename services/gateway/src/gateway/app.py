@@ -4,12 +4,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter, ValidationError
@@ -21,9 +22,11 @@ from starlette.routing import Route
 from gateway.asgi import ACTIVATE_PATH, GatewayApp, head_of_callback
 from gateway.callbacks import BodyLimits, Callbacks
 from gateway.frontdoor import FrontDoor
+from gateway.guard import LagGuard
 from gateway.http import Endpoints
-from gateway.limits import TokenBuckets
+from gateway.limits import TokenBuckets, TriggerQuotas
 from gateway.metrics import Metrics
+from gateway.offsets import EndOffsets
 from gateway.openapi import document
 from gateway.registry import Refresh, Registry
 from gateway.sender import Sender
@@ -33,7 +36,15 @@ from gateway.signed import SignedBodies
 from gateway.starts import Starts
 from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
-from schemas.events import ActivateTrigger, AuthEvent, RolesChanged, StartExecution, TokenRevoked
+from schemas.events import (
+    ActivateTrigger,
+    AuthEvent,
+    QuotaSpent,
+    RolesChanged,
+    StartExecution,
+    TokenRevoked,
+)
+from schemas.flows import RateLimit
 from schemas.forwarding import TrustedProxies
 from schemas.frontdoor import Service
 from schemas.http import exception_handlers
@@ -44,6 +55,7 @@ from schemas.users import TokenIntrospection
 logger = logging.getLogger(__name__)
 
 _AUTH_EVENT: TypeAdapter[AuthEvent] = TypeAdapter(AuthEvent)
+_QUOTA_SPENT: TypeAdapter[QuotaSpent] = TypeAdapter(QuotaSpent)
 _JSON = {"content-type": "application/json"}  # the messages are published as JSON bytes
 ReadOffsets = Callable[[str], Awaitable[dict[int, int]]]
 
@@ -125,6 +137,51 @@ def create_app(
         else:
             tokens.drop_user(event.userId)
 
+    def limit_of(key: str) -> RateLimit | None:
+        flow_id, _, trigger_id = key.partition("/")
+        trigger = registry.trigger(flow_id, trigger_id)
+        return trigger.rateLimit if trigger else None
+
+    quotas = TriggerQuotas(f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}", limit_of)
+
+    @broker.subscriber(
+        topics.quota_usage,
+        auto_offset_reset="latest",
+        title="gateway:quota-usage:received",
+        description="Read by every gateway process: what the others admitted of "
+        "rate-limited triggers, taken from this process's copy of their buckets.",
+    )
+    async def on_quota_usage(message: KafkaMessage) -> None:
+        try:
+            spent = _QUOTA_SPENT.validate_json(message.body)
+        except ValidationError:
+            logger.warning("unreadable quota report skipped")
+            return
+        if spent.gateway != quotas.instance:
+            metrics.quota_reports["received"] += 1
+            quotas.spent_elsewhere(spent.spent, time.monotonic())
+
+    quota_publisher = broker.publisher(
+        topics.quota_usage,
+        title="gateway:quota-usage:sent",
+        schema=QuotaSpent,
+        description="What this process admitted of rate-limited triggers, every "
+        "HOOKFLOW_GATEWAY_QUOTA_REPORT_SECONDS while it admits any.",
+    )
+
+    async def report_quotas() -> None:
+        while True:
+            await asyncio.sleep(settings.quota_report_seconds)
+            spent = quotas.report()
+            if not spent:
+                continue
+            report = QuotaSpent(gateway=quotas.instance, at=now_ms(), spent=spent)
+            try:
+                await quota_publisher.publish(report.model_dump_json().encode(), headers=_JSON)
+                metrics.quota_reports["sent"] += 1
+            except Exception as exc:  # the others under-count this interval's calls
+                logger.warning("quota report not sent", extra={"error": repr(exc)})
+
     publishers = {
         topics.activations: broker.publisher(
             topics.activations,
@@ -158,8 +215,20 @@ def create_app(
     body = (settings.body_limit_bytes, settings.body_timeout_seconds)
     sender = Sender(publish, topics, metrics, settings.publish_timeout_seconds)
     signed = SignedBodies(Signatures(activation_key), registry, refresh, now_ms, *body)
+    guard = LagGuard(settings.lag_guard_seconds) if settings.lag_guard_seconds > 0 else None
+    if guard is not None:
+        metrics.engine_lag = lambda: guard.lag_seconds
     callbacks = Callbacks(
-        registry, refresh, tokens, signed, sender, topics, BodyLimits(*body), activation_key, now_ms
+        registry,
+        refresh,
+        tokens,
+        signed,
+        sender,
+        topics,
+        BodyLimits(*body),
+        activation_key,
+        now_ms,
+        (quotas, guard),
     )
     starts = Starts(
         registry,
@@ -213,12 +282,22 @@ def create_app(
         # what exists now lives as long as the process: frozen out of the collector's
         # reach, a full collection no longer walks it (a 30 ms pause in a callback's tail)
         gc.freeze()
-        loader = asyncio.create_task(catch_up())
+        tasks = [asyncio.create_task(catch_up()), asyncio.create_task(report_quotas())]
+        if guard is not None and isinstance(offsets, EndOffsets):
+            tasks.append(
+                asyncio.create_task(
+                    guard.run(
+                        lambda: _positions(offsets, topics.activations, settings),
+                        settings.lag_guard_interval_seconds,
+                    )
+                )
+            )
         try:
             yield
         finally:
             state["ready"] = False
-            loader.cancel()
+            for task in tasks:
+                task.cancel()
             if isinstance(offsets, EndOffsets):
                 await offsets.close()
             await broker.stop()
@@ -261,44 +340,10 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(document())
 
 
-class EndOffsets:
-    """The end offset of every partition of a topic (empty while it does not exist), read
-    through one client kept open: a registry refresh costs one request to the broker."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: dict[str, list[TopicPartition]] = {}
-
-    async def __call__(self, topic: str) -> dict[int, int]:
-        if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-            await consumer.start()
-            self._consumer = consumer
-        partitions = self._partitions.get(topic)
-        if not partitions:
-            partitions = await self._describe(topic)
-            if not partitions:
-                return {}
-            self._partitions[topic] = partitions
-        ends = await self._consumer.end_offsets(partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
-
-    async def _describe(self, topic: str) -> list[TopicPartition]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await admin.start()
-        try:
-            (described,) = await admin.describe_topics([topic])
-        finally:
-            await admin.close()
-        if described["error_code"] != 0:
-            return []
-        return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-
-    async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+async def _positions(
+    offsets: EndOffsets, topic: str, settings: Settings
+) -> tuple[dict[int, int], dict[int, int]]:
+    return await offsets(topic), await offsets.committed(settings.engine_consumer_group, topic)
 
 
 def app_from_env() -> Starlette:

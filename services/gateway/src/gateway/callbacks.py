@@ -7,6 +7,7 @@ token-cache miss, and one Kafka produce that must be acknowledged before the ans
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from gateway.call import (
     new_id,
     query_data,
 )
+from gateway.guard import LagGuard
+from gateway.limits import RateLimited, TriggerQuotas
 from gateway.registry import Registry
 from gateway.sender import Sender
 from gateway.signed import SignedBodies
@@ -69,6 +72,7 @@ class Callbacks:
         limits: BodyLimits,
         activation_key: str | None,
         clock: Callable[[], int],
+        shedding: tuple[TriggerQuotas, LagGuard | None],
     ) -> None:
         self._registry = registry
         self._refresh = refresh
@@ -79,6 +83,7 @@ class Callbacks:
         self._limits = limits
         self._activation_key = activation_key
         self._now = clock
+        self._quotas, self._guard = shedding
 
     async def activate(self, call: Call, source: str = _HTTP) -> str:
         """Admit and publish a callback; its activation id (also when its trigger's
@@ -95,6 +100,17 @@ class Callbacks:
             raise RequestError(404, ErrorCode.UNKNOWN_TRIGGER, "no such trigger in this flow")
         execution = execution_of(call.query.get("execution") if call.query_string else None)
         key = idempotency_key(call.headers)
+        # the limits count callbacks that could be accepted: a malformed one costs nothing
+        if self._guard is not None:
+            self._guard.check()
+        if trigger.rateLimit is not None:
+            wait = self._quotas.take(
+                f"{trigger.flowId}/{trigger.triggerId}", trigger.rateLimit, time.monotonic()
+            )
+            if wait:
+                raise RateLimited(
+                    wait, ErrorCode.TRIGGER_RATE_LIMITED, "the trigger's rate limit is reached"
+                )
         activation_id = new_id()
         verified = None
         deadline = Deadline()

@@ -1,7 +1,6 @@
 """The gateway's endpoints: a callback (from the ASGI app, `asgi.py`), a start, health
 and metrics; each decodes, calls its use case, answers or counts the error."""
 
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -11,7 +10,7 @@ from starlette.types import Send
 
 from gateway.call import Call
 from gateway.callbacks import Callbacks
-from gateway.limits import TokenBuckets
+from gateway.limits import RateLimited, TokenBuckets
 from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.starts import StartRequest, Starts
@@ -56,7 +55,7 @@ class Endpoints:
             self._rate_limit(call.headers, call.client)
             activation_id = await self._callbacks.activate(call)
         except RequestError as exc:
-            response = _error(exc)
+            response = self._refused(exc)
             await response(call.scope, call.receive, send)
             status = exc.status
         else:
@@ -122,7 +121,7 @@ class Endpoints:
             execution_id = await self._starts.start(await start())
             response: Response = JSONResponse({"executionId": execution_id}, status_code=ok)
         except RequestError as exc:
-            response = _error(exc)
+            response = self._refused(exc)
         self._count(route, response.status_code, started)
         return response
 
@@ -150,13 +149,19 @@ class Endpoints:
             activation_id = await self._callbacks.activate(call, ActivationSource.BY_NAME.value)
             response = Response(status_code=200, headers={"x-activation-id": activation_id})
         except RequestError as exc:
-            response = _error(exc)
+            response = self._refused(exc)
         self._count("activate-by-name", response.status_code, started)
         return response
 
     async def info(self, request: Request) -> Response:
         """What the Backendless SDK reads at `initApp`."""
         return JSONResponse(self._app_info)
+
+    def _refused(self, exc: RequestError) -> Response:
+        if isinstance(exc, RateLimited):
+            limit = _SHED.get(exc.code, "client")
+            self._metrics.shed[limit] = self._metrics.shed.get(limit, 0) + 1
+        return _error(exc)
 
     def _count(self, route: str, status: int, started: float) -> None:
         self._metrics.count(route, str(status))
@@ -168,7 +173,7 @@ class Endpoints:
         address = self._proxies.client(client, headers.get("x-forwarded-for"))
         wait = self._buckets.take(address, time.monotonic())
         if wait:
-            raise RateLimited(max(1, math.ceil(wait)))
+            raise RateLimited(wait, ErrorCode.RATE_LIMITED, "too many requests; retry later")
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -184,12 +189,7 @@ class Endpoints:
         return Response(self._metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-class RateLimited(RequestError):
-    """429: the client's address spent its tokens; it may retry after `retry_after` s."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(429, ErrorCode.RATE_LIMITED, "too many requests; retry later")
-        self.retry_after = retry_after
+_SHED = {ErrorCode.TRIGGER_RATE_LIMITED: "trigger", ErrorCode.OVERLOADED: "lag"}
 
 
 def _error(exc: RequestError) -> Response:

@@ -10,7 +10,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -39,6 +44,9 @@ class Metrics(Collector):
         self.latency: dict[str, Timing] = {}  # route ->
         self.publish_latency: dict[str, Timing] = {}  # topic ->
         self._auth_lookups = auth_lookups  # result (hit, miss) -> count
+        self.shed: dict[str, int] = {}  # limit (client, trigger, lag) -> callbacks refused
+        self.quota_reports = {"sent": 0, "received": 0}
+        self.engine_lag: Callable[[], float] | None = None  # with the lag guard on
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -79,6 +87,30 @@ class Metrics(Collector):
         for result, value in sorted(self._auth_lookups().items()):
             lookups.add_metric([result], value)
         yield lookups
+        shed = CounterMetricFamily(
+            "hookflow_gateway_shed",
+            "Requests answered 429 by the limit that refused them: client (per address), "
+            "trigger (its rateLimit, across every gateway), lag (the lag guard)",
+            labels=["limit"],
+        )
+        for limit, value in sorted(self.shed.items()):
+            shed.add_metric([limit], value)
+        yield shed
+        reports = CounterMetricFamily(
+            "hookflow_gateway_quota_reports",
+            "Rate-limit reports: sent by this process, received from the others",
+            labels=["direction"],
+        )
+        for direction, value in sorted(self.quota_reports.items()):
+            reports.add_metric([direction], value)
+        yield reports
+        if self.engine_lag is not None:
+            yield GaugeMetricFamily(
+                "hookflow_gateway_engine_lag_seconds",
+                "The age of the oldest callback the engine has not committed, as the lag "
+                "guard last read it",
+                value=self.engine_lag(),
+            )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,7 +22,14 @@ _COMMON_ERRORS = {
         ErrorCode.BODY_TOO_LARGE,
     ),
     "415": error_response("The content type is not JSON", ErrorCode.UNSUPPORTED_MEDIA_TYPE),
-    "429": error_response("Rate limit reached; see Retry-After", ErrorCode.RATE_LIMITED),
+    "429": error_response(
+        "A limit is reached; see Retry-After: the caller's address (4290), the trigger's "
+        "rateLimit counted across every gateway (4291), the engine's lag over the lag "
+        "guard (4292)",
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.TRIGGER_RATE_LIMITED,
+        ErrorCode.OVERLOADED,
+    ),
     "503": error_response(
         "Nothing was accepted: the broker or the auth service is unavailable",
         ErrorCode.BROKER_UNAVAILABLE,

@@ -38,6 +38,14 @@ class Settings(ServerSettings, BaseSettings):
     linger_ms: int = 1
     rate_limit_per_second: float = 0.0  # per client address; 0 turns the limit off
     rate_limit_burst: int = 100
+    # how often each process tells the others what it admitted of rate-limited triggers
+    # (their `rateLimit` is counted across every gateway): the overshoot's bound
+    quota_report_seconds: float = Field(default=0.05, gt=0, le=5)
+    # the lag guard: callbacks get 429 (code 4292) while the engine is behind by more
+    # than this many seconds of arrivals; 0 turns it off
+    lag_guard_seconds: float = Field(default=0.0, ge=0)
+    lag_guard_interval_seconds: float = Field(default=1.0, gt=0)
+    engine_consumer_group: str = "engine"  # whose position the lag guard reads
     # proxies in front of the gateway (addresses or networks, comma-separated) whose
     # X-Forwarded-For is believed; empty: the gateway is the edge
     trusted_proxies: str = ""

@@ -79,8 +79,9 @@ bench: install ## the benchmark suite: bench/results/report.md, latest.json and 
 images: install ## build every service's OCI image (buildah, mmdebstrap base), start each and check it
 	$(LOCAL)/with-infra.sh $(LOCAL)/images.sh all
 
-chaos: install ## the fault suite: kill -9 every part under load; nothing acknowledged is lost
+chaos: install ## the fault suites: kill -9 every part, then brokers of three, under load; nothing acknowledged is lost
 	$(PY) tests/chaos/chaos.py --executions 400
+	$(PY) -m tests.chaos.brokers --executions 400
 
 fuzz: install ## 10,000 generated and hostile requests against the running services: no 5xx
 	$(LOCAL)/with-infra.sh env HOOKFLOW_FUZZ_REQUESTS=10000 HOOKFLOW_FUZZ_REPORT=.local/fuzz/report.json \

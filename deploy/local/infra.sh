@@ -19,7 +19,7 @@ case "${1:-}" in
     exit $rc
     ;;
   env)
-    echo "export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_HOST:$KAFKA_PORT"
+    echo "export KAFKA_BOOTSTRAP_SERVERS=$("$DEPLOY_DIR/kafka.sh" bootstrap)"
     echo "export MONGODB_URL=mongodb://$MONGO_HOST:$MONGO_PORT/"
     ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;

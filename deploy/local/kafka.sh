@@ -1,19 +1,41 @@
 #!/usr/bin/env bash
-# Apache Kafka, single node KRaft, without Docker: install | start | stop | status.
-# The broker's classpath comes from kafka/pom.xml through Maven; data and logs live
-# under .local/kafka. Ports: HOOKFLOW_KAFKA_PORT (19092), HOOKFLOW_KAFKA_CONTROLLER_PORT (19093).
+# Apache Kafka in KRaft mode, without Docker: install | start [node] | stop [node] | status.
+# One node by default; HOOKFLOW_KAFKA_BROKERS=3 runs a cluster of three (each broker and
+# controller, replication factor 3, min.insync.replicas 2). The classpath comes from
+# kafka/pom.xml through Maven; data and logs live under .local/kafka (node-<i>/ each in a
+# cluster). Ports: HOOKFLOW_KAFKA_PORT (19092) and HOOKFLOW_KAFKA_CONTROLLER_PORT (19093)
+# for node 1, each next node two higher (19094/19095, 19096/19097).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HOME_DIR=$LOCAL_DIR/kafka
 LIB_DIR=$HOME_DIR/lib
-# data, logs and the pid of one broker; another directory runs another broker (tests)
+# the data, logs and pids; another directory runs another Kafka (tests)
 STATE_DIR=${HOOKFLOW_KAFKA_STATE_DIR:-$HOME_DIR}
-DATA_DIR=$STATE_DIR/data
-LOG_DIR=$STATE_DIR/logs
-PID_FILE=$STATE_DIR/kafka.pid
-PROPS=$STATE_DIR/server.properties
+BROKERS=${HOOKFLOW_KAFKA_BROKERS:-1}
 POM=$DEPLOY_DIR/kafka/pom.xml
 STAMP=$LIB_DIR/.installed
+
+case "$BROKERS" in 1 | 3) ;; *) die "HOOKFLOW_KAFKA_BROKERS is 1 or 3, not $BROKERS" ;; esac
+
+# node <i>: sets the node's directory, files and ports
+node() {
+  NODE=$1
+  if [ "$BROKERS" = 1 ]; then NODE_DIR=$STATE_DIR; else NODE_DIR=$STATE_DIR/node-$NODE; fi
+  DATA_DIR=$NODE_DIR/data
+  LOG_DIR=$NODE_DIR/logs
+  PID_FILE=$NODE_DIR/kafka.pid
+  PROPS=$NODE_DIR/server.properties
+  NODE_PORT=$((KAFKA_PORT + 2 * (NODE - 1)))
+  NODE_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + 2 * (NODE - 1)))
+}
+
+voters() {
+  local i out=""
+  for i in $(seq 1 "$BROKERS"); do
+    out+="${out:+,}$i@$KAFKA_HOST:$((KAFKA_CONTROLLER_PORT + 2 * (i - 1)))"
+  done
+  echo "$out"
+}
 
 install() {
   local want
@@ -35,27 +57,33 @@ install() {
 
 write_properties() {
   mkdir -p "$DATA_DIR" "$LOG_DIR"
+  local replicas=$BROKERS isr=$((BROKERS > 1 ? 2 : 1))
   cat >"$PROPS" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+node.id=$NODE
+controller.quorum.voters=$(voters)
+listeners=PLAINTEXT://$KAFKA_HOST:$NODE_PORT,CONTROLLER://$KAFKA_HOST:$NODE_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$NODE_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$DATA_DIR
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$replicas
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
+unclean.leader.election.enable=false
+# a broker that stops heartbeating is fenced (out of every ISR, its partitions led
+# elsewhere) after 3 s instead of 9: a dead broker holds acks=all writes back that long
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
 PROPS
 }
 
@@ -68,17 +96,17 @@ java_cmd() {
 
 running() { pid_alive "$PID_FILE"; }
 
-ready() { python3 "$DEPLOY_DIR/kafka_ready.py" "$KAFKA_HOST" "$KAFKA_PORT" 2>/dev/null; }
+ready() { python3 "$DEPLOY_DIR/kafka_ready.py" "$KAFKA_HOST" "$NODE_PORT" 2>/dev/null; }
 
-start() {
+launch() {
+  # launch <node>: format its storage (once) and start it in the background
+  node "$1"
   if running; then
-    log "Kafka is already running (pid $(cat "$PID_FILE"), $KAFKA_HOST:$KAFKA_PORT)"
+    log "Kafka node $NODE is already running (pid $(cat "$PID_FILE"), $KAFKA_HOST:$NODE_PORT)"
     return 0
   fi
-  port_open "$KAFKA_HOST" "$KAFKA_PORT" &&
-    die "port $KAFKA_PORT is taken by another process; set HOOKFLOW_KAFKA_PORT"
-  install
-  need python3 "to check that Kafka is ready"
+  port_open "$KAFKA_HOST" "$NODE_PORT" &&
+    die "port $NODE_PORT is taken by another process; set HOOKFLOW_KAFKA_PORT"
   write_properties
   local cluster_file=$STATE_DIR/cluster.id
   [ -f "$cluster_file" ] || python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$cluster_file"
@@ -88,37 +116,74 @@ start() {
   : >"$LOG_DIR/server.log"
   umask 077  # its logs and data: readable by this user only
   chmod -R go-rwx "$LOG_DIR" "$DATA_DIR" "$PID_FILE" 2>/dev/null || true
-  local started=$SECONDS
   nohup "${JAVA_CMD[@]}" kafka.Kafka "$PROPS" >"$LOG_DIR/stdout.log" 2>&1 &
   echo $! >"$PID_FILE"
+}
+
+await_ready() {
+  # await_ready <node>: until it answers (a cluster's node needs a quorum to)
+  node "$1"
+  local started=$SECONDS
   for _ in $(seq 1 1200); do
-    running || die "Kafka exited during start; see $LOG_DIR/server.log and $LOG_DIR/stdout.log"
+    running || die "Kafka node $NODE exited during start; see $LOG_DIR/server.log and $LOG_DIR/stdout.log"
     if grep -q "Kafka Server started" "$LOG_DIR/server.log" 2>/dev/null && ready; then
-      log "Kafka is ready on $KAFKA_HOST:$KAFKA_PORT after $((SECONDS - started))s"
+      log "Kafka is ready on $KAFKA_HOST:$NODE_PORT after $((SECONDS - started))s"
       return 0
     fi
     sleep 0.1
   done
-  stop
-  die "Kafka did not become ready within 120s; see $LOG_DIR/server.log"
+  stop_node "$NODE"
+  die "Kafka node $NODE did not become ready within 120s; see $LOG_DIR/server.log"
 }
 
-stop() { stop_pid "$PID_FILE" Kafka 60; }
+nodes() { if [ -n "${1:-}" ]; then echo "$1"; else seq 1 "$BROKERS"; fi; }
+
+start() {
+  install
+  need python3 "to check that Kafka is ready"
+  local i
+  for i in $(nodes "${1:-}"); do launch "$i"; done  # together: a node waits for a quorum
+  for i in $(nodes "${1:-}"); do await_ready "$i"; done
+}
+
+stop_node() { node "$1"; stop_pid "$PID_FILE" "Kafka node $NODE" 60; }
+
+stop() {
+  # every node at once: a cluster's last node cannot shut down cleanly without a quorum
+  local i
+  for i in $(nodes "${1:-}"); do stop_node "$i" & done
+  wait
+}
 
 status() {
-  if running && ready; then
-    echo "kafka: running (pid $(cat "$PID_FILE")) on $KAFKA_HOST:$KAFKA_PORT"
-  elif running; then
-    echo "kafka: started (pid $(cat "$PID_FILE")) but not answering on $KAFKA_HOST:$KAFKA_PORT"
-    return 1
-  else
-    echo "kafka: stopped"
-    return 1
-  fi
+  local i rc=0
+  for i in $(nodes "${1:-}"); do
+    node "$i"
+    local name=kafka
+    [ "$BROKERS" = 1 ] || name="kafka node $NODE"
+    if running && ready; then
+      echo "$name: running (pid $(cat "$PID_FILE")) on $KAFKA_HOST:$NODE_PORT"
+    elif running; then
+      echo "$name: started (pid $(cat "$PID_FILE")) but not answering on $KAFKA_HOST:$NODE_PORT"
+      rc=1
+    else
+      echo "$name: stopped"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+# the bootstrap servers: every node's address
+bootstrap() {
+  local i out=""
+  for i in $(seq 1 "$BROKERS"); do out+="${out:+,}$KAFKA_HOST:$((KAFKA_PORT + 2 * (i - 1)))"; done
+  echo "$out"
 }
 
 mkdir -p "$HOME_DIR" "$STATE_DIR"
 case "${1:-}" in
-  install | start | stop | status) "$1" ;;
-  *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+  install | bootstrap) "$1" ;;
+  start | stop | status) "$1" "${2:-}" ;;
+  *) echo "usage: $0 install|start [node]|stop [node]|status [node]|bootstrap" >&2; exit 2 ;;
 esac

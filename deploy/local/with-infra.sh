@@ -16,7 +16,7 @@ trap cleanup EXIT
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   "$DEPLOY_DIR/kafka.sh" status >/dev/null 2>&1 || { "$DEPLOY_DIR/kafka.sh" start; started+=(kafka); }
-  export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_HOST:$KAFKA_PORT
+  export KAFKA_BOOTSTRAP_SERVERS=$("$DEPLOY_DIR/kafka.sh" bootstrap)
 fi
 if [ -z "${MONGODB_URL:-}" ]; then
   "$DEPLOY_DIR/ferretdb.sh" status >/dev/null 2>&1 || { "$DEPLOY_DIR/ferretdb.sh" start; started+=(ferretdb); }

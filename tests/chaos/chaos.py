@@ -103,43 +103,66 @@ def answers(url: str) -> bool:
         return False
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (a Kafka cluster's, two per node)."""
+    rng = random.Random()
+    while True:
+        first = rng.randrange(20_000, 60_000, 2)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+
+
 @dataclass
 class Infra:
-    """A Kafka broker and a MongoDB-wire server of the suite's own."""
+    """Kafka (one broker, or a cluster of three) and a MongoDB-wire server of the suite's
+    own."""
 
     state: Path
-    kafka_port: int = field(default_factory=free_port)
-    controller_port: int = field(default_factory=free_port)
+    brokers: int = 1
+    kafka_port: int = 0  # node 1's; node i's is two higher than node i - 1's
     mongo_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self.kafka_port = self.kafka_port or free_ports(2 * self.brokers)
 
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
+            "HOOKFLOW_KAFKA_BROKERS": str(self.brokers),
             "HOOKFLOW_KAFKA_PORT": str(self.kafka_port),
-            "HOOKFLOW_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "HOOKFLOW_KAFKA_CONTROLLER_PORT": str(self.kafka_port + 1),
             "HOOKFLOW_KAFKA_STATE_DIR": str(self.state / "kafka"),
             "HOOKFLOW_MONGO_PORT": str(self.mongo_port),
             "HOOKFLOW_MONGO_STATE_DIR": str(self.state / "ferretdb"),
         }
 
-    def script(self, name: str, action: str) -> None:
+    def script(self, name: str, action: str, *args: str) -> None:
         subprocess.run(  # noqa: S603  # our own scripts
-            [str(LOCAL / f"{name}.sh"), action],
+            [str(LOCAL / f"{name}.sh"), action, *args],
             env=self.env(),
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
-    def kill(self, name: str) -> None:
-        pid_file = self.state / name / f"{name}.pid"
+    def kill(self, name: str, node: int | None = None) -> None:
+        """kill -9 the server `name` (Kafka's node `node` in a cluster)."""
+        directory = self.state / name
+        if node is not None and self.brokers > 1:
+            directory = directory / f"node-{node}"
         with contextlib.suppress(ProcessLookupError, FileNotFoundError, ValueError):
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            os.kill(int((directory / f"{name}.pid").read_text()), signal.SIGKILL)
         time.sleep(0.3)
 
     @property
     def kafka(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return ",".join(f"127.0.0.1:{self.kafka_port + 2 * n}" for n in range(self.brokers))
 
     @property
     def mongodb(self) -> str:
@@ -156,6 +179,7 @@ class Services:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    publish_timeout: float = 3.0  # the gateway's, seconds
 
     def env(self, name: str) -> dict[str, str]:
         for service in ("engine", "auth", "gateway"):
@@ -185,8 +209,9 @@ class Services:
             "HOOKFLOW_GATEWAY_PORT": str(p["gateway"]),
             "HOOKFLOW_GATEWAY_TOPIC_PREFIX": run,
             "HOOKFLOW_GATEWAY_AUTH_URL": f"http://127.0.0.1:{p['auth']}",
-            "HOOKFLOW_GATEWAY_PUBLISH_TIMEOUT_SECONDS": "3",
+            "HOOKFLOW_GATEWAY_PUBLISH_TIMEOUT_SECONDS": str(self.publish_timeout),
             "HOOKFLOW_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+            "HOOKFLOW_ENGINE_TOPIC_REPLICATION_FACTOR": str(self.infra.brokers),
         }
 
     def start(self, name: str, timeout: float = 90) -> None:
@@ -399,11 +424,13 @@ def slowloris(url: str, callback: str, clients: int, seconds: float) -> dict[str
 
 
 @contextlib.contextmanager
-def product(state: Path) -> Iterator[tuple[Infra, Services]]:
-    infra = Infra(state)
+def product(
+    state: Path, brokers: int = 1, publish_timeout: float = 3.0
+) -> Iterator[tuple[Infra, Services]]:
+    infra = Infra(state, brokers)
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    services = Services(infra, logs)
+    services = Services(infra, logs, publish_timeout=publish_timeout)
     try:
         infra.script("kafka", "start")
         infra.script("ferretdb", "start")
@@ -570,33 +597,14 @@ def run(
         hostile.stop.set()
         driver.join(timeout=900)
         poisoner.join(timeout=60)
-        engine = services.url("engine")
+        ended = settle(services, prepared)
+        histories = {execution_id: e["history"] for execution_id, e in ended.items()}
         with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
-            completed = [
-                e
-                for flow_id, started in prepared.flows.items()
-                for e in wait_for_status(http, engine, flow_id, "completed", started, timeout=300)
-            ]
-            ended = {
-                e["executionId"]: http.get(
-                    f"{engine}/api/automation/executions/{e['executionId']}"
-                ).json()
-                for e in completed
-            }
-            histories = {execution_id: e["history"] for execution_id, e in ended.items()}
-            invalid = count_letters(http, engine, hostile.acknowledged, timeout=120)
+            invalid = count_letters(http, services.url("engine"), hostile.acknowledged, timeout=120)
         slow = slowloris(services.url("gateway"), calls[0].url, slow_clients, slow_seconds)
-    # a group's execution went on with both members, each counted once
-    incomplete_groups = sorted(
-        e
-        for e in prepared.grouped
-        if e in ended
-        and sorted(ended[e]["results"].get("Ready", {}).get("activated", [])) != list(GROUP_MEMBERS)
-    )
-    resumed_counts = {
-        execution_id: [h["event"] for h in history].count("resumed")
-        for execution_id, history in histories.items()
-    }
+    checked = exactly_once(prepared, load, ended)
+    lost, twice = checked["lost_acknowledged"], checked["not_resumed_exactly_once"]
+    incomplete_groups = checked["groups_without_both_members"]
     kafka = next(f for f in injected if f["fault"] == "kill -9 Kafka")
     grace = 0.5  # an acknowledgement in flight when the broker died may still arrive
     during_outage = [
@@ -616,22 +624,7 @@ def run(
             and not (a.status == 200 and a.at >= kafka["down_until"])
         }
     )
-    resumed_at = sorted(
-        entry["at"] / 1000
-        for history in histories.values()
-        for entry in history
-        if entry["event"] == "resumed"
-    )
-    for fault in injected:
-        after = [a.at for a in load.answers if a.status == 200 and a.at >= fault["struck"]]
-        fault["recovered_seconds"] = round(min(after) - fault["struck"], 2) if after else None
-        decided = [t for t in resumed_at if t >= fault["struck"]]
-        fault["next_resume_seconds"] = round(decided[0] - fault["struck"], 2) if decided else None
-        fault["struck"] = round(fault["struck"] - started, 2)
-        fault["repaired"] = round(fault["repaired"] - started, 2)
-        fault.pop("down_until", None)
-    lost = sorted(load.executions - set(histories))
-    twice = sorted(e for e, n in resumed_counts.items() if n != 1)
+    recoveries(injected, load, histories, started)
     result = {
         "seed": seed,
         "executions": count,
@@ -673,6 +666,63 @@ def run(
 
 
 SLOW_HEADERS_SECONDS = 10  # the contract's limit for a request's headers
+
+
+def settle(services: Services, prepared: Prepared) -> dict[str, dict[str, Any]]:
+    """Every execution that completed (waiting up to 5 minutes for all), by id."""
+    engine = services.url("engine")
+    with httpx.Client(timeout=30, headers={"X-Admin-Key": services.admin_key}) as http:
+        completed = [
+            e
+            for flow_id, started in prepared.flows.items()
+            for e in wait_for_status(http, engine, flow_id, "completed", started, timeout=300)
+        ]
+        return {
+            e["executionId"]: http.get(
+                f"{engine}/api/automation/executions/{e['executionId']}"
+            ).json()
+            for e in completed
+        }
+
+
+def exactly_once(
+    prepared: Prepared, load: Load, ended: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The history check: every execution with an acknowledged callback completed, each
+    resumed exactly once, each group's with both members counted once."""
+    resumed = {e: [h["event"] for h in x["history"]].count("resumed") for e, x in ended.items()}
+    return {
+        "lost_acknowledged": sorted(load.executions - set(ended)),
+        "not_resumed_exactly_once": sorted(e for e, n in resumed.items() if n != 1),
+        "groups_without_both_members": sorted(
+            e
+            for e in prepared.grouped
+            if e in ended
+            and sorted(ended[e]["results"].get("Ready", {}).get("activated", []))
+            != list(GROUP_MEMBERS)
+        ),
+    }
+
+
+def recoveries(
+    injected: list[dict[str, Any]], load: Load, histories: dict[str, Any], started: float
+) -> None:
+    """Add to each fault how long until a callback was acknowledged again and until an
+    execution was resumed again; times made relative to the run's start."""
+    resumed_at = sorted(
+        entry["at"] / 1000
+        for history in histories.values()
+        for entry in history
+        if entry["event"] == "resumed"
+    )
+    for fault in injected:
+        after = [a.at for a in load.answers if a.status == 200 and a.at >= fault["struck"]]
+        fault["recovered_seconds"] = round(min(after) - fault["struck"], 2) if after else None
+        decided = [t for t in resumed_at if t >= fault["struck"]]
+        fault["next_resume_seconds"] = round(decided[0] - fault["struck"], 2) if decided else None
+        fault["struck"] = round(fault["struck"] - started, 2)
+        fault["repaired"] = round(fault["repaired"] - started, 2)
+        fault.pop("down_until", None)
 
 
 def count_letters(http: httpx.Client, engine: str, expected: int, timeout: float) -> int:

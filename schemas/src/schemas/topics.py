@@ -1,4 +1,4 @@
-"""Kafka topic names: the one place where they are spelled."""
+"""Kafka topic names, the one place where they are spelled; and the brokers' addresses."""
 
 from dataclasses import dataclass
 
@@ -72,3 +72,9 @@ class Topics:
     @property
     def quota_usage(self) -> str:
         return self.name(QUOTA_USAGE)
+
+
+def bootstrap_servers(value: str) -> list[str]:
+    """`host:port,host:port` as the list FastStream's broker takes (given one string, it
+    would try the whole as a single address)."""
+    return [server.strip() for server in value.split(",") if server.strip()]

@@ -22,7 +22,7 @@ from schemas.events import AuthEvent
 from schemas.forwarding import TrustedProxies
 from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
-from schemas.topics import Topics
+from schemas.topics import Topics, bootstrap_servers
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def create_app(
     if configure_logging:
         logs.configure("auth", settings.log_level, settings.log_format)
     broker = broker or KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         acks="all",
         enable_idempotence=True,
         client_id="hookflow-auth",

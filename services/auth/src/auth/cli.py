@@ -16,6 +16,7 @@ from auth.app import build_accounts
 from auth.settings import Settings
 from auth.store import MongoUserStore
 from schemas.requests import RequestError
+from schemas.topics import bootstrap_servers
 
 
 async def create_user(args: argparse.Namespace) -> int:
@@ -23,7 +24,9 @@ async def create_user(args: argparse.Namespace) -> int:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongodb_url.get_secret_value(), serverSelectionTimeoutMS=10_000
     )
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True)
+    broker = KafkaBroker(
+        bootstrap_servers(settings.kafka_bootstrap_servers), acks="all", enable_idempotence=True
+    )
     store = MongoUserStore(mongo[settings.database])
     try:
         await store.setup()

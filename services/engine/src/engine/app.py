@@ -49,7 +49,7 @@ from schemas.events import StartExecution
 from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
 from schemas.sealing import sealing_key
-from schemas.topics import Topics
+from schemas.topics import Topics, bootstrap_servers
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def create_app(
     names = Topics(settings.topic_prefix)
     manage_topics = broker is None  # an injected (test) broker has no real cluster behind it
     broker = broker or KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         acks="all",
         enable_idempotence=True,
         client_id="hookflow-engine",

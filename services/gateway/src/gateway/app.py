@@ -49,7 +49,7 @@ from schemas.forwarding import TrustedProxies
 from schemas.frontdoor import Service
 from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
-from schemas.topics import Topics
+from schemas.topics import Topics, bootstrap_servers
 from schemas.users import TokenIntrospection
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def create_app(
         logs.configure("gateway", settings.log_level, settings.log_format)
     topics = Topics(settings.topic_prefix)
     broker = broker or KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         acks="all",
         enable_idempotence=True,
         linger_ms=settings.linger_ms,

@@ -82,6 +82,7 @@ images: install ## build every service's OCI image (buildah, mmdebstrap base), s
 chaos: install ## the fault suites: kill -9 every part, then brokers of three, under load; nothing acknowledged is lost
 	$(PY) tests/chaos/chaos.py --executions 400
 	$(PY) -m tests.chaos.brokers --executions 400
+	$(PY) -m tests.chaos.schedule --events 20 --minutes 5 --executions 400
 
 fuzz: install ## 10,000 generated and hostile requests against the running services: no 5xx
 	$(LOCAL)/with-infra.sh env HOOKFLOW_FUZZ_REQUESTS=10000 HOOKFLOW_FUZZ_REPORT=.local/fuzz/report.json \

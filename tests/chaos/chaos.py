@@ -255,6 +255,8 @@ class Answer:
     status: int  # 0: no answer (connection refused, timed out)
     code: int | None = None  # the error body's code
     sent: float = 0.0  # when the call was made
+    activation_id: str | None = None  # a 200's
+    key: str = ""  # the call's Idempotency-Key
 
 
 class Load:
@@ -284,9 +286,17 @@ class Load:
                     call = queue.get_nowait()
                     while call.key not in self.acknowledged:
                         sent = time.time()
-                        status, code = await self._call(client, call)
+                        status, code, activation_id = await self._call(client, call)
                         self.answers.append(
-                            Answer(call.execution_id, time.time(), status, code, sent)
+                            Answer(
+                                call.execution_id,
+                                time.time(),
+                                status,
+                                code,
+                                sent,
+                                activation_id,
+                                call.key,
+                            )
                         )
                         if status == 200:
                             self.acknowledged[call.key] = time.time()
@@ -297,15 +307,25 @@ class Load:
                 while not self.faults_over.is_set():
                     repeated = self.calls[0]
                     sent = time.time()
-                    status, code = await self._call(client, repeated)
+                    status, code, activation_id = await self._call(client, repeated)
                     self.answers.append(
-                        Answer(repeated.execution_id, time.time(), status, code, sent)
+                        Answer(
+                            repeated.execution_id,
+                            time.time(),
+                            status,
+                            code,
+                            sent,
+                            activation_id,
+                            repeated.key,
+                        )
                     )
                     await asyncio.sleep(max(self.spacing, 0.2))
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
 
-    async def _call(self, client: httpx.AsyncClient, call: Call) -> tuple[int, int | None]:
+    async def _call(
+        self, client: httpx.AsyncClient, call: Call
+    ) -> tuple[int, int | None, str | None]:
         try:
             response = await client.post(
                 f"{call.url}?execution={call.execution_id}",
@@ -313,13 +333,13 @@ class Load:
                 headers={"Idempotency-Key": call.key},
             )
         except httpx.HTTPError:
-            return 0, None
+            return 0, None, None
         if response.status_code == 200:
-            return 200, None
+            return 200, None, response.headers.get("x-activation-id")
         try:
-            return response.status_code, response.json().get("code")
+            return response.status_code, response.json().get("code"), None
         except ValueError:
-            return response.status_code, None
+            return response.status_code, None, None
 
 
 def hostile_records() -> Iterator[bytes]:

@@ -5,7 +5,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +112,11 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
+async def gateway(
+    offsets: Callable[[str], Awaitable[dict[int, int]]] | None = None, **overrides: Any
+) -> AsyncIterator[Harness]:
+    """`offsets`: the registry topic's end offsets as the gateway reads them (default: the
+    topic was empty when the gateway started)."""
     broker = KafkaBroker()
     harness = Harness(http=None, broker=broker)  # type: ignore[arg-type]
 
@@ -143,7 +147,7 @@ async def gateway(**overrides: Any) -> AsyncIterator[Harness]:
         settings,
         broker=broker,
         introspect=introspect,
-        end_offsets=no_offsets,
+        end_offsets=offsets or no_offsets,
         configure_logging=False,
     )
     async with TestKafkaBroker(broker) as test_broker, app.router.lifespan_context(app):

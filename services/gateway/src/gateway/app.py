@@ -260,8 +260,18 @@ def create_app(
 
     async def catch_up() -> None:
         # Not ready until the registry topic exists (the engine creates it) and has been
-        # read up to where it ended when this instance started.
-        while not (target := await offsets(topics.flow_registry)):
+        # read up to where it ended when this instance started. A broker that fails the
+        # request, or a registry slow to load, delays readiness: never ends the attempt.
+        while True:
+            try:
+                async with asyncio.timeout(10):
+                    target = await offsets(topics.flow_registry)
+            except Exception as exc:
+                logger.warning("flow registry end not read", extra={"error": repr(exc)})
+                await asyncio.sleep(1)
+                continue
+            if target:
+                break
             logger.warning(
                 "waiting for the flow registry topic; is the engine running?",
                 extra={"topic": topics.flow_registry},
@@ -270,8 +280,10 @@ def create_app(
         deadline = time.monotonic() + settings.registry_timeout_seconds
         while not registry.caught_up(target):
             if time.monotonic() > deadline:
-                logger.error("flow registry not loaded in time", extra={"target": target})
-                return
+                logger.error(
+                    "flow registry not loaded in time; still reading", extra={"target": target}
+                )
+                deadline = float("inf")  # said once
             await asyncio.sleep(0.05)
         state["ready"] = True
         logger.info("gateway ready", extra={"flows": len(registry), "port": settings.port})

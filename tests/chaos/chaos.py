@@ -281,7 +281,8 @@ class Load:
             queue.put_nowait(call)
         async with httpx.AsyncClient(timeout=10) as client:
 
-            async def worker() -> None:
+            async def worker(n: int) -> None:
+                await asyncio.sleep(n * self.spacing / self.concurrency)  # a steady stream
                 while not queue.empty():
                     call = queue.get_nowait()
                     while call.key not in self.acknowledged:
@@ -321,7 +322,7 @@ class Load:
                     )
                     await asyncio.sleep(max(self.spacing, 0.2))
 
-            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+            await asyncio.gather(*(worker(n) for n in range(self.concurrency)))
 
     async def _call(
         self, client: httpx.AsyncClient, call: Call

@@ -27,6 +27,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.RolesChanged,
     events.UserDisabled,
     events.DeadLetter,
+    events.QuotaSpent,
 )
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "jsonschema"

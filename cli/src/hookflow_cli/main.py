@@ -331,6 +331,6 @@ def login(
     console.print(body["user-token"])
 
 
-from hookflow_cli import runs  # noqa: E402  # registers FlowRunner's commands on `app`
+from hookflow_cli import activations, runs  # noqa: E402  # register their commands on `app`
 
-__all__ = ["app", "runs"]
+__all__ = ["activations", "app", "runs"]

@@ -7,7 +7,7 @@ All are frozen. `export.py` writes their JSON Schemas to `schemas/jsonschema/`.
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from schemas.callbacks import EXECUTION_ID_PATTERN
 from schemas.flows import AuthenticationType, OnFailPolicy, RateLimit, SignatureScheme, StartRules
@@ -35,6 +35,7 @@ class ActivationSource(StrEnum):
     # through the gateway by the flow's and the trigger's names: it also reaches
     # executions of older versions waiting at a trigger of that name
     BY_NAME = "by-name"
+    REPLAY = "replay"  # an operator replayed a logged activation (`replayOf` names it)
 
 
 class StartExecution(_Command):
@@ -103,6 +104,7 @@ class ActivateTrigger(_Command):
     idempotencyKey: Annotated[str, Field(max_length=256)] | None = None
     source: ActivationSource = ActivationSource.KAFKA
     receivedAt: int  # epoch milliseconds
+    replayOf: str | None = None  # the activation this one replays (source `replay`)
 
 
 class Outcome(StrEnum):
@@ -126,8 +128,17 @@ class ActivationOutcome(_Message):
     triggerId: str
     outcome: Outcome
     executionIds: list[str] = Field(default_factory=list)
-    detail: str | None = None
+    detail: str | None = None  # why: the reason of every outcome but ACTIVATED
     decidedAt: int
+    # the activation log's (absent from outcomes decided before it existed)
+    receivedAt: int | None = None
+    source: ActivationSource | None = None
+    userId: str | None = None  # the caller's user, when it was resolved
+    bodySize: int | None = None  # bytes of its data as JSON
+    replayOf: str | None = None
+    # what the engine keeps of the request for the log's retention time, to show and to
+    # replay it (`{"data", "execution", "user"}`); never serialized, never published
+    _request: dict[str, Any] | None = PrivateAttr(default=None)
 
 
 class ExecutionStatus(StrEnum):

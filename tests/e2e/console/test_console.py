@@ -206,9 +206,13 @@ def test_an_operator_starts_an_order_and_sees_its_callback_complete_it(
     page.get_by_label("Activation id (the X-Activation-Id of a callback)").fill(activation)
     page.get_by_label("Activation id (the X-Activation-Id of a callback)").press("Enter")
     expect(page.locator(".outcome")).to_have_text("ACTIVATED")
+    expect(page.locator(".lookup pre.value")).to_contain_text('"orderId"')  # the body kept
+    # the log below lists it, newest first, with a replay button
+    logged = page.locator("table.log tr", has=page.locator(f'a[href="#/activations/{activation}"]'))
+    expect(logged).to_contain_text("ACTIVATED")
     assert_accessible(page)
     page.screenshot(path=screenshots / "activation.png", full_page=True)
-    page.locator("main a[href^='#/executions/']").click()
+    page.locator(".lookup a[href^='#/executions/']").click()
     expect(page.locator(".status").first).to_have_text("completed")
 
 

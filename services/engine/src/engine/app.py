@@ -38,6 +38,7 @@ from engine.usecases.decide import Decisions
 from engine.usecases.engine import UseCases
 from engine.usecases.failures import Failures
 from engine.usecases.queries import Queries
+from engine.usecases.replay import Replays
 from engine.usecases.requests import Requests
 from engine.usecases.resume import Resumer
 from engine.usecases.selection import Selection
@@ -54,6 +55,9 @@ from schemas.topics import Topics, bootstrap_servers
 logger = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600
+
+
+DAY_MS = 24 * 3600 * 1000
 
 
 def now_ms() -> int:
@@ -94,6 +98,7 @@ def wire_engine(
             timers=Timers(catalog, store, publisher, requests, buffer, clock),
             failures=Failures(catalog, store, publisher, clock),
             stops=Stops(store, publisher, clock),
+            replays=Replays(store, publisher, config.activation_key, clock),
         )
     )
 
@@ -130,6 +135,8 @@ def create_app(
     blocks = egress_client(EgressPolicy.parse(settings.egress_allow))  # http_request blocks
     config = EngineConfig(
         idempotency_retention_ms=int(settings.idempotency_retention_hours * 3600 * 1000),
+        body_retention_ms=int(settings.activation_body_retention_days * DAY_MS),
+        log_retention_ms=int(settings.activation_log_retention_days * DAY_MS),
         activation_key=(
             settings.activation_key.get_secret_value() if settings.activation_key else None
         ),
@@ -230,12 +237,17 @@ def create_app(
                 await asyncio.sleep(settings.timer_interval_ms / 1000)
 
     async def maintain_forever() -> None:
-        """Off the hot path: purge expired idempotency keys."""
+        """Off the hot path: purge expired idempotency keys, and what the activation log
+        keeps past its retention."""
         while True:
             await asyncio.sleep(PURGE_INTERVAL_SECONDS)
             try:
                 purged = await store.purge(now_ms(), config.idempotency_retention_ms)
                 logger.info("idempotency keys purged", extra={"count": purged})
+                bodies, records = await store.purge_activations(
+                    now_ms(), config.body_retention_ms, config.log_retention_ms
+                )
+                logger.info("activation log purged", extra={"bodies": bodies, "records": records})
             except Exception:
                 logger.exception("maintenance failed")
 

@@ -30,6 +30,7 @@ from schemas.callbacks import Selector
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,
+    ActivationSource,
     DeadLetter,
     DeadLetterKind,
     Outcome,
@@ -228,6 +229,9 @@ def _outcome(letter: DeadLetter) -> ActivationOutcome | None:
         outcome=Outcome.INVALID if letter.kind == DeadLetterKind.INVALID else Outcome.DEAD_LETTERED,
         detail=f"dead-lettered ({letter.deadLetterId}): {letter.error}"[:MAX_ERROR],
         decidedAt=letter.at,
+        # in the log at when it was received (when it tells; else when it was parked)
+        receivedAt=received if isinstance(received := fields.get("receivedAt"), int) else letter.at,
+        source=ActivationSource.KAFKA,
     )
 
 

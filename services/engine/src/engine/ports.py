@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.core.execution import ExecutionState, HttpCall
+from schemas.activations import ActivationFilter
 from schemas.events import (
+    ActivateTrigger,
     ActivationOutcome,
     DeadLetter,
     ExecutionEvent,
@@ -165,6 +167,21 @@ class Store(Protocol):
         """`save_outcome` for many at once (one statement, plus one per recorded choice);
         the activation ids whose outcome was stored already."""
 
+    async def activation_record(
+        self, activation_id: str
+    ) -> tuple[ActivationOutcome, dict[str, Any] | None] | None:
+        """A decided activation and the request it keeps (`ActivationOutcome._request`,
+        while the body retention lasts)."""
+
+    async def list_activations(
+        self, where: ActivationFilter, cursor: str | None, limit: int
+    ) -> tuple[list[tuple[ActivationOutcome, dict[str, Any] | None]], str | None]:
+        """A page of the activation log, newest received first, and the next cursor."""
+
+    async def purge_activations(self, now: int, body_ms: int, log_ms: int) -> tuple[int, int]:
+        """Forget the requests received over `body_ms` ago and the records over `log_ms`
+        ago; how many of each."""
+
     async def remember_key(
         self, scope: str, key: str, activation_id: str, now: int, retention_ms: int
     ) -> str:
@@ -259,6 +276,9 @@ class Publisher(Protocol):
 
     async def replay(self, letter: DeadLetter) -> None:
         """Publish a dead letter's original message to its original topic, with its key."""
+
+    async def activation(self, command: ActivateTrigger, key: str) -> None:
+        """Publish an activation (a replay of a logged one) with its partition key."""
 
 
 class HttpError(Exception):

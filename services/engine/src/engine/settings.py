@@ -47,6 +47,10 @@ class Settings(ServerSettings, BaseSettings):
     # host:port pairs http_request blocks may reach although internal (docs/security.md)
     egress_allow: str = ""
     idempotency_retention_hours: float = 24.0
+    # the activation log: each activation's body (data, selector, user) is kept this long
+    # (0 keeps none: a privacy setting), the records themselves this long
+    activation_body_retention_days: float = Field(default=7.0, ge=0)
+    activation_log_retention_days: float = Field(default=30.0, gt=0)
     expression_time_limit_ms: int = Field(default=1000, ge=10)  # per guarded evaluation
     expression_workers: int = Field(default=2, ge=1)  # processes for guarded expressions
     expression_memory_mb: int = Field(default=1024, ge=0)  # per worker; 0: no limit

@@ -8,6 +8,7 @@ from engine.ports import (
     HttpError,
 )
 from schemas.events import (
+    ActivateTrigger,
     ActivationOutcome,
     DeadLetter,
     ExecutionEvent,
@@ -25,6 +26,7 @@ class RecordingPublisher:
         self.records: list[RegistryRecord] = []
         self.dead_letters: list[DeadLetter] = []
         self.replayed: list[DeadLetter] = []
+        self.activations: list[tuple[ActivateTrigger, str]] = []  # replays, with their key
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
         self.events.extend(events)
@@ -40,6 +42,9 @@ class RecordingPublisher:
 
     async def replay(self, letter: DeadLetter) -> None:
         self.replayed.append(letter)
+
+    async def activation(self, command: ActivateTrigger, key: str) -> None:
+        self.activations.append((command, key))
 
 
 class ScriptedHttp:

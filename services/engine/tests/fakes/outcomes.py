@@ -1,8 +1,11 @@
 """Activation outcomes, the choices of activations on their way, idempotency keys."""
 
+from typing import Any
+
 from engine.ports import (
     Resuming,
 )
+from schemas.activations import ActivationFilter
 from schemas.events import (
     ActivationOutcome,
     Outcome,
@@ -59,6 +62,57 @@ class Outcomes(Data):
         stored = self.outcomes.get(outcome.activationId)
         if stored is not None and stored.outcome != Outcome.BUFFERED:
             return False
+        if stored is not None:  # as an update of the stored fields: what it has not stays
+            merged = stored.model_copy(update=outcome.model_dump(exclude_none=True))
+            merged._request = stored._request
+            outcome = merged
         self.outcomes[outcome.activationId] = outcome
         self.resuming.pop(outcome.activationId, None)
         return True
+
+    async def activation_record(
+        self, activation_id: str
+    ) -> tuple[ActivationOutcome, dict[str, Any] | None] | None:
+        await suspend()
+        found = self.outcomes.get(activation_id)
+        return None if found is None else (found, found._request)
+
+    async def list_activations(
+        self, where: ActivationFilter, cursor: str | None, limit: int
+    ) -> tuple[list[tuple[ActivationOutcome, dict[str, Any] | None]], str | None]:
+        await suspend()
+        matching = sorted(
+            (
+                o
+                for o in self.outcomes.values()
+                if o.receivedAt is not None
+                and (not where.flowId or o.flowId == where.flowId.lower())
+                and (not where.triggerId or o.triggerId == where.triggerId.lower())
+                and (not where.outcome or o.outcome in where.outcome)
+                and (where.since is None or o.receivedAt >= where.since)
+                and (where.until is None or o.receivedAt < where.until)
+            ),
+            key=lambda o: (o.receivedAt, o.activationId),
+            reverse=True,
+        )
+        if cursor:
+            at, after = cursor.split("/", 1)
+            matching = [o for o in matching if (o.receivedAt, o.activationId) < (int(at), after)]
+        page = matching[:limit]
+        more = len(matching) > limit
+        last = page[-1] if page else None
+        next_cursor = f"{last.receivedAt}/{last.activationId}" if more and last else None
+        return [(o, o._request) for o in page], next_cursor
+
+    async def purge_activations(self, now: int, body_ms: int, log_ms: int) -> tuple[int, int]:
+        bodies = records = 0
+        for activation_id, o in list(self.outcomes.items()):
+            if o.receivedAt is None:
+                continue
+            if o.receivedAt < now - log_ms:
+                del self.outcomes[activation_id]
+                records += 1
+            elif o.receivedAt < now - body_ms and o._request is not None:
+                o._request = None
+                bodies += 1
+        return bodies, records

@@ -13,6 +13,7 @@ from engine.store import MongoStore, OutdatedDatabase
 from schemas.events import ActivateTrigger, ActivationOutcome, Outcome, StartExecution
 from schemas.flows import FlowDefinition
 
+from ..log_contract import *  # noqa: F403  # the activation log's part of it
 from ..store_contract import *  # noqa: F403  # the contract's tests run here
 from ..store_contract import KEYED_ORDER, SCANNED_ORDER, engine_over
 

@@ -70,9 +70,8 @@ class World:
             extra["userSignature"] = sign_user(
                 ACTIVATION_KEY, extra["activationId"], extra["user"].as_context()
             )
-        command = ActivateTrigger(
-            flowId=flow_id, triggerId=trigger_id, data=data or {}, receivedAt=1, **extra
-        )
+        extra.setdefault("receivedAt", 1)
+        command = ActivateTrigger(flowId=flow_id, triggerId=trigger_id, data=data or {}, **extra)
         return await self.engine.activate(command)
 
     async def status(self, execution_id: str) -> ExecutionStatus:

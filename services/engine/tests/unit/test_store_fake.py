@@ -3,6 +3,7 @@
 import pytest
 
 from ..fakes import InMemoryStore
+from ..log_contract import *  # noqa: F403  # the activation log's part of it
 from ..store_contract import *  # noqa: F403  # the contract's tests run here
 
 

@@ -8,6 +8,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from schemas.events import (
+    ActivateTrigger,
     ActivationOutcome,
     DeadLetter,
     ExecutionEvent,
@@ -25,6 +26,7 @@ class KafkaPublisher:
     def __init__(self, broker: KafkaBroker, topics: Topics) -> None:
         self._broker = broker
         self._inputs = frozenset({topics.activations, topics.execution_starts})
+        self._activations = topics.activations
         self._letters = broker.publisher(
             topics.dead_letters,
             title="engine:dead-letters",
@@ -73,6 +75,14 @@ class KafkaPublisher:
             topic=letter.topic,
             key=key,
             headers={"content-type": "application/json"},
+        )
+
+    async def activation(self, command: ActivateTrigger, key: str) -> None:
+        await self._broker.publish(
+            command.model_dump_json(exclude_none=True).encode(),
+            topic=self._activations,
+            key=key.encode(),
+            headers=_JSON,
         )
 
     async def registry(self, records: Sequence[RegistryRecord]) -> None:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from engine.catalog import Catalog
 from engine.dead_letters import DeadLetters
+from engine.http.activations import ActivationRoutes
 from engine.http.executions import ExecutionRoutes
 from engine.http.flows import FlowRoutes
 from engine.http.letters import LetterRoutes
@@ -29,7 +30,7 @@ from schemas.requests import RequestError
 logger = logging.getLogger(__name__)
 
 
-class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes, RunRoutes):
+class Endpoints(FlowRoutes, ExecutionRoutes, ActivationRoutes, LetterRoutes, RunRoutes):
     """The HTTP endpoints over the flow catalogue, the store and the start-command publisher."""
 
     def __init__(
@@ -79,7 +80,18 @@ class Endpoints(FlowRoutes, ExecutionRoutes, LetterRoutes, RunRoutes):
             ),
             Route("/api/automation/flow/{flowId}/executions", self._guard(self.executions)),
             Route("/api/automation/executions/{executionId}", self._guard(self.get_execution)),
+            Route("/api/automation/activations", self._guard(self.activations)),
+            Route(
+                "/api/automation/activations/replay",
+                self._guard(self.replay_activations),
+                methods=["POST"],
+            ),
             Route("/api/automation/activations/{activationId}", self._guard(self.get_activation)),
+            Route(
+                "/api/automation/activations/{activationId}/replay",
+                self._guard(self.replay_activation),
+                methods=["POST"],
+            ),
             Route("/api/automation/dead-letters", self._guard(self.dead_letters)),
             Route("/api/automation/dead-letters/{deadLetterId}", self._guard(self.dead_letter)),
             Route(

@@ -74,14 +74,3 @@ class ExecutionRoutes(Routes):
             raise RequestError(404, ErrorCode.UNKNOWN_EXECUTION, "no such execution")
         flow = await self._catalog.compiled(state.flow_id) if state.group else None
         return JSONResponse(view(state, flow))
-
-    async def get_activation(self, request: Request) -> Response:
-        activation_id = request.path_params["activationId"].lower()
-        outcome = await self._queries.activation(activation_id)
-        if outcome is None:
-            raise RequestError(
-                404,
-                ErrorCode.UNKNOWN_ACTIVATION,
-                "no outcome for this activation (unknown, or not processed yet)",
-            )
-        return JSONResponse(outcome.model_dump(mode="json"))

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engine.openapi.activations import activation_paths
 from engine.openapi.executions import execution_paths
 from engine.openapi.flows import flow_paths
 from engine.openapi.letters import letter_paths
@@ -21,7 +22,13 @@ def document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Flows, executions, activation outcomes and dead letters.",
         },
-        "paths": {**flow_paths(), **execution_paths(), **letter_paths(), **run_paths()},
+        "paths": {
+            **flow_paths(),
+            **execution_paths(),
+            **activation_paths(),
+            **letter_paths(),
+            **run_paths(),
+        },
         "components": {"schemas": _components()},
     }
 

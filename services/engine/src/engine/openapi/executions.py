@@ -14,7 +14,6 @@ from engine.openapi.shapes import (
     ref,
 )
 from schemas.errors import ErrorCode, error_response
-from schemas.events import ActivationOutcome
 from schemas.executions import ExecutionView
 
 
@@ -104,20 +103,6 @@ def execution_paths() -> dict[str, Any]:
                 "responses": {
                     "200": json_body(ref(ExecutionView), "The execution"),
                     "404": error_response("No such execution", ErrorCode.UNKNOWN_EXECUTION),
-                },
-            }
-        },
-        "/api/automation/activations/{activationId}": {
-            "get": {
-                "operationId": "getActivation",
-                "summary": "What became of an activation (X-Activation-Id)",
-                "parameters": [path_param("activationId", "as the gateway answered it")],
-                "responses": {
-                    "200": json_body(ref(ActivationOutcome), "Its outcome"),
-                    "404": error_response(
-                        "Unknown, not decided yet, or ignored by an IGNORE policy",
-                        ErrorCode.UNKNOWN_ACTIVATION,
-                    ),
                 },
             }
         },

@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.http import MAX_PAGE
+from schemas.activations import ActivationRecord, ReplayAnswer, Replayed, ReplayRequest
 from schemas.errors import ErrorBody, ErrorCode, error_response
 from schemas.events import ActivationOutcome, DeadLetter
 from schemas.executions import ExecutionView
@@ -19,6 +20,10 @@ MODELS: tuple[type[BaseModel], ...] = (
     IssuedSecret,
     ExecutionView,
     ActivationOutcome,
+    ActivationRecord,
+    ReplayRequest,
+    Replayed,
+    ReplayAnswer,
     DeadLetter,
 )
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from engine.core.execution import ExecutionState, GroupWait
@@ -98,7 +98,23 @@ def execution_from_doc(doc: dict[str, Any]) -> ExecutionState:
     )
 
 
+def outcome_to_doc(outcome: ActivationOutcome) -> dict[str, Any]:
+    """An outcome's fields, none of them absent ones, and the request it keeps (as JSON
+    text: the data may hold what BSON cannot)."""
+    doc = outcome.model_dump(mode="json", exclude={"activationId"}, exclude_none=True)
+    if outcome._request is not None:
+        doc["request"] = opaque.encode(outcome._request)
+    return doc
+
+
+def request_of(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The request an outcome's document keeps (removed from `doc`), if any."""
+    text = doc.pop("request", None)
+    return opaque.decode(text) if text else None
+
+
 def activation_from_doc(doc: dict[str, Any]) -> ActivationOutcome | Resuming:
+    doc.pop("request", None)
     activation_id = doc.pop("_id")
     if "outcome" not in doc:
         return Resuming(activation_id, tuple(doc["resuming"]))
@@ -145,12 +161,18 @@ async def keyset_page(
     field: str,
     cursor: str | None,
     limit: int,
+    newest_first: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of documents in (`field`, `_id`) order after `cursor`, and the next cursor."""
+    """A page of documents in (`field`, `_id`) order after `cursor` (descending with
+    `newest_first`), and the next cursor."""
+    after_op, order = ("$lt", DESCENDING) if newest_first else ("$gt", ASCENDING)
     if cursor:
         value, after = decode_cursor(cursor)
-        query = {**query, "$or": [{field: {"$gt": value}}, {field: value, "_id": {"$gt": after}}]}
-    found = collection.find(query).sort([(field, ASCENDING), ("_id", ASCENDING)])
+        query = {
+            **query,
+            "$or": [{field: {after_op: value}}, {field: value, "_id": {after_op: after}}],
+        }
+    found = collection.find(query).sort([(field, order), ("_id", order)])
     docs = [doc async for doc in found.limit(limit + 1)]
     if len(docs) <= limit:
         return docs, None

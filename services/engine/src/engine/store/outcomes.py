@@ -1,12 +1,21 @@
 """Activation outcomes (and the choices of an `all`/`any` activation on its way) and
 idempotency keys (`activations`, `idempotency_keys`)."""
 
+from typing import Any
+
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from engine.ports import Resuming
-from engine.store.documents import activation_from_doc, by_ids
+from engine.store.documents import (
+    activation_from_doc,
+    by_ids,
+    keyset_page,
+    outcome_to_doc,
+    request_of,
+)
 from engine.store.schema import Collections
+from schemas.activations import ActivationFilter
 from schemas.events import ActivationOutcome, Outcome
 
 
@@ -35,7 +44,7 @@ class Outcomes(Collections):
         return resuming
 
     async def save_outcome(self, outcome: ActivationOutcome) -> bool:
-        body = outcome.model_dump(mode="json", exclude={"activationId"})
+        body = outcome_to_doc(outcome)
         # replaces what begin_resuming recorded, never an outcome: an upsert that finds
         # the outcome stored collides with it on _id instead
         try:
@@ -51,10 +60,7 @@ class Outcomes(Collections):
     async def save_outcomes(self, outcomes: list[ActivationOutcome]) -> set[str]:
         if len(outcomes) <= 1:  # one upsert, whether or not a choice was recorded
             return {o.activationId for o in outcomes if not await self.save_outcome(o)}
-        docs = [
-            {"_id": o.activationId, **o.model_dump(mode="json", exclude={"activationId"})}
-            for o in outcomes
-        ]
+        docs = [{"_id": o.activationId, **outcome_to_doc(o)} for o in outcomes]
         try:
             await self._outcomes.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -71,7 +77,7 @@ class Outcomes(Collections):
         return set()
 
     async def settle_outcome(self, outcome: ActivationOutcome) -> bool:
-        body = outcome.model_dump(mode="json", exclude={"activationId"})
+        body = outcome_to_doc(outcome)
         unsettled = {
             "_id": outcome.activationId,
             "outcome": {"$in": [None, Outcome.BUFFERED.value]},
@@ -116,3 +122,51 @@ class Outcomes(Collections):
     async def purge(self, now: int, retention_ms: int) -> int:
         result = await self._keys.delete_many({"created": {"$lt": now - retention_ms}})
         return result.deleted_count
+
+    async def activation_record(
+        self, activation_id: str
+    ) -> tuple[ActivationOutcome, dict[str, Any] | None] | None:
+        doc = await self._outcomes.find_one({"_id": activation_id})
+        if doc is None or "outcome" not in doc:
+            return None
+        request = request_of(doc)
+        found = activation_from_doc(doc)
+        assert isinstance(found, ActivationOutcome)
+        return found, request
+
+    async def list_activations(
+        self, where: ActivationFilter, cursor: str | None, limit: int
+    ) -> tuple[list[tuple[ActivationOutcome, dict[str, Any] | None]], str | None]:
+        query: dict[str, Any] = {}
+        if where.flowId:
+            query["flowId"] = where.flowId.lower()
+        if where.triggerId:
+            query["triggerId"] = where.triggerId.lower()
+        if where.outcome:
+            query["outcome"] = {"$in": [o.value for o in where.outcome]}
+        received: dict[str, int] = {}
+        if where.since is not None:
+            received["$gte"] = where.since
+        if where.until is not None:
+            received["$lt"] = where.until
+        query["receivedAt"] = received or {"$exists": True}
+        docs, cursor = await keyset_page(
+            self._outcomes, query, "receivedAt", cursor, limit, newest_first=True
+        )
+        page = []
+        for doc in docs:
+            request = request_of(doc)
+            found = activation_from_doc(doc)
+            if isinstance(found, ActivationOutcome):
+                page.append((found, request))
+        return page, cursor
+
+    async def purge_activations(self, now: int, body_ms: int, log_ms: int) -> tuple[int, int]:
+        """Forget bodies older than `body_ms` and records older than `log_ms` (by when they
+        were received); the numbers forgotten."""
+        records = await self._outcomes.delete_many({"receivedAt": {"$lt": now - log_ms}})
+        bodies = await self._outcomes.update_many(
+            {"receivedAt": {"$lt": now - body_ms}, "request": {"$exists": True}},
+            {"$unset": {"request": ""}},
+        )
+        return bodies.modified_count, records.deleted_count

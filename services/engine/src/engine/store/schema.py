@@ -3,7 +3,7 @@ design."""
 
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from engine.store.documents import WAIT_ORDER
@@ -62,3 +62,8 @@ class Collections:
         await self._buffer.create_index([("key", ASCENDING)])
         await self._buffer.create_index([("due", ASCENDING)])
         await self._secrets.create_index([("flowId", ASCENDING)])
+        # the activation log: newest first, by flow, by trigger (docs/design.md)
+        newest = [("receivedAt", DESCENDING), ("_id", DESCENDING)]
+        await self._outcomes.create_index(newest)
+        await self._outcomes.create_index([("flowId", ASCENDING), *newest])
+        await self._outcomes.create_index([("triggerId", ASCENDING), *newest])

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
 from engine.catalog import Catalog
 from engine.core import execution as ex
 from engine.core.matching import activation_bindings, authorized
@@ -16,6 +18,7 @@ from engine.usecases.buffer import Buffer
 from engine.usecases.conditions import Conditions
 from engine.usecases.selection import Selection
 from engine.usecases.start import Starts
+from schemas import opaque
 from schemas.callbacks import Selector, SelectorKind
 from schemas.events import ActivateTrigger, ActivationOutcome, ActivationSource, Outcome
 from schemas.flows import AuthenticationType
@@ -29,6 +32,8 @@ logger = logging.getLogger(__name__)
 class EngineConfig:
     idempotency_retention_ms: int = 24 * 3600 * 1000
     activation_key: str | None = None  # the gateway's, to verify the users it signed
+    body_retention_ms: int = 7 * 24 * 3600 * 1000  # the log keeps bodies (0: none)
+    log_retention_ms: int = 30 * 24 * 3600 * 1000  # and its records
 
 
 class Decisions:
@@ -89,7 +94,18 @@ class Decisions:
             executionIds=ids,
             detail=detail,
             decidedAt=self._now(),
+            receivedAt=command.receivedAt,
+            source=command.source,
+            userId=user.objectId if (user := self._signed_user(command, warn=False)) else None,
+            bodySize=body_size(command.data),
+            replayOf=command.replayOf,
         )
+        if self._config.body_retention_ms > 0:
+            decision._request = {
+                "data": command.data,
+                "execution": command.execution,
+                "user": user.model_dump(mode="json") if user else None,
+            }
         logger.info(
             "activation decided",
             extra={
@@ -235,7 +251,11 @@ class Decisions:
         if user is None and command.userToken:
             user = await self._tokens.resolve(command.userToken)
         if not authorized(block, user):
-            return Outcome.IGNORED_AUTH, [], "user missing, inactive or lacking required roles"
+            return (
+                Outcome.IGNORED_AUTH,
+                [],
+                _refusal(block.authenticationType, block.requiredRoles, user),
+            )
         if block.authenticationType == AuthenticationType.SIGNATURE and not verification_is_signed(
             self._config.activation_key, command.activationId, command.signatureVerified
         ):
@@ -266,7 +286,7 @@ class Decisions:
         )
         return _Admitted(act, selector)
 
-    def _signed_user(self, command: ActivateTrigger) -> User | None:
+    def _signed_user(self, command: ActivateTrigger, warn: bool = True) -> User | None:
         """The activation's user if the gateway signed it; anyone else's is ignored."""
         if command.user is None:
             return None
@@ -277,6 +297,8 @@ class Decisions:
             command.userSignature,
         ):
             return command.user
+        if not warn:
+            return None
         logger.warning(
             "an unsigned user on an activation ignored",
             extra={"activation_id": command.activationId, "flow_id": command.flowId},
@@ -288,3 +310,25 @@ class Decisions:
 class _Admitted:
     act: Activation
     selector: Selector
+
+
+def body_size(data: object) -> int:
+    """The bytes of an activation's data as compact JSON."""
+    try:
+        return len(orjson.dumps(data))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return len(opaque.encode(data).encode())
+
+
+def _refusal(kind: AuthenticationType, roles: list[str], user: User | None) -> str:
+    """Which rule of the trigger an activation's user failed."""
+    wanted = f" with the roles {', '.join(roles)}" if roles else ""
+    if user is None:
+        return (
+            f"the trigger requires a {kind.value} caller{wanted}; the activation has no "
+            "valid user (none, an inactive token, or one the gateway did not sign)"
+        )
+    missing = sorted(set(roles) - set(user.roles))
+    if not missing:
+        return f"user {user.objectId} does not pass the trigger's {kind.value} rule"
+    return f"user {user.objectId} lacks the role(s) {', '.join(missing)} the trigger requires"

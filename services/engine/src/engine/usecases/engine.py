@@ -17,9 +17,11 @@ from engine.usecases.activation import UNREAD, Unread
 from engine.usecases.buffer import Buffer
 from engine.usecases.decide import Decisions
 from engine.usecases.failures import Failures
+from engine.usecases.replay import Replays
 from engine.usecases.start import Starts
 from engine.usecases.stop import Stops
 from engine.usecases.timers import Timers
+from schemas.activations import ReplayAnswer, Replayed, ReplayRequest
 from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
 
 
@@ -33,6 +35,7 @@ class UseCases:
     timers: Timers
     failures: Failures
     stops: Stops
+    replays: Replays
 
 
 class Engine:
@@ -45,6 +48,7 @@ class Engine:
         self._timers = cases.timers
         self._failures = cases.failures
         self._stops = cases.stops
+        self._replays = cases.replays
 
     async def start(self, command: StartExecution) -> ex.ExecutionState | None:
         """Start an execution (a redelivered command finds the first one's)."""
@@ -108,3 +112,11 @@ class Engine:
     ) -> bool:
         """Fail an execution a message kept failing on; whether it was failed now."""
         return await self._failures.give_up(execution_id, reason, start)
+
+    async def replay(self, activation_id: str) -> Replayed:
+        """Send a logged activation again (`replayOf`); UnknownActivation, BodyNotKept."""
+        return await self._replays.replay(activation_id)
+
+    async def replay_matching(self, where: ReplayRequest) -> ReplayAnswer:
+        """Replay every matching logged activation whose body is kept."""
+        return await self._replays.replay_matching(where)

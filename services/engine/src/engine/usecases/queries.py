@@ -4,6 +4,7 @@ an activation's outcome (or its dead letter's)."""
 from engine.core import execution as ex
 from engine.dead_letters import DeadLetters
 from engine.ports import FlowRecord, Page, Store
+from schemas.activations import ActivationFilter, ActivationPage, ActivationRecord
 from schemas.events import ActivationOutcome, ExecutionStatus
 
 
@@ -33,3 +34,20 @@ class Queries:
         if isinstance(outcome, ActivationOutcome):
             return outcome
         return await self._letters.outcome_of(activation_id)
+
+    async def activation_record(self, activation_id: str) -> ActivationRecord | None:
+        """The activation as the log shows it (with its body while it is kept)."""
+        found = await self._store.activation_record(activation_id)
+        if found is not None:
+            return ActivationRecord.of(*found)
+        outcome = await self.activation(activation_id)
+        return None if outcome is None else ActivationRecord.of(outcome, None)
+
+    async def activations(
+        self, where: ActivationFilter, cursor: str | None, limit: int
+    ) -> ActivationPage:
+        """A page of the log, newest first; ValueError for a cursor that is not one."""
+        page, cursor = await self._store.list_activations(where, cursor, limit)
+        return ActivationPage(
+            activations=[ActivationRecord.of(*found) for found in page], next=cursor
+        )

@@ -12,6 +12,7 @@ from engine.ports import Resuming, Store
 from engine.usecases.activation import Activation, Decision, waits_at, waits_for
 from engine.usecases.buffer import Buffer
 from engine.usecases.conditions import Conditions
+from schemas import opaque
 from schemas.callbacks import Selector, SelectorKind
 from schemas.events import Outcome
 
@@ -70,7 +71,8 @@ class Selection:
                 activated.append(execution_id)
                 if selector.kind == SelectorKind.ANY:
                     break
-        return outcome(planned.filtered, len(activated)), activated, None
+        decided = outcome(planned.filtered, len(activated))
+        return decided, activated, _why(act, decided, planned.filtered)
 
     async def _by_id(
         self,
@@ -88,13 +90,22 @@ class Selection:
         if state is None or not waits_for(state, act):
             state = await self._store.get_execution(execution_id)
         if state is None or state.flow_id != act.flow.flow_id:
-            return Outcome.NO_WAITER, [], None
+            return (
+                Outcome.NO_WAITER,
+                [],
+                f"execution {execution_id} is not one of this flow version",
+            )
         if act.activation_id in state.applied:
             return Outcome.ACTIVATED, [state.execution_id], None
         if not waits_at(state, act.trigger_id):
-            return Outcome.NO_WAITER, [], None
+            where = f" at {state.wait_at}" if state.wait_at else ""
+            return (
+                Outcome.NO_WAITER,
+                [],
+                f"execution {execution_id} is {state.status.value}{where}, not at this trigger",
+            )
         if not await self._conditions.holds(act, state):
-            return Outcome.FILTERED, [], None
+            return Outcome.FILTERED, [], _why(act, Outcome.FILTERED, 1)
         return _Plan((state.execution_id,), {state.execution_id: state})
 
     async def _waiting(
@@ -102,7 +113,7 @@ class Selection:
     ) -> "_Plan | Decision":
         """`all` or `any`: find the candidates, by correlation key when the condition has one."""
         if nobody_waits is not None and act.trigger_id in nobody_waits:
-            return Outcome.NO_WAITER, [], None
+            return Outcome.NO_WAITER, [], _NOBODY
         correlation = act.flow.correlations.get(act.block.name)
         wait_id = act.flow.wait_id(act.trigger_id)
         key = None
@@ -110,7 +121,7 @@ class Selection:
             if not await self._store.anyone_waiting(wait_id):
                 if nobody_waits is not None:
                     nobody_waits.add(act.trigger_id)
-                return Outcome.NO_WAITER, [], None
+                return Outcome.NO_WAITER, [], _NOBODY
             found = correlation.lookup_key(wait_id, act.command.data)
             if found is MISSING:  # the condition cannot hold for any execution
                 path = ".".join(("data", *correlation.data_path))
@@ -135,8 +146,39 @@ class Selection:
         if correlation is not None and not holders and not passed:
             filtered += 1  # executions wait at the trigger, none with this key
         if not holders:
-            return outcome(filtered, 0), [], None
+            decided = outcome(filtered, 0)
+            if decided == Outcome.FILTERED and correlation is not None and key is not None:
+                path = ".".join(("data", *correlation.data_path))
+                return (
+                    decided,
+                    [],
+                    f"no execution waits for {path} = {_seen(key)}"
+                    + (f" (the condition `{act.block.condition}`)" if act.block.condition else ""),
+                )
+            return decided, [], _why(act, decided, filtered)
         chosen = Resuming(act.activation_id, tuple(s.execution_id for s in holders))
         plan = await self._store.begin_resuming(chosen)
         read = {s.execution_id: s for s in holders} if plan == chosen else {}
         return _Plan(plan.execution_ids, read, filtered)
+
+
+_NOBODY = "no execution of this flow version waits at this trigger"
+_SEEN = 200  # characters of the data a reason quotes
+
+
+def _seen(value: object) -> str:
+    """What a reason quotes of the activation's data: its JSON, cut."""
+    text = opaque.encode(value) if not isinstance(value, str) else value
+    return text if len(text) <= _SEEN else text[:_SEEN] + "..."
+
+
+def _why(act: Activation, decided: Outcome, filtered: int) -> str | None:
+    """The reason of an outcome reached by looking at the waiting executions."""
+    if decided == Outcome.FILTERED:
+        return (
+            f"the condition `{act.block.condition}` is false for {filtered} waiting "
+            f"execution{'s' if filtered != 1 else ''}; data: {_seen(act.command.data)}"
+        )
+    if decided == Outcome.NO_WAITER:
+        return _NOBODY + " (or each it matched was resumed by another activation meanwhile)"
+    return None

@@ -1,9 +1,52 @@
-// Activation lookup, dead letters with replay, and the expression tester.
+// The activation log with lookup and replay, dead letters with replay, the expression tester.
 
 import { API, api } from "./api.js";
 import { alertBox, el, failure, link, show, when } from "./dom.js";
 
-export function activationsPage(activationId) {
+const OUTCOMES = ["ACTIVATED", "FILTERED", "NO_WAITER", "DUPLICATE", "IGNORED_AUTH", "UNKNOWN_TRIGGER", "INVALID", "DEAD_LETTERED", "BUFFERED", "EXPIRED"];
+
+function replayButton(record, problem, done) {
+  return el("button", {
+    type: "button",
+    "aria-label": `Replay activation ${record.activationId}`,
+    text: "Replay",
+    disabled: record.bodyKept ? undefined : "disabled",
+    title: record.bodyKept ? "Send its body again as a new activation" : "Its body is no longer kept",
+    onclick: async () => {
+      try {
+        const replayed = await api(`${API}/activations/${record.activationId}/replay`, { method: "POST" });
+        done(el("span", {}, "replayed as ", link(`#/activations/${replayed.activationId}`, replayed.activationId)));
+      } catch (error) {
+        failure(problem, error);
+      }
+    },
+  });
+}
+
+function detail(record, problem) {
+  const replayed = el("p", { "aria-live": "polite" });
+  return el(
+    "section",
+    { class: "lookup" },
+    el("p", {}, "Outcome: ", el("strong", { class: "outcome", text: record.outcome }), record.reason ? ` · ${record.reason}` : ""),
+    el("p", {}, "Executions: ", ...(record.executionIds.length ? record.executionIds.map((id) => [link(`#/executions/${id}`, id), " "]) : ["none"])),
+    el(
+      "p",
+      { class: "muted" },
+      `Flow ${record.flowId} · trigger ${record.triggerId}`,
+      record.receivedAt ? ` · received ${when(record.receivedAt)}` : "",
+      ` · decided ${when(record.decidedAt)}`,
+      record.source ? ` · ${record.source}` : "",
+      record.userId ? ` · user ${record.userId}` : "",
+      record.replayOf ? el("span", {}, " · replays ", link(`#/activations/${record.replayOf}`, record.replayOf)) : "",
+    ),
+    record.bodyKept ? el("pre", { class: "value", text: JSON.stringify(record.body, null, 2) }) : el("p", { class: "muted", text: "Body: no longer kept." }),
+    el("p", {}, replayButton(record, problem, (answer) => replayed.replaceChildren(answer))),
+    replayed,
+  );
+}
+
+export async function activationsPage(activationId) {
   const problem = alertBox();
   const answer = el("div", { "aria-live": "polite" });
   const field = el("input", { id: "activation-id", type: "text", value: activationId || "", required: true });
@@ -15,12 +58,8 @@ export function activationsPage(activationId) {
         problem.textContent = "";
         answer.replaceChildren();
         try {
-          const outcome = await api(`${API}/activations/${encodeURIComponent(field.value.trim())}`);
-          answer.replaceChildren(
-            el("p", {}, "Outcome: ", el("strong", { class: "outcome", text: outcome.outcome }), outcome.detail ? ` · ${outcome.detail}` : ""),
-            el("p", {}, "Executions: ", ...(outcome.executionIds.length ? outcome.executionIds.map((id) => [link(`#/executions/${id}`, id), " "]) : ["none"])),
-            el("p", { class: "muted" }, `Flow ${outcome.flowId} · trigger ${outcome.triggerId} · decided ${when(outcome.decidedAt)}`),
-          );
+          const record = await api(`${API}/activations/${encodeURIComponent(field.value.trim())}`);
+          answer.replaceChildren(detail(record, problem));
         } catch (error) {
           failure(problem, error);
         }
@@ -30,8 +69,59 @@ export function activationsPage(activationId) {
     field,
     el("p", {}, el("button", { type: "submit", text: "Look up" })),
   );
-  show("Activation lookup", form, problem, answer);
+  const trigger = el("input", { id: "log-trigger", type: "text", placeholder: "any" });
+  const outcome = el("select", { id: "log-outcome" }, el("option", { value: "", text: "any" }), ...OUTCOMES.map((o) => el("option", { value: o, text: o })));
+  const rows = el("tbody");
+  const more = el("p");
+  const filters = el(
+    "form",
+    { class: "filters", onsubmit: (event) => { event.preventDefault(); rows.replaceChildren(); load(null); } },
+    el("label", { for: "log-trigger", text: "Trigger id" }),
+    trigger,
+    el("label", { for: "log-outcome", text: "Outcome" }),
+    outcome,
+    el("button", { type: "submit", text: "Filter" }),
+  );
+  show(
+    "Activations",
+    form,
+    problem,
+    answer,
+    el("h2", { text: "Log, newest first" }),
+    filters,
+    el("table", { class: "log" }, el("thead", {}, el("tr", {}, ...["Received", "Activation", "Outcome", "Why", "Executions", ""].map((h) => el("th", { scope: "col", text: h })))), rows),
+    more,
+  );
+  function row(record) {
+    const cell = el("td");
+    cell.append(replayButton(record, problem, (done) => cell.replaceChildren(done)));
+    return el(
+      "tr",
+      {},
+      el("td", { text: when(record.receivedAt) }),
+      el("td", {}, link(`#/activations/${record.activationId}`, record.activationId.slice(0, 8))),
+      el("td", { text: record.outcome }),
+      el("td", { text: record.reason || "" }),
+      el("td", { text: String(record.executionIds.length) }),
+      cell,
+    );
+  }
+  async function load(cursor) {
+    const query = new URLSearchParams({ limit: "25" });
+    if (trigger.value.trim()) query.set("triggerId", trigger.value.trim());
+    if (outcome.value) query.set("outcome", outcome.value);
+    if (cursor) query.set("cursor", cursor);
+    try {
+      const page = await api(`${API}/activations?${query}`);
+      rows.append(...page.activations.map(row));
+      if (!page.activations.length && !cursor) rows.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No activations." })));
+      more.replaceChildren(page.next ? el("button", { type: "button", onclick: () => load(page.next), text: "More" }) : "");
+    } catch (error) {
+      failure(problem, error);
+    }
+  }
   if (activationId) form.requestSubmit();
+  await load(null);
 }
 
 export async function deadLettersPage() {

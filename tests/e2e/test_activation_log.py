@@ -21,7 +21,7 @@ async def _cli(driver: Driver, *args: str) -> str:
         CliRunner().invoke,
         cli,
         ["--admin-key", driver.product.admin_key, *args, "--engine", driver.product.engine],
-        terminal_width=250,
+        env={"COLUMNS": "250"},  # the table's width
     )
     assert result.exit_code == 0, result.output
     return result.output

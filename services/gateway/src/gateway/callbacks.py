@@ -163,6 +163,7 @@ class Callbacks:
                     "idempotencyKey": key,
                     "source": source,
                     "receivedAt": self._now(),
+                    "replayOf": None,
                 }
             )
             partition_key = execution if execution not in ("all", "any") else trigger_id

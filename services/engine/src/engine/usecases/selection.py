@@ -152,7 +152,8 @@ class Selection:
                 return (
                     decided,
                     [],
-                    f"no execution waits for {path} = {_seen(key)}"
+                    # the key is `<wait id>:<the value as canonical JSON>`
+                    f"no execution waits for {path} = {_seen(key.partition(':')[2])}"
                     + (f" (the condition `{act.block.condition}`)" if act.block.condition else ""),
                 )
             return decided, [], _why(act, decided, filtered)

@@ -4,6 +4,8 @@
 #   deploy/tools.sh kustomize        the kustomize binary (built once into .local/bin)
 #   deploy/tools.sh keda-crds        KEDA's CustomResourceDefinitions (ScaledObject...)
 #   deploy/tools.sh compose-schema   the Compose specification's JSON Schema
+#   deploy/tools.sh rulecheck        checks Prometheus rule files as Prometheus loads them
+#                                    (deploy/monitoring/rulecheck, built once into .local/bin)
 source "$(dirname "${BASH_SOURCE[0]}")/local/common.sh"
 
 KUSTOMIZE_VERSION=v5.7.1
@@ -28,6 +30,19 @@ case "${1:-}" in
     echo "$bin"
     ;;
   keda-crds) echo "$(module_dir github.com/kedacore/keda/v2 "$KEDA_VERSION")/config/crd/bases" ;;
+  rulecheck)
+    bin=$LOCAL_DIR/bin/rulecheck
+    src=$HOOKFLOW_ROOT/deploy/monitoring/rulecheck
+    stamp=$LOCAL_DIR/bin/.rulecheck
+    want=$(file_hash "$src/go.mod" "$src/go.sum" "$src/main.go")
+    if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      need go "to build the rule checker"
+      log "building the rule checker (once)" >&2
+      (cd "$src" && go build -o "$bin" .) >&2
+      echo "$want" >"$stamp"
+    fi
+    echo "$bin"
+    ;;
   compose-schema) echo "$(module_dir github.com/compose-spec/compose-go/v2 "$COMPOSE_GO_VERSION")/schema/compose-spec.json" ;;
-  *) echo "usage: $0 kustomize|keda-crds|compose-schema" >&2; exit 2 ;;
+  *) echo "usage: $0 kustomize|keda-crds|compose-schema|rulecheck" >&2; exit 2 ;;
 esac

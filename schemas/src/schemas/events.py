@@ -136,6 +136,7 @@ class ActivationOutcome(_Message):
     userId: str | None = None  # the caller's user, when it was resolved
     bodySize: int | None = None  # bytes of its data as JSON
     replayOf: str | None = None
+    traceId: str | None = None  # the trace its decision was part of, when traced
     # what the engine keeps of the request for the log's retention time, to show and to
     # replay it (`{"data", "execution", "user"}`); never serialized, never published
     _request: dict[str, Any] | None = PrivateAttr(default=None)

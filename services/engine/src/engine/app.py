@@ -6,12 +6,13 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from engine import console
 from engine.adapters import AuthServiceTokens, ExpressionWorkers, HttpxRunner, KafkaPublisher
+from engine.adapters.traced import TracedHttp, TracedStore
 from engine.batches import ConsumerConfig
 from engine.catalog import Catalog, CatalogConfig
 from engine.consumers import register
@@ -51,6 +53,7 @@ from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
 from schemas.sealing import sealing_key
 from schemas.topics import Topics, bootstrap_servers
+from schemas.tracing import Tracing, provider_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +112,11 @@ def create_app(
     store: Store | None = None,
     broker: KafkaBroker | None = None,
     configure_logging: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
-    """Build the engine: Kafka consumers, the management API and their shared adapters."""
+    """Build the engine: Kafka consumers, the management API and their shared adapters
+    (tests inject a store, a broker and a tracer provider; else the OTEL_* variables
+    decide whether it traces)."""
     settings = settings or Settings()
     if configure_logging:
         logs.configure("engine", settings.log_level, settings.log_format)
@@ -158,16 +164,13 @@ def create_app(
         settings.expression_time_limit_ms / 1000,
         settings.expression_memory_mb * 1024 * 1024,
     )
-    engine = wire_engine(
-        catalog,
-        store,
-        publisher,
-        HttpxRunner(blocks, settings.http_max_response_bytes),
-        tokens,
-        config,
-        now_ms,
-        workers,
-    )
+    tracing = Tracing(tracer_provider or provider_from_env("engine"), "engine")
+    http: HttpRunner = HttpxRunner(blocks, settings.http_max_response_bytes)
+    decided_by: Store = store
+    if tracing.enabled:  # spans for the store's calls and the http_request blocks
+        decided_by = cast(Store, TracedStore(store, tracing))
+        http = TracedHttp(http, tracing)
+    engine = wire_engine(catalog, decided_by, publisher, http, tokens, config, now_ms, workers)
     letters = DeadLetters(engine, store, publisher, now_ms, sealing)
     register(
         broker,
@@ -184,6 +187,7 @@ def create_app(
             backoff_seconds=settings.retry_backoff_seconds,
         ),
         metrics,
+        tracing,
     )
     state = {"ready": False}
 
@@ -280,6 +284,7 @@ def create_app(
             await workers.close()
             await client.aclose()
             await blocks.aclose()
+            tracing.shutdown()
             if mongo is not None:
                 await mongo.close()
 

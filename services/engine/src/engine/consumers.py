@@ -22,6 +22,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.message import StreamMessage
+from opentelemetry.trace import SpanKind
 
 from engine.batches import Batches, ConsumerConfig
 from engine.dead_letters import DeadLetters, Received
@@ -31,6 +32,7 @@ from engine.records import Item
 from engine.usecases import Engine, ExecutionFault
 from schemas.events import ActivateTrigger, ActivationOutcome, DeadLetterKind, StartExecution
 from schemas.topics import Topics
+from schemas.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,11 @@ def register(
     topics: Topics,
     config: ConsumerConfig,
     metrics: Metrics,
+    tracing: Tracing | None = None,
 ) -> None:
-    """Subscribe the engine to execution starts and activations, in batches."""
+    """Subscribe the engine to execution starts and activations, in batches (with
+    `tracing` on, each activation's decision is a span in the trace its record carries)."""
+    tracing = tracing or Tracing(None, "engine")
     router = KafkaRouter()
     batches = Batches(config, metrics, letters.skip)
     # outcomes this process stored and published: records delivered again after a rewind
@@ -123,12 +128,35 @@ def register(
         fresh: list[ActivationOutcome] = []
         nobody_waits: set[str] = set()
 
+        headers = (
+            {i.command.activationId: i.record.headers for i in items if i.command}
+            if tracing.enabled
+            else {}
+        )
+
+        async def decide(command: ActivateTrigger) -> tuple[ActivationOutcome, bool]:
+            if not tracing.enabled:
+                return await engine.decide(
+                    command, found.get(command.activationId), nobody_waits, read_ahead
+                )
+            parent = Tracing.from_kafka(headers.get(command.activationId))
+            attributes = {
+                "hookflow.activation_id": command.activationId,
+                "hookflow.trigger_id": command.triggerId,
+            }
+            with tracing.start("decide", parent, SpanKind.CONSUMER, attributes) as span:
+                decision, new = await engine.decide(
+                    command, found.get(command.activationId), nobody_waits, read_ahead
+                )
+                span.set_attribute("hookflow.outcome", decision.outcome.value)
+                if new:  # the log names the trace it was decided in
+                    decision = decision.model_copy(update={"traceId": Tracing.trace_id()})
+                return decision, new
+
         async def activate(command: ActivateTrigger) -> None:
             if command.activationId in handled:
                 return
-            decision, new = await engine.decide(
-                command, found.get(command.activationId), nobody_waits, read_ahead
-            )
+            decision, new = await decide(command)
             handled.add(command.activationId)  # only once decided: a failure is tried again
             if new:
                 fresh.append(decision)

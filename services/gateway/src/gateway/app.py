@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -50,6 +51,7 @@ from schemas.frontdoor import Service
 from schemas.http import exception_handlers
 from schemas.partitions import KeyPartitioner
 from schemas.topics import Topics, bootstrap_servers
+from schemas.tracing import Tracing, provider_from_env
 from schemas.users import TokenIntrospection
 
 logger = logging.getLogger(__name__)
@@ -71,8 +73,10 @@ def create_app(
     introspect: Callable[[str], Awaitable[TokenIntrospection]] | None = None,
     end_offsets: ReadOffsets | None = None,
     configure_logging: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> Starlette:
-    """Build the gateway; tests inject a test broker, an introspection function and offsets."""
+    """Build the gateway; tests inject a test broker, an introspection function, offsets
+    and a tracer provider (else the OTEL_* variables decide whether it traces)."""
     settings = settings or Settings()
     if configure_logging:
         logs.configure("gateway", settings.log_level, settings.log_format)
@@ -102,6 +106,7 @@ def create_app(
         settings.token_cache_ttl_seconds,
         settings.token_cache_negative_ttl_seconds,
     )
+    tracing = Tracing(tracer_provider or provider_from_env("gateway"), "gateway")
     registry = Registry()
     metrics = Metrics(lambda: {"hit": tokens.hits, "miss": tokens.misses})
     state = {"ready": False}
@@ -198,10 +203,15 @@ def create_app(
         ),
     }
 
-    async def publish(topic: str, message: bytes, key: bytes, correlation_id: str) -> None:
+    async def publish(
+        topic: str, message: bytes, key: bytes, correlation_id: str, extra: dict[str, str] | None
+    ) -> None:
         # the endpoint's one deadline bounds this (settings.publish_timeout_seconds)
         await publishers[topic].publish(
-            message, key=key, headers=_JSON, correlation_id=correlation_id
+            message,
+            key=key,
+            headers={**_JSON, **extra} if extra else _JSON,
+            correlation_id=correlation_id,
         )
 
     buckets = (
@@ -229,6 +239,7 @@ def create_app(
         activation_key,
         now_ms,
         (quotas, guard),
+        tracing,
     )
     starts = Starts(
         registry,
@@ -315,6 +326,7 @@ def create_app(
             await broker.stop()
             await client.aclose()
             front_door.close()
+            tracing.shutdown()
 
     flow = "/api/automation/flow"
     routes = [

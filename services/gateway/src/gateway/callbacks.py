@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from opentelemetry.trace import SpanKind
 
 from gateway.call import (
     Call,
@@ -36,6 +37,7 @@ from schemas.flows import AuthenticationType, OnFailPolicy
 from schemas.requests import RequestError
 from schemas.signing import sign_user, sign_verification
 from schemas.topics import Topics
+from schemas.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Callbacks:
         activation_key: str | None,
         clock: Callable[[], int],
         shedding: tuple[TriggerQuotas, LagGuard | None],
+        tracing: Tracing,
     ) -> None:
         self._registry = registry
         self._refresh = refresh
@@ -84,11 +87,26 @@ class Callbacks:
         self._activation_key = activation_key
         self._now = clock
         self._quotas, self._guard = shedding
+        self._tracing = tracing
 
     async def activate(self, call: Call, source: str = _HTTP) -> str:
         """Admit and publish a callback; its activation id (also when its trigger's
         IGNORE policy dropped it). `source`: `by-name` when the caller named the flow and
-        the trigger (the engine then also reaches older versions' waiting executions)."""
+        the trigger (the engine then also reaches older versions' waiting executions).
+
+        Traced (span `accept`, in the trace the caller's `traceparent` names, with the
+        span `publish` whose context the message carries to the engine) when tracing is on.
+        """
+        if not self._tracing.enabled:
+            return await self._activate(call, source)
+        attributes = {"hookflow.flow_id": call.flow_id, "hookflow.trigger_id": call.trigger_id}
+        parent = Tracing.from_http(call.headers)
+        with self._tracing.start("accept", parent, SpanKind.SERVER, attributes) as span:
+            activation_id = await self._activate(call, source)
+            span.set_attribute("hookflow.activation_id", activation_id)
+            return activation_id
+
+    async def _activate(self, call: Call, source: str) -> str:
         flow_id, trigger_id = call.flow_id, call.trigger_id
         trigger = self._registry.trigger(flow_id, trigger_id)
         if trigger is None:
@@ -167,9 +185,20 @@ class Callbacks:
                 }
             )
             partition_key = execution if execution not in ("all", "any") else trigger_id
-            await self._sender.send(
-                self._topic, message, partition_key.encode(), activation_id, deadline
-            )
+            if self._tracing.enabled:
+                with self._tracing.start("publish", kind=SpanKind.PRODUCER):
+                    await self._sender.send(
+                        self._topic,
+                        message,
+                        partition_key.encode(),
+                        activation_id,
+                        deadline,
+                        Tracing.kafka_headers(),
+                    )
+            else:
+                await self._sender.send(
+                    self._topic, message, partition_key.encode(), activation_id, deadline
+                )
         finally:
             deadline.disarm()
         return activation_id

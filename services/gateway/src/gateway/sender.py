@@ -16,8 +16,8 @@ from schemas.topics import Topics
 
 logger = logging.getLogger(__name__)
 
-# topic, message, key, correlation id (the activation or execution id)
-Publish = Callable[[str, bytes, bytes, str], Awaitable[None]]
+# topic, message, key, correlation id (the activation or execution id), extra headers
+Publish = Callable[[str, bytes, bytes, str, dict[str, str] | None], Awaitable[None]]
 
 
 class Sender:
@@ -33,12 +33,19 @@ class Sender:
         }
 
     async def send(
-        self, topic: str, body: bytes, key: bytes, correlation_id: str, deadline: Deadline
+        self,
+        topic: str,
+        body: bytes,
+        key: bytes,
+        correlation_id: str,
+        deadline: Deadline,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """`headers`: what the message carries besides its content type (a trace's context)."""
         started = time.perf_counter()
         deadline.arm(self._seconds)
         try:
-            await self._publish(topic, body, key, correlation_id)
+            await self._publish(topic, body, key, correlation_id, headers)
         except MessageSizeTooLargeError:
             # the client's doing, not the broker's: retrying the same body cannot help
             raise RequestError(

@@ -102,67 +102,44 @@ def faults(infra: Infra, services: Services, pause: float) -> list[dict[str, Any
     done: list[dict[str, Any]] = []
     time.sleep(pause)
 
+    def strike(fault: str, victims: list[int], **facts: Any) -> None:
+        """kill -9 the brokers, leave them dead `pause` s, start them again (each back
+        makes a quorum with those alive) and wait until they are in every ISR."""
+        struck = time.time()
+        for broker in victims:
+            infra.kill("kafka", broker)
+        time.sleep(pause)
+        restarting = time.time()
+        for broker in victims:
+            infra.script("kafka", "start", str(broker))
+        back = time.time()
+        in_sync = await_in_sync(infra, watched)
+        done.append(
+            {
+                "fault": fault,
+                **facts,
+                "struck": struck,
+                "repaired": back,
+                "down_until": restarting,
+                "in_sync_seconds": round(in_sync, 1),
+            }
+        )
+        time.sleep(pause)
+
     partition, leader = busiest_leader(infra, topic)
-    struck = time.time()
-    infra.kill("kafka", leader)
-    time.sleep(pause)
-    infra.script("kafka", "start", str(leader))
-    back = time.time()
-    in_sync = await_in_sync(infra, watched)
-    done.append(
-        {
-            "fault": "kill -9 the leader of the busiest partition",
-            "broker": leader,
-            "partition": partition,
-            "struck": struck,
-            "repaired": back,
-            "in_sync_seconds": round(in_sync, 1),
-        }
+    strike(
+        "kill -9 the leader of the busiest partition",
+        [leader],
+        broker=leader,
+        partition=partition,
     )
-    time.sleep(pause)
-
-    led = leaders(infra, topic)
-    follower = next((b for b in BROKERS if b not in led.values()), None)
+    led = list(leaders(infra, topic).values())
+    follower = next((b for b in BROKERS if b not in led), None)
     if follower is None:  # every broker leads a partition again: the least busy one
-        follower = min(BROKERS, key=lambda b: list(led.values()).count(b))
-    struck = time.time()
-    infra.kill("kafka", follower)
-    time.sleep(pause)
-    infra.script("kafka", "start", str(follower))
-    back = time.time()
-    in_sync = await_in_sync(infra, watched)
-    done.append(
-        {
-            "fault": "kill -9 a follower",
-            "broker": follower,
-            "partitions_it_led": list(led.values()).count(follower),
-            "struck": struck,
-            "repaired": back,
-            "in_sync_seconds": round(in_sync, 1),
-        }
-    )
-    time.sleep(pause)
-
+        follower = min(BROKERS, key=led.count)
+    strike("kill -9 a follower", [follower], broker=follower, partitions_it_led=led.count(follower))
     two = [b for b in BROKERS if b != leaders(infra, topic)[0]][:2]
-    struck = time.time()
-    for broker in two:
-        infra.kill("kafka", broker)
-    time.sleep(pause)
-    restarting = time.time()
-    for broker in two:  # each back makes a quorum with the survivor
-        infra.script("kafka", "start", str(broker))
-    back = time.time()
-    in_sync = await_in_sync(infra, watched)
-    done.append(
-        {
-            "fault": "kill -9 two brokers",
-            "brokers": two,
-            "struck": struck,
-            "repaired": back,
-            "down_until": restarting,
-            "in_sync_seconds": round(in_sync, 1),
-        }
-    )
+    strike("kill -9 two brokers", two, brokers=two)
     return done
 
 

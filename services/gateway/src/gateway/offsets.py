@@ -20,14 +20,20 @@ class EndOffsets:
             consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
             await consumer.start()
             self._consumer = consumer
+        partitions = await self._partitions_of(topic)
+        if not partitions:
+            return {}
+        ends = await self._consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def _partitions_of(self, topic: str) -> list[TopicPartition]:
+        """The topic's partitions, asked once (none while it does not exist)."""
         partitions = self._partitions.get(topic)
         if not partitions:
             partitions = await self._describe(topic)
-            if not partitions:
-                return {}
-            self._partitions[topic] = partitions
-        ends = await self._consumer.end_offsets(partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
+            if partitions:
+                self._partitions[topic] = partitions
+        return partitions
 
     async def _describe(self, topic: str) -> list[TopicPartition]:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
@@ -43,12 +49,9 @@ class EndOffsets:
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         """The offsets `group` committed on `topic`'s partitions (those it never committed
         are missing)."""
-        partitions = self._partitions.get(topic)
+        partitions = await self._partitions_of(topic)
         if not partitions:
-            partitions = await self._describe(topic)
-            if not partitions:
-                return {}
-            self._partitions[topic] = partitions
+            return {}
         if self._admin is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
             await admin.start()

@@ -56,6 +56,7 @@ class Decisions:
         self._config = config
         self._now = clock
         self._conditions, self._starts, self._selection, self._buffer = parts
+        self._last_signed: tuple[str, User | None, User | None] | None = None
 
     async def decide(
         self,
@@ -287,7 +288,17 @@ class Decisions:
         return _Admitted(act, selector)
 
     def _signed_user(self, command: ActivateTrigger, warn: bool = True) -> User | None:
-        """The activation's user if the gateway signed it; anyone else's is ignored."""
+        """The activation's user if the gateway signed it; anyone else's is ignored. The
+        last answer is kept: the log asks again for the activation just decided, and the
+        signature is checked once."""
+        last = self._last_signed
+        if last is not None and last[0] == command.activationId and last[1] is command.user:
+            return last[2]
+        user = self._check_signature(command, warn)
+        self._last_signed = (command.activationId, command.user, user)
+        return user
+
+    def _check_signature(self, command: ActivateTrigger, warn: bool) -> User | None:
         if command.user is None:
             return None
         if user_is_signed(

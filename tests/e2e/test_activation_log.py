@@ -57,7 +57,9 @@ async def test_missed_callbacks_are_listed_with_why_and_replayed_once(driver: Dr
         {"orderId": orders[2], "amount": 2},
         True,
     )
-    older = await _log(driver, triggerId=trigger["triggerId"], cursor=page["next"])
+    older = await _log(
+        driver, triggerId=trigger["triggerId"], outcome="NO_WAITER", cursor=page["next"]
+    )
     assert [r["activationId"] for r in older["activations"]] == [
         missed[0].headers["x-activation-id"]
     ]
@@ -116,3 +118,63 @@ async def test_the_log_refuses_what_it_cannot_read(driver: Driver) -> None:
         f"{engine}/api/automation/activations/replay", json={"outcome": ["NO_WAITER"]}
     )
     assert (unnamed.status_code, unnamed.json()["code"]) == (400, 2004)
+
+
+async def test_callbacks_refused_at_the_gateway_are_in_the_log_with_why(driver: Driver) -> None:
+    guarded = {
+        "name": f"Guarded {uuid.uuid4().hex[:8]}",
+        "blocks": [
+            {"name": "s", "type": "start", "next": "strict"},
+            {
+                "name": "strict",
+                "type": "external_callback",
+                "authenticationType": "USER",
+                "requiredRoles": ["Partner"],
+                "next": "quiet",
+            },
+            {
+                "name": "quiet",
+                "type": "external_callback",
+                "authenticationType": "USER",
+                "requiredRoles": ["Partner"],
+                "onFailPolicy": "IGNORE",
+            },
+        ],
+    }
+    flow = await driver.deploy(guarded)
+    strict, quiet = (t for t in flow["triggers"])
+    _, outsider = await driver.user(["Other"])
+    since = int(time.time() * 1000)  # after the deploy's probes (a bad selector, refused)
+    not_json = await driver.http.post(
+        strict["callbackUrl"], content=b"{oops", headers={"content-type": "application/json"}
+    )
+    no_role = await driver.callback(strict["callbackUrl"], {"n": 1}, outsider)
+    ignored = await driver.callback(quiet["callbackUrl"], {"n": 2}, outsider)
+    assert [r.status_code for r in (not_json, no_role, ignored)] == [400, 403, 200]
+
+    # the caller of the ignored one got an id: it now finds why nothing happened
+    found = await driver.outcome_of(ignored.headers["x-activation-id"])
+    assert (found["outcome"], found["source"]) == ("IGNORED_AUTH", "http")
+    assert "lacks the role(s) Partner" in found["reason"]
+
+    async with asyncio.timeout(30):
+        while (
+            len(refused := (await _log(driver, flowId=flow["flowId"], since=since))["activations"])
+            < 3
+        ):
+            await asyncio.sleep(0.1)
+    by_trigger = {(r["triggerId"], r["outcome"]): r for r in refused}
+    assert set(by_trigger) == {
+        (strict["triggerId"], "REFUSED"),
+        (quiet["triggerId"], "IGNORED_AUTH"),
+    }
+    reasons = sorted(r["reason"] for r in refused if r["outcome"] == "REFUSED")
+    assert reasons[0].startswith("answered 400, code 2000: ")
+    assert reasons[1].startswith("answered 403, code 1000: ")
+    assert "lacks the role(s) Partner" in reasons[1]
+    assert all(not r["bodyKept"] for r in refused)  # a refused body is never kept
+    only = await _log(driver, flowId=flow["flowId"], outcome="REFUSED", since=since)
+    assert len(only["activations"]) == 2
+    # the deploy's probes were refused too, each with its reason
+    probes = await _log(driver, flowId=flow["flowId"], until=since)
+    assert {r["reason"].split(":")[0] for r in probes["activations"]} == {"answered 400, code 2002"}

@@ -43,6 +43,20 @@ def check_user(
     return AuthCheck.PASSED
 
 
+def auth_refusal(kind: AuthenticationType, roles: list[str], user: User | None) -> str:
+    """Which rule of the trigger a caller's user failed, for the activation log."""
+    wanted = f" with the roles {', '.join(roles)}" if roles else ""
+    if user is None:
+        return (
+            f"the trigger requires a {kind.value} caller{wanted}; the activation has no "
+            "valid user (none, an inactive token, or one the gateway did not sign)"
+        )
+    missing = sorted(set(roles) - set(user.roles))
+    if not missing:
+        return f"user {user.objectId} does not pass the trigger's {kind.value} rule"
+    return f"user {user.objectId} lacks the role(s) {', '.join(missing)} the trigger requires"
+
+
 class SelectorKind(StrEnum):
     ALL = "all"
     ANY = "any"

@@ -118,6 +118,9 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "DEAD_LETTERED"  # it kept failing; a replay of the dead letter decides it
     BUFFERED = "BUFFERED"  # kept for an execution that begins waiting later (bufferSeconds)
     EXPIRED = "EXPIRED"  # buffered, and no execution took it in time
+    # the gateway refused the request before Kafka (bad signature, bad JSON, too large,
+    # auth, a limit): the caller got that error; `detail` says which (the log only)
+    REFUSED = "REFUSED"
 
 
 class ActivationOutcome(_Message):
@@ -267,6 +270,48 @@ class QuotaSpent(_Command):
     spent: dict[Annotated[str, Field(max_length=200)], Annotated[int, Field(ge=0)]] = Field(
         max_length=10_000
     )
+
+
+class ActivationRefused(_Command):
+    """A callback the gateway did not publish as an activation, for the activation log
+    (topic `activation-refusals`): refused with an error (`REFUSED`, `status` and `code`
+    are what the caller got), dropped by its trigger's IGNORE policy (`IGNORED_AUTH`,
+    answered 200 with `activationId`), or naming a trigger its flow lacks
+    (`UNKNOWN_TRIGGER`). No body: what was refused is not kept."""
+
+    activationId: str
+    flowId: str = Field(max_length=200)
+    triggerId: str = Field(max_length=200)
+    outcome: Literal[Outcome.REFUSED, Outcome.IGNORED_AUTH, Outcome.UNKNOWN_TRIGGER]
+    reason: str = Field(max_length=2000)
+    status: int = Field(ge=100, le=599)
+    code: int | None = None
+    receivedAt: int
+    source: ActivationSource = ActivationSource.HTTP
+    userId: str | None = None
+    bodySize: int | None = Field(default=None, ge=0)
+    traceId: str | None = None
+
+    def as_outcome(self) -> ActivationOutcome:
+        """The log record it makes (decided when received)."""
+        detail = self.reason if self.outcome != Outcome.REFUSED else self.refusal()
+        return ActivationOutcome(
+            activationId=self.activationId,
+            flowId=self.flowId,
+            triggerId=self.triggerId,
+            outcome=self.outcome,
+            detail=detail,
+            decidedAt=self.receivedAt,
+            receivedAt=self.receivedAt,
+            source=self.source,
+            userId=self.userId,
+            bodySize=self.bodySize,
+            traceId=self.traceId,
+        )
+
+    def refusal(self) -> str:
+        code = f", code {self.code}" if self.code is not None else ""
+        return f"answered {self.status}{code}: {self.reason}"
 
 
 class DeadLetterKind(StrEnum):

@@ -28,6 +28,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     events.UserDisabled,
     events.DeadLetter,
     events.QuotaSpent,
+    events.ActivationRefused,
 )
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "jsonschema"

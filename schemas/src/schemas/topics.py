@@ -12,6 +12,7 @@ FLOW_REGISTRY = "flow-registry"
 AUTH_EVENTS = "auth-events"
 DEAD_LETTERS = "dead-letters"
 QUOTA_USAGE = "quota-usage"
+ACTIVATION_REFUSALS = "activation-refusals"
 
 ALL = (
     ACTIVATIONS,
@@ -22,6 +23,7 @@ ALL = (
     AUTH_EVENTS,
     DEAD_LETTERS,
     QUOTA_USAGE,
+    ACTIVATION_REFUSALS,
 )
 COMPACTED = frozenset({FLOW_REGISTRY})
 # one partition, read by every gateway from its end: what it holds is soon worthless
@@ -72,6 +74,10 @@ class Topics:
     @property
     def quota_usage(self) -> str:
         return self.name(QUOTA_USAGE)
+
+    @property
+    def activation_refusals(self) -> str:
+        return self.name(ACTIVATION_REFUSALS)
 
 
 def bootstrap_servers(value: str) -> list[str]:

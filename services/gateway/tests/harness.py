@@ -103,6 +103,7 @@ class Harness:
     raw: list[bytes] = field(default_factory=list)  # the activation messages as published
     keys: list[bytes | None] = field(default_factory=list)
     starts: list[dict[str, Any]] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # for the activation log
     introspections: list[str] = field(default_factory=list)
     auth_down: bool = False
     app: Any = None  # the ASGI app, for requests httpx cannot make (a body that stalls)
@@ -125,6 +126,10 @@ async def gateway(
         harness.raw.append(message.body)
         harness.activations.append(json.loads(message.body))
         harness.keys.append(message.raw_message.key)  # type: ignore[union-attr]
+
+    @broker.subscriber(TOPICS.activation_refusals)
+    async def on_refusal(body: dict[str, Any]) -> None:
+        harness.refusals.append(body)
 
     @broker.subscriber(TOPICS.execution_starts)
     async def on_start(body: dict[str, Any]) -> None:

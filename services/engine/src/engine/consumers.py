@@ -30,7 +30,13 @@ from engine.faults import chain, describe
 from engine.metrics import Metrics
 from engine.records import Item
 from engine.usecases import Engine, ExecutionFault
-from schemas.events import ActivateTrigger, ActivationOutcome, DeadLetterKind, StartExecution
+from schemas.events import (
+    ActivateTrigger,
+    ActivationOutcome,
+    ActivationRefused,
+    DeadLetterKind,
+    StartExecution,
+)
 from schemas.topics import Topics
 from schemas.tracing import Tracing
 
@@ -82,7 +88,8 @@ def register(
             item.record.value,
         )
         command = item.command
-        assert command is None or isinstance(command, ActivateTrigger | StartExecution)
+        if not isinstance(command, ActivateTrigger | StartExecution):
+            command = None  # a refusal report: its letter keeps the record as it came
         fault = next((e for e in chain(error) if isinstance(e, ExecutionFault)), None)
         await letters.park(
             record,
@@ -176,6 +183,18 @@ def register(
                 metrics.decisions.labels(decision.outcome.value).inc()
                 waited = decision.decidedAt - received[decision.activationId]
                 metrics.decision_seconds.observe(max(0.0, waited / 1000))
+
+    @batches_of(
+        topics.activation_refusals,
+        "engine:activation-refusals",
+        "Callbacks a gateway refused or dropped under an IGNORE policy, with the reason: "
+        "written into the activation log.",
+    )
+    async def on_refusals(
+        payload: list[ActivationRefused], message: KafkaMessage, consumer: Consumer
+    ) -> None:
+        items = batches.parsed(message.raw_message, ActivationRefused)
+        await batches.run(items, engine.log_refused, park, consumer)
 
     broker.include_router(router)
 

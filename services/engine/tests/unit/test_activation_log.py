@@ -9,7 +9,7 @@ from engine.app import wire_engine
 from engine.usecases import EngineConfig
 from engine.usecases.replay import BodyNotKept, UnknownActivation
 from schemas.activations import ActivationFilter, ReplayRequest
-from schemas.events import ActivateTrigger, ActivationSource, Outcome
+from schemas.events import ActivateTrigger, ActivationRefused, ActivationSource, Outcome
 
 from ..flows import ORDER_FLOW
 from .test_service import ACTIVATION_KEY, GATEWAY, NOBODY, World
@@ -133,3 +133,28 @@ async def test_no_body_is_kept_when_the_retention_is_zero(world: World) -> None:
     assert await world.store.activation_record("a-private") == (decided, None)
     with pytest.raises(BodyNotKept):
         await private.replay("a-private")
+
+
+async def test_a_refusal_report_is_logged_once_and_cannot_be_replayed(world: World) -> None:
+    flow_id, triggers = await world.deploy(ORDER_FLOW)
+    trigger = triggers["Payment Confirmed"]
+    refused = ActivationRefused(
+        activationId="a-refused",
+        flowId=flow_id,
+        triggerId=trigger,
+        outcome=Outcome.REFUSED,
+        reason="the body is not JSON",
+        status=400,
+        code=2000,
+        receivedAt=7,
+        bodySize=5,
+    )
+    await world.engine.log_refused(refused)
+    await world.engine.log_refused(refused)  # delivered again
+    page, _ = await world.store.list_activations(ActivationFilter(flowId=flow_id), None, 10)
+    assert [(o.activationId, o.outcome, o.detail, o.bodySize) for o, _ in page] == [
+        ("a-refused", Outcome.REFUSED, "answered 400, code 2000: the body is not JSON", 5)
+    ]
+    assert world.published.decided == []  # the log only: the caller had its answer
+    with pytest.raises(BodyNotKept):
+        await world.engine.replay("a-refused")

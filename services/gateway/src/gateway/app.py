@@ -29,6 +29,7 @@ from gateway.limits import TokenBuckets, TriggerQuotas
 from gateway.metrics import Metrics
 from gateway.offsets import EndOffsets
 from gateway.openapi import document
+from gateway.refusals import Refusals
 from gateway.registry import Refresh, Registry
 from gateway.sender import Sender
 from gateway.settings import Settings
@@ -39,6 +40,7 @@ from gateway.tokens import AuthClient, TokenCache
 from schemas import logs
 from schemas.events import (
     ActivateTrigger,
+    ActivationRefused,
     AuthEvent,
     QuotaSpent,
     RolesChanged,
@@ -214,6 +216,19 @@ def create_app(
             correlation_id=correlation_id,
         )
 
+    refusal_publisher = broker.publisher(
+        topics.activation_refusals,
+        title="gateway:activation-refusals",
+        schema=ActivationRefused,
+        description="Callbacks this gateway refused, or dropped under an IGNORE policy, "
+        "for the activation log; key: the trigger id. At most "
+        "HOOKFLOW_GATEWAY_REFUSAL_REPORTS_PER_SECOND a second per process.",
+    )
+
+    async def send_refusal(message: bytes, key: bytes) -> None:
+        await refusal_publisher.publish(message, key=key, headers=_JSON)
+
+    refusals = Refusals(send_refusal, settings.refusal_reports_per_second, metrics.refusal_reports)
     buckets = (
         TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
         if settings.rate_limit_per_second > 0
@@ -240,6 +255,7 @@ def create_app(
         now_ms,
         (quotas, guard),
         tracing,
+        refusals,
     )
     starts = Starts(
         registry,
@@ -305,7 +321,11 @@ def create_app(
         # what exists now lives as long as the process: frozen out of the collector's
         # reach, a full collection no longer walks it (a 30 ms pause in a callback's tail)
         gc.freeze()
-        tasks = [asyncio.create_task(catch_up()), asyncio.create_task(report_quotas())]
+        tasks = [
+            asyncio.create_task(catch_up()),
+            asyncio.create_task(report_quotas()),
+            asyncio.create_task(refusals.run()),
+        ]
         if guard is not None and isinstance(offsets, EndOffsets):
             tasks.append(
                 asyncio.create_task(
@@ -319,6 +339,7 @@ def create_app(
             yield
         finally:
             state["ready"] = False
+            await refusals.flush(1.0)
             for task in tasks:
                 task.cancel()
             if isinstance(offsets, EndOffsets):

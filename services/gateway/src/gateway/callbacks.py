@@ -26,18 +26,20 @@ from gateway.call import (
 )
 from gateway.guard import LagGuard
 from gateway.limits import RateLimited, TriggerQuotas
+from gateway.refusals import Refusals
 from gateway.registry import Registry
 from gateway.sender import Sender
-from gateway.signed import SignedBodies
+from gateway.signed import Ignored, SignedBodies
 from gateway.tokens import TokenCache, user_of
-from schemas.callbacks import AUTH_MESSAGE, AuthCheck, check_user
+from schemas.callbacks import AUTH_MESSAGE, AuthCheck, auth_refusal, check_user
 from schemas.errors import ErrorCode
-from schemas.events import ActivationSource
+from schemas.events import ActivationRefused, ActivationSource, Outcome, TriggerRegistered
 from schemas.flows import AuthenticationType, OnFailPolicy
 from schemas.requests import RequestError
 from schemas.signing import sign_user, sign_verification
 from schemas.topics import Topics
 from schemas.tracing import Tracing
+from schemas.users import User
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class Callbacks:
         clock: Callable[[], int],
         shedding: tuple[TriggerQuotas, LagGuard | None],
         tracing: Tracing,
+        refusals: Refusals,
     ) -> None:
         self._registry = registry
         self._refresh = refresh
@@ -88,6 +91,7 @@ class Callbacks:
         self._now = clock
         self._quotas, self._guard = shedding
         self._tracing = tracing
+        self._refusals = refusals
 
     async def activate(self, call: Call, source: str = _HTTP) -> str:
         """Admit and publish a callback; its activation id (also when its trigger's
@@ -107,6 +111,7 @@ class Callbacks:
             return activation_id
 
     async def _activate(self, call: Call, source: str) -> str:
+        received = self._now()
         flow_id, trigger_id = call.flow_id, call.trigger_id
         trigger = self._registry.trigger(flow_id, trigger_id)
         if trigger is None:
@@ -115,7 +120,42 @@ class Callbacks:
         if trigger is None:
             if self._registry.flow(flow_id) is None:
                 raise RequestError(404, ErrorCode.UNKNOWN_FLOW, "no such flow")
+            self._report(
+                call,
+                (new_id(), Outcome.UNKNOWN_TRIGGER, received, source),
+                "no such trigger in this flow (answered 404)",
+                (404, ErrorCode.UNKNOWN_TRIGGER),
+            )
             raise RequestError(404, ErrorCode.UNKNOWN_TRIGGER, "no such trigger in this flow")
+        activation_id = new_id()
+        try:
+            return await self._admit(call, source, trigger, activation_id, received)
+        except RequestError as exc:
+            # a failed publish is not a refusal: its activation may reach the engine yet
+            if exc.code != ErrorCode.BROKER_UNAVAILABLE:
+                failed = exc if isinstance(exc, _AuthFailed) else None
+                self._report(
+                    call,
+                    (activation_id, Outcome.REFUSED, received, source),
+                    failed.reason if failed else exc.message,
+                    (exc.status, exc.code),
+                    failed.user if failed else None,
+                )
+            raise
+        except Ignored as exc:
+            _ignored(flow_id, trigger_id, "signature")
+            self._report(call, (activation_id, Outcome.IGNORED_AUTH, received, source), str(exc))
+            return activation_id
+
+    async def _admit(
+        self,
+        call: Call,
+        source: str,
+        trigger: TriggerRegistered,
+        activation_id: str,
+        received: int,
+    ) -> str:
+        flow_id, trigger_id = call.flow_id, call.trigger_id
         execution = execution_of(call.query.get("execution") if call.query_string else None)
         key = idempotency_key(call.headers)
         # the limits count callbacks that could be accepted: a malformed one costs nothing
@@ -129,16 +169,12 @@ class Callbacks:
                 raise RateLimited(
                     wait, ErrorCode.TRIGGER_RATE_LIMITED, "the trigger's rate limit is reached"
                 )
-        activation_id = new_id()
         verified = None
         deadline = Deadline()
         try:
             if trigger.authenticationType == AuthenticationType.SIGNATURE:
-                signed = await self._signed.read(call, trigger, deadline)
-                if signed is None:
-                    _ignored(flow_id, trigger_id, "signature")
-                    return activation_id
-                data, key = signed  # the message id: a replayed message is a DUPLICATE
+                data, key = await self._signed.read(call, trigger, deadline)
+                # `key`, the message id: a replayed message is a DUPLICATE
                 verified = sign_verification(self._activation_key or "", activation_id)
             elif call.method == "GET":
                 data = query_data(call.query)
@@ -152,10 +188,13 @@ class Callbacks:
             user = await user_of(self._tokens, token) if token else None
             check = check_user(trigger.authenticationType, trigger.requiredRoles, user)
             if check != AuthCheck.PASSED:
+                reason = auth_refusal(trigger.authenticationType, trigger.requiredRoles, user)
                 if trigger.onFailPolicy == OnFailPolicy.IGNORE:
                     _ignored(flow_id, trigger_id, "auth")
+                    logged = (activation_id, Outcome.IGNORED_AUTH, received, source)
+                    self._report(call, logged, reason, user=user)
                     return activation_id
-                raise RequestError(check.status, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
+                raise _AuthFailed(check.status, reason, user)
 
             # the user travels signed (the engine trusts no other); without an activation
             # key the token travels instead, and the engine resolves it
@@ -180,7 +219,7 @@ class Callbacks:
                     "signatureVerified": verified,
                     "idempotencyKey": key,
                     "source": source,
-                    "receivedAt": self._now(),
+                    "receivedAt": received,
                     "replayOf": None,
                 }
             )
@@ -202,6 +241,49 @@ class Callbacks:
         finally:
             deadline.disarm()
         return activation_id
+
+    def _report(
+        self,
+        call: Call,
+        logged: tuple[str, Outcome, int, str],
+        reason: str,
+        answer: tuple[int, ErrorCode] | None = None,
+        user: User | None = None,
+    ) -> None:
+        """Report a callback that was not published for the activation log
+        (`refusals.py`): `logged` its activation id, outcome, receipt and source;
+        `answer` the status and code it got (none: 200 with the activation id)."""
+        if not self._refusals.enabled:
+            return
+        activation_id, outcome, received, source = logged
+        status, code = answer or (200, None)
+        length = call.headers.get("content-length", "")
+        self._refusals.report(
+            ActivationRefused(
+                activationId=activation_id,
+                flowId=call.flow_id[:200],
+                triggerId=call.trigger_id[:200],
+                outcome=outcome,
+                reason=reason[:2000],
+                status=status,
+                code=code,
+                receivedAt=received,
+                source=ActivationSource(source),
+                userId=user.objectId if user else None,
+                bodySize=int(length) if length.isdigit() and len(length) < 16 else None,
+                traceId=Tracing.trace_id() if self._tracing.enabled else None,
+            )
+        )
+
+
+class _AuthFailed(RequestError):
+    """The trigger's user check failed under ERROR: the contract's answer (code 1000),
+    and for the log which rule failed."""
+
+    def __init__(self, status: int, reason: str, user: User | None) -> None:
+        super().__init__(status, ErrorCode.AUTH_FAILED, AUTH_MESSAGE)
+        self.reason = reason
+        self.user = user
 
 
 def _ignored(flow_id: str, trigger_id: str, check: str) -> None:

@@ -46,6 +46,7 @@ class Metrics(Collector):
         self._auth_lookups = auth_lookups  # result (hit, miss) -> count
         self.shed: dict[str, int] = {}  # limit (client, trigger, lag) -> callbacks refused
         self.quota_reports = {"sent": 0, "received": 0}
+        self.refusal_reports: dict[str, int] = {}  # result (sent, dropped, failed) ->
         self.engine_lag: Callable[[], float] | None = None  # with the lag guard on
         self.registry = CollectorRegistry()
         self.registry.register(self)
@@ -104,6 +105,15 @@ class Metrics(Collector):
         for direction, value in sorted(self.quota_reports.items()):
             reports.add_metric([direction], value)
         yield reports
+        refusals = CounterMetricFamily(
+            "hookflow_gateway_refusal_reports",
+            "Refused callbacks reported to the activation log: sent, dropped (over the "
+            "report rate or the queue) or failed (the broker did not take the report)",
+            labels=["result"],
+        )
+        for result, value in sorted(self.refusal_reports.items()):
+            refusals.add_metric([result], value)
+        yield refusals
         if self.engine_lag is not None:
             yield GaugeMetricFamily(
                 "hookflow_gateway_engine_lag_seconds",

@@ -46,6 +46,9 @@ class Settings(ServerSettings, BaseSettings):
     lag_guard_seconds: float = Field(default=0.0, ge=0)
     lag_guard_interval_seconds: float = Field(default=1.0, gt=0)
     engine_consumer_group: str = "engine"  # whose position the lag guard reads
+    # callbacks refused (or dropped by an IGNORE policy) reported to the activation log
+    # at most this many a second per process; 0 reports none (`refusals.py`)
+    refusal_reports_per_second: float = Field(default=100.0, ge=0)
     # proxies in front of the gateway (addresses or networks, comma-separated) whose
     # X-Forwarded-For is believed; empty: the gateway is the edge
     trusted_proxies: str = ""

@@ -14,6 +14,11 @@ from schemas.requests import RequestError, parse_object, require_json
 from schemas.webhooks import SignatureError, message_key
 
 
+class Ignored(Exception):
+    """A signed callback whose check failed under its trigger's IGNORE policy (answered
+    200, nothing published); the message says why."""
+
+
 class SignedBodies:
     """Reads and verifies signed callbacks."""
 
@@ -35,10 +40,10 @@ class SignedBodies:
 
     async def read(
         self, call: Call, trigger: TriggerRegistered, deadline: Deadline
-    ) -> tuple[dict[str, Any], str] | None:
+    ) -> tuple[dict[str, Any], str]:
         """A signed callback's data and message id, verified over the raw bytes (a GET's
-        raw query string). None when the check failed under IGNORE; under ERROR that is
-        a 401."""
+        raw query string). When the check fails: `Ignored` under IGNORE, under ERROR a
+        401."""
         if call.method == "GET":
             raw = call.query_string
         else:
@@ -54,7 +59,7 @@ class SignedBodies:
                 message_id = self._signatures.verify(trigger, call.headers, raw, self._now())
         except SignatureError as exc:
             if trigger.onFailPolicy == OnFailPolicy.IGNORE:
-                return None
+                raise Ignored(f"the callback's signature did not verify: {exc}") from exc
             raise RequestError(
                 401,
                 ErrorCode.SIGNATURE_INVALID,

@@ -19,8 +19,14 @@ from engine.usecases.conditions import Conditions
 from engine.usecases.selection import Selection
 from engine.usecases.start import Starts
 from schemas import opaque
-from schemas.callbacks import Selector, SelectorKind
-from schemas.events import ActivateTrigger, ActivationOutcome, ActivationSource, Outcome
+from schemas.callbacks import Selector, SelectorKind, auth_refusal
+from schemas.events import (
+    ActivateTrigger,
+    ActivationOutcome,
+    ActivationRefused,
+    ActivationSource,
+    Outcome,
+)
 from schemas.flows import AuthenticationType
 from schemas.signing import user_is_signed, verification_is_signed
 from schemas.users import User
@@ -137,6 +143,12 @@ class Decisions:
     async def republish(self, decision: ActivationOutcome) -> None:
         """Answer an outcome decided before again (a redelivery)."""
         await self._publish.outcomes([decision])
+
+    async def log_refused(self, refused: ActivationRefused) -> None:
+        """Write a callback a gateway refused into the activation log (only there: the
+        caller had its answer, and no activation was published); a report delivered
+        again finds its record and changes nothing."""
+        await self._store.save_outcomes([refused.as_outcome()])
 
     async def read_activations(
         self, activation_ids: list[str]
@@ -255,7 +267,7 @@ class Decisions:
             return (
                 Outcome.IGNORED_AUTH,
                 [],
-                _refusal(block.authenticationType, block.requiredRoles, user),
+                auth_refusal(block.authenticationType, block.requiredRoles, user),
             )
         if block.authenticationType == AuthenticationType.SIGNATURE and not verification_is_signed(
             self._config.activation_key, command.activationId, command.signatureVerified
@@ -329,17 +341,3 @@ def body_size(data: object) -> int:
         return len(orjson.dumps(data))
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
         return len(opaque.encode(data).encode())
-
-
-def _refusal(kind: AuthenticationType, roles: list[str], user: User | None) -> str:
-    """Which rule of the trigger an activation's user failed."""
-    wanted = f" with the roles {', '.join(roles)}" if roles else ""
-    if user is None:
-        return (
-            f"the trigger requires a {kind.value} caller{wanted}; the activation has no "
-            "valid user (none, an inactive token, or one the gateway did not sign)"
-        )
-    missing = sorted(set(roles) - set(user.roles))
-    if not missing:
-        return f"user {user.objectId} does not pass the trigger's {kind.value} rule"
-    return f"user {user.objectId} lacks the role(s) {', '.join(missing)} the trigger requires"

@@ -22,7 +22,7 @@ from engine.usecases.start import Starts
 from engine.usecases.stop import Stops
 from engine.usecases.timers import Timers
 from schemas.activations import ReplayAnswer, Replayed, ReplayRequest
-from schemas.events import ActivateTrigger, ActivationOutcome, StartExecution
+from schemas.events import ActivateTrigger, ActivationOutcome, ActivationRefused, StartExecution
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,10 @@ class Engine:
     async def republish(self, decision: ActivationOutcome) -> None:
         """Answer an outcome decided before again (a redelivery)."""
         await self._decisions.republish(decision)
+
+    async def log_refused(self, refused: ActivationRefused) -> None:
+        """Write a callback a gateway refused into the activation log."""
+        await self._decisions.log_refused(refused)
 
     async def read_activations(
         self, activation_ids: list[str]

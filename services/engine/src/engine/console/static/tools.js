@@ -3,7 +3,7 @@
 import { API, api } from "./api.js";
 import { alertBox, el, failure, link, show, when } from "./dom.js";
 
-const OUTCOMES = ["ACTIVATED", "FILTERED", "NO_WAITER", "DUPLICATE", "IGNORED_AUTH", "UNKNOWN_TRIGGER", "INVALID", "DEAD_LETTERED", "BUFFERED", "EXPIRED"];
+const OUTCOMES = ["ACTIVATED", "FILTERED", "NO_WAITER", "DUPLICATE", "IGNORED_AUTH", "UNKNOWN_TRIGGER", "INVALID", "DEAD_LETTERED", "BUFFERED", "EXPIRED", "REFUSED"];
 
 function replayButton(record, problem, done) {
   return el("button", {

@@ -66,3 +66,27 @@ class ReplayAnswer(BaseModel):
 
     replayed: list[Replayed]
     skipped: list[str]  # matching activations whose body is no longer kept
+
+
+class ActivationSeries(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    triggerId: str
+    outcome: Outcome
+    counts: list[int]  # activations received in each bucket, oldest bucket first
+
+
+class ActivationSummary(BaseModel):
+    """`GET /activations/summary`: the log's records counted per trigger and outcome in
+    buckets of `bucketSeconds` from `since` (inclusive) to `until` (exclusive)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: int
+    until: int
+    bucketSeconds: int
+    series: list[ActivationSeries]
+    counted: int
+    # more records matched than a summary counts: the newest were, the oldest buckets
+    # lack the rest
+    truncated: bool = False

@@ -54,6 +54,25 @@ async def test_the_log_pages_newest_first_by_flow_trigger_outcome_and_time(store
     assert await store.get_activation("log-006") == outcome  # the outcome as ever
 
 
+async def test_the_charts_read_when_which_trigger_and_outcome_newest_first(store: Store) -> None:
+    records = [logged(n, 1000 + n, [Outcome.NO_WAITER, Outcome.REFUSED][n % 2]) for n in range(6)]
+    records.append(logged(6, 1003, Outcome.ACTIVATED, trigger="t-9"))
+    assert await store.save_outcomes(records) == set()
+    where = ActivationFilter(flowId="F1", since=1001, until=1005)
+    assert await store.activation_times(where, 10) == [
+        (1004, "t-1", "NO_WAITER"),
+        (1003, "t-1", "REFUSED"),
+        (1002, "t-1", "NO_WAITER"),
+        (1001, "t-1", "REFUSED"),
+    ]
+    assert await store.activation_times(where, 2) == [
+        (1004, "t-1", "NO_WAITER"),
+        (1003, "t-1", "REFUSED"),
+    ]
+    refused = ActivationFilter(outcome=[Outcome.REFUSED])
+    assert [at for at, _, _ in await store.activation_times(refused, 10)] == [1005, 1003, 1001]
+
+
 async def test_bodies_then_records_expire(store: Store) -> None:
     await store.save_outcomes([logged(n, 1000 * n, Outcome.NO_WAITER) for n in range(1, 6)])
     # at 5,500: bodies received over 2,000 ms ago go, records over 4,000 ms ago

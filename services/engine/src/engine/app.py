@@ -33,6 +33,7 @@ from engine.openapi import document
 from engine.ports import Evaluator, HttpRunner, Publisher, Store, TokenResolver
 from engine.settings import Settings
 from engine.store import MongoStore
+from engine.system import SystemSampler
 from engine.usecases import Engine, EngineConfig
 from engine.usecases.buffer import Buffer
 from engine.usecases.conditions import Conditions
@@ -50,6 +51,7 @@ from engine.usecases.timers import Timers
 from schemas import logs, topics
 from schemas.events import StartExecution
 from schemas.http import exception_handlers
+from schemas.offsets import EndOffsets
 from schemas.partitions import KeyPartitioner
 from schemas.sealing import sealing_key
 from schemas.topics import Topics, bootstrap_servers
@@ -214,6 +216,16 @@ def create_app(
     admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
     queries = Queries(store, letters)
     activation_key = settings.activation_key.get_secret_value() if settings.activation_key else None
+    # the deployment's figures from Kafka's offsets (the console's system page); an
+    # injected test broker has no cluster to read them from
+    offsets = EndOffsets(settings.kafka_bootstrap_servers) if manage_topics else None
+    sampler = SystemSampler(
+        offsets or _no_offsets,
+        offsets.committed if offsets else _no_committed,
+        names,
+        settings.consumer_group,
+        settings.system_sample_seconds,
+    )
     endpoints = Endpoints(
         catalog,
         queries,
@@ -226,6 +238,7 @@ def create_app(
         (admin_key, activation_key),
         workers,
         engine,
+        sampler.figures,
     )
 
     async def time_out_forever() -> None:
@@ -274,12 +287,17 @@ def create_app(
         logger.info("engine ready", extra={"flows": count, "port": settings.port})
         maintenance = asyncio.create_task(maintain_forever())
         timers = asyncio.create_task(time_out_forever())
+        sampling = asyncio.create_task(sampler.run()) if offsets else None
         try:
             yield
         finally:
             state["ready"] = False
             maintenance.cancel()
             timers.cancel()
+            if sampling is not None:
+                sampling.cancel()
+            if offsets is not None:
+                await offsets.close()
             await broker.stop()
             await workers.close()
             await client.aclose()
@@ -298,6 +316,14 @@ def create_app(
     )
     app.state.broker = broker
     return app
+
+
+async def _no_offsets(topic: str) -> dict[int, int]:
+    return {}
+
+
+async def _no_committed(group: str, topic: str) -> dict[int, int]:
+    return {}
 
 
 async def ensure_topics(

@@ -178,6 +178,12 @@ class Store(Protocol):
     ) -> tuple[list[tuple[ActivationOutcome, dict[str, Any] | None]], str | None]:
         """A page of the activation log, newest received first, and the next cursor."""
 
+    async def activation_times(
+        self, where: ActivationFilter, limit: int
+    ) -> list[tuple[int, str, str]]:
+        """When each matching record was received, its trigger and outcome: the newest
+        `limit`, newest first (what the log's charts count)."""
+
     async def purge_activations(self, now: int, body_ms: int, log_ms: int) -> tuple[int, int]:
         """Forget the requests received over `body_ms` ago and the records over `log_ms`
         ago; how many of each."""

@@ -81,7 +81,26 @@ class Outcomes(Data):
         self, where: ActivationFilter, cursor: str | None, limit: int
     ) -> tuple[list[tuple[ActivationOutcome, dict[str, Any] | None]], str | None]:
         await suspend()
-        matching = sorted(
+        matching = self._matching(where)
+        if cursor:
+            at, after = cursor.split("/", 1)
+            matching = [o for o in matching if (o.receivedAt, o.activationId) < (int(at), after)]
+        page = matching[:limit]
+        more = len(matching) > limit
+        last = page[-1] if page else None
+        next_cursor = f"{last.receivedAt}/{last.activationId}" if more and last else None
+        return [(o, o._request) for o in page], next_cursor
+
+    async def activation_times(
+        self, where: ActivationFilter, limit: int
+    ) -> list[tuple[int, str, str]]:
+        await suspend()
+        return [(o.receivedAt or 0, o.triggerId, o.outcome.value) for o in self._matching(where)][
+            :limit
+        ]
+
+    def _matching(self, where: ActivationFilter) -> list[ActivationOutcome]:
+        return sorted(
             (
                 o
                 for o in self.outcomes.values()
@@ -95,14 +114,6 @@ class Outcomes(Data):
             key=lambda o: (o.receivedAt, o.activationId),
             reverse=True,
         )
-        if cursor:
-            at, after = cursor.split("/", 1)
-            matching = [o for o in matching if (o.receivedAt, o.activationId) < (int(at), after)]
-        page = matching[:limit]
-        more = len(matching) > limit
-        last = page[-1] if page else None
-        next_cursor = f"{last.receivedAt}/{last.activationId}" if more and last else None
-        return [(o, o._request) for o in page], next_cursor
 
     async def purge_activations(self, now: int, body_ms: int, log_ms: int) -> tuple[int, int]:
         bodies = records = 0

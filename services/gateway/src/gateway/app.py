@@ -27,7 +27,6 @@ from gateway.guard import LagGuard
 from gateway.http import Endpoints
 from gateway.limits import TokenBuckets, TriggerQuotas
 from gateway.metrics import Metrics
-from gateway.offsets import EndOffsets
 from gateway.openapi import document
 from gateway.refusals import Refusals
 from gateway.registry import Refresh, Registry
@@ -51,6 +50,7 @@ from schemas.flows import RateLimit
 from schemas.forwarding import TrustedProxies
 from schemas.frontdoor import Service
 from schemas.http import exception_handlers
+from schemas.offsets import EndOffsets
 from schemas.partitions import KeyPartitioner
 from schemas.topics import Topics, bootstrap_servers
 from schemas.tracing import Tracing, provider_from_env

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.offsets import EndOffsets
 from gateway.settings import Settings
 from schemas.events import TriggerRegistered
 from schemas.flows import AuthenticationType, OnFailPolicy, RateLimit
+from schemas.offsets import EndOffsets
 from schemas.topics import Topics
 
 from .test_gateway_kafka import publish_registry

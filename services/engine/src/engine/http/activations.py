@@ -14,6 +14,7 @@ from schemas.errors import ErrorCode
 from schemas.events import Outcome
 from schemas.requests import RequestError, json_object
 
+MAX_BUCKETS = 1440  # a day in minutes
 _UNKNOWN = "no outcome for this activation (unknown, or not processed yet)"
 
 
@@ -34,6 +35,33 @@ class ActivationRoutes(Routes):
         except ValueError as exc:
             raise RequestError(400, ErrorCode.INVALID_PARAMETER, "invalid cursor") from exc
         return JSONResponse(page.model_dump(mode="json"))
+
+    async def activation_summary(self, request: Request) -> Response:
+        """Counts per trigger and outcome over time (the console's charts): the last hour
+        in minutes unless `since`, `until`, `bucketSeconds` say otherwise."""
+        params = request.query_params
+        until = _instant(params.get("until"), "until")
+        until = self._now() if until is None else until
+        since = _instant(params.get("since"), "since")
+        since = max(0, until - 3_600_000) if since is None else since
+        bucket = params.get("bucketSeconds", "60")
+        if not bucket.isdigit() or not 1 <= int(bucket) <= 86_400:
+            raise RequestError(400, ErrorCode.INVALID_PARAMETER, "bucketSeconds must be 1 to 86400")
+        if not since < until or (until - since) // (int(bucket) * 1000) >= MAX_BUCKETS:
+            raise RequestError(
+                400,
+                ErrorCode.INVALID_PARAMETER,
+                f"since must be before until, at most {MAX_BUCKETS} buckets apart",
+            )
+        where = ActivationFilter(
+            flowId=params.get("flowId") or None,
+            triggerId=params.get("triggerId") or None,
+            outcome=_outcomes(params.get("outcome")),
+            since=since,
+            until=until,
+        )
+        summary = await self._queries.activation_summary(where, int(bucket))
+        return JSONResponse(summary.model_dump(mode="json"))
 
     async def get_activation(self, request: Request) -> Response:
         found = await self._queries.activation_record(request.path_params["activationId"].lower())

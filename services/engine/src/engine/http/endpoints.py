@@ -26,6 +26,7 @@ from schemas.access import require_access
 from schemas.errors import ErrorCode
 from schemas.events import StartExecution
 from schemas.requests import RequestError
+from schemas.system import SystemFigures
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class Endpoints(FlowRoutes, ExecutionRoutes, ActivationRoutes, LetterRoutes, Run
         keys: tuple[str | None, str | None],  # the admin key, the activation key
         evaluate: Evaluator,
         engine: Engine,
+        system: Callable[[], SystemFigures],
     ) -> None:
         self._engine = engine
+        self._system = system
         self._activation_key = keys[1]
         self._evaluate = evaluate
         self._tokens = tokens
@@ -81,6 +84,7 @@ class Endpoints(FlowRoutes, ExecutionRoutes, ActivationRoutes, LetterRoutes, Run
             Route("/api/automation/flow/{flowId}/executions", self._guard(self.executions)),
             Route("/api/automation/executions/{executionId}", self._guard(self.get_execution)),
             Route("/api/automation/activations", self._guard(self.activations)),
+            Route("/api/automation/activations/summary", self._guard(self.activation_summary)),
             Route(
                 "/api/automation/activations/replay",
                 self._guard(self.replay_activations),
@@ -92,6 +96,7 @@ class Endpoints(FlowRoutes, ExecutionRoutes, ActivationRoutes, LetterRoutes, Run
                 self._guard(self.replay_activation),
                 methods=["POST"],
             ),
+            Route("/api/automation/system", self._guard(self.system)),
             Route("/api/automation/dead-letters", self._guard(self.dead_letters)),
             Route("/api/automation/dead-letters/{deadLetterId}", self._guard(self.dead_letter)),
             Route(
@@ -104,6 +109,10 @@ class Endpoints(FlowRoutes, ExecutionRoutes, ActivationRoutes, LetterRoutes, Run
             Route("/readyz", self.readyz),
             Route("/metrics", self.metrics),
         ]
+
+    async def system(self, request: Request) -> Response:
+        """The deployment's figures over the last hour, from Kafka's offsets."""
+        return JSONResponse(self._system().model_dump(mode="json"))
 
     def _runs(self) -> list[Route]:
         """FlowRunner's execution API: each route checks its caller itself (`runs.py`)."""

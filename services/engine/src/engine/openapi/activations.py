@@ -3,9 +3,16 @@
 from typing import Any
 
 from engine.openapi.shapes import BAD_BODY, BAD_PAGE, PAGE, json_body, page, path_param, ref
-from schemas.activations import ActivationRecord, ReplayAnswer, Replayed, ReplayRequest
+from schemas.activations import (
+    ActivationRecord,
+    ActivationSummary,
+    ReplayAnswer,
+    Replayed,
+    ReplayRequest,
+)
 from schemas.errors import ErrorCode, error_response
 from schemas.events import Outcome
+from schemas.system import SystemFigures
 
 _UNKNOWN = error_response(
     "Unknown, not decided yet, or ignored by an IGNORE policy", ErrorCode.UNKNOWN_ACTIVATION
@@ -46,6 +53,30 @@ def activation_paths() -> dict[str, Any]:
                     "200": page("activations", ActivationRecord, "A page of the log"),
                     "400": BAD_PAGE,
                 },
+            }
+        },
+        "/api/automation/activations/summary": {
+            "get": {
+                "operationId": "summarizeActivations",
+                "summary": "The log counted per trigger and outcome over time (the last hour "
+                "in minutes unless since, until, bucketSeconds say otherwise; at most 1,440 "
+                "buckets, 100,000 records, the newest)",
+                "parameters": [
+                    *_FILTERS,
+                    _query("bucketSeconds", "1 to 86400 seconds (60)", {"type": "integer"}),
+                ],
+                "responses": {
+                    "200": json_body(ref(ActivationSummary), "Counts per bucket, oldest first"),
+                    "400": BAD_PAGE,
+                },
+            }
+        },
+        "/api/automation/system": {
+            "get": {
+                "operationId": "systemFigures",
+                "summary": "The deployment's totals over the last hour, sampled from Kafka's "
+                "offsets: accepted and decided activations, refusals, starts, dead letters",
+                "responses": {"200": json_body(ref(SystemFigures), "Samples, oldest first")},
             }
         },
         "/api/automation/activations/replay": {

@@ -5,13 +5,21 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.http import MAX_PAGE
-from schemas.activations import ActivationRecord, ReplayAnswer, Replayed, ReplayRequest
+from schemas.activations import (
+    ActivationRecord,
+    ActivationSummary,
+    ReplayAnswer,
+    Replayed,
+    ReplayRequest,
+)
 from schemas.errors import ErrorBody, ErrorCode, error_response
 from schemas.events import ActivationOutcome, DeadLetter
 from schemas.executions import ExecutionView
 from schemas.flows import DeployedFlow, FlowDefinition, FlowVersion, IssuedSecret
+from schemas.system import SystemFigures
 
 REF = "#/components/schemas/{model}"
+
 MODELS: tuple[type[BaseModel], ...] = (
     ErrorBody,
     FlowDefinition,
@@ -24,6 +32,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     ReplayRequest,
     Replayed,
     ReplayAnswer,
+    ActivationSummary,
+    SystemFigures,
     DeadLetter,
 )
 

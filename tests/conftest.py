@@ -100,6 +100,7 @@ def product(
         "HOOKFLOW_ENGINE_PUBLIC_URL": f"http://127.0.0.1:{ports['gateway']}",
         "HOOKFLOW_ENGINE_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
         "HOOKFLOW_ENGINE_TOPIC_PARTITIONS": "3",
+        "HOOKFLOW_ENGINE_SYSTEM_SAMPLE_SECONDS": "1",  # the system page fills in seconds
         # a connection cap the hostile-HTTP tests can reach (tests/security)
         **{f"HOOKFLOW_{s}_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS) for s in SERVICES},
         "HOOKFLOW_AUTH_PORT": str(ports["auth"]),

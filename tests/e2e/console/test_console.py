@@ -423,3 +423,68 @@ def test_a_triggers_group_is_one_box_and_its_arrivals_show_on_the_execution(
     httpx.post(urls["Payment Captured"], json={"orderId": "o-9"}, timeout=10)
     expect(page.locator(".status").first).to_have_text("completed", timeout=20_000)
     expect(page.locator("main")).to_contain_text('"activated"')
+
+
+def test_the_log_refreshes_live_and_the_charts_show_outcomes_and_the_system(
+    page: Page, product: Product, api: httpx.Client, screenshots: Path
+) -> None:
+    flow = deploy_order_flow(api, product)
+    (trigger,) = flow["triggers"]
+    token = user_token(api, product, ["PaymentGateway"])
+
+    def callback(user_token: str | None) -> httpx.Response:
+        headers = {"user-token": user_token} if user_token else {}
+        return api.post(trigger["callbackUrl"], json=PAYMENT, headers=headers)
+
+    assert callback(None).status_code == 401  # refused: in the log with why
+    assert callback(token).status_code == 200  # nobody waits: NO_WAITER
+    sign_in(page, product)
+
+    page.get_by_role("link", name="Activations").click()
+    page.get_by_label("Flow id").fill(flow["flowId"])
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("table.log tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.filter(has_text="REFUSED").first).to_contain_text("answered 401, code 1000")
+    page.get_by_label("Live (refresh every 2 s)").check()
+    page.evaluate("window.stillTheSamePage = true")
+    late = callback(None)
+    assert late.status_code == 401
+    expect(rows).to_have_count(3, timeout=10_000)  # arrived without a reload
+    assert page.evaluate("window.stillTheSamePage") is True
+    rows.filter(has_text="NO_WAITER").locator("a").first.click()
+    detail = page.get_by_role("region", name="Activation detail")
+    expect(detail).to_contain_text("no execution of this flow version waits")
+    expect(detail.locator("pre.value")).to_contain_text('"orderId": "o-42"')
+    assert_accessible(page)
+    page.screenshot(path=screenshots / "activations.png", full_page=True)
+
+    page.goto(f"{product.engine}/console/#/flows/{flow['flowId']}")
+    chart = page.get_by_role("figure").filter(has_text="Payment Confirmed: activations per minute")
+    expect(chart).to_be_visible(timeout=10_000)
+    expect(chart.locator(".legend")).to_contain_text("REFUSED: 2")
+    expect(chart.locator(".legend")).to_contain_text("NO_WAITER: 1")
+    expect(chart.locator("svg.chart rect")).not_to_have_count(0)
+    assert_accessible(page)
+    page.screenshot(path=screenshots / "flow-outcomes.png", full_page=True)
+
+    page.get_by_role("link", name="System").click()
+    expect(page.get_by_role("heading", name="System")).to_be_visible()
+    accepted = page.get_by_role("row", name="Activations accepted")
+    expect(accepted).to_be_visible(timeout=10_000)
+    for title in (
+        "Callbacks per second",
+        "Decisions per second",
+        "Engine lag (activations not yet decided)",
+        "Dead letters per interval",
+    ):
+        expect(page.get_by_role("img", name=title)).to_be_visible()
+    # the totals follow what happens, without a reload
+    before = int(accepted.locator("td").inner_text())
+    assert callback(token).status_code == 200
+    expect(accepted.locator("td")).not_to_have_text(str(before), timeout=10_000)
+    expect(
+        page.get_by_role("img", name="Callbacks per second").locator("polyline")
+    ).not_to_have_count(0)
+    assert_accessible(page)
+    page.screenshot(path=screenshots / "system.png", full_page=True)

@@ -7,7 +7,9 @@ import { alertBox, failure, show } from "./dom.js";
 import { executionPage } from "./executions.js";
 import { flowPage, flowsPage } from "./flows.js";
 import { signInPage } from "./signin.js";
-import { activationsPage, deadLettersPage, expressionsPage } from "./tools.js";
+import { activationsPage } from "./activations.js";
+import { systemPage } from "./system.js";
+import { deadLettersPage, expressionsPage } from "./tools.js";
 
 const routes = [
   [/^#\/flows$/, flowsPage],
@@ -15,6 +17,7 @@ const routes = [
   [/^#\/executions\/([^/]+)$/, executionPage],
   [/^#\/activations(?:\/([^/]+))?$/, activationsPage],
   [/^#\/dead-letters$/, deadLettersPage],
+  [/^#\/system$/, systemPage],
   [/^#\/expressions$/, expressionsPage],
 ];
 

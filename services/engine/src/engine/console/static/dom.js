@@ -19,11 +19,40 @@ export function el(tag, attributes = {}, ...children) {
     else if (name === "text") node.textContent = value;
     else node.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// An SVG element: attributes set as given, children appended (text stays text)
+export function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children.flat());
+  return node;
+}
+
+// Run `step` now and every `ms` until the page is left
+export function every(ms, step) {
+  let active = true;
+  let timer = null;
+  onLeave(() => {
+    active = false;
+    clearTimeout(timer);
+  });
+  const tick = async () => {
+    if (!active) return;
+    try {
+      await step();
+    } finally {
+      if (active) timer = setTimeout(tick, ms);
+    }
+  };
+  return tick();
 }
 
 export function show(title, ...children) {

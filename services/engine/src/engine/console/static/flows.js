@@ -1,7 +1,10 @@
 // The flows, a flow's graph, triggers and executions; how a trigger is called.
 
 import { API, api } from "./api.js";
-import { alertBox, el, failure, link, show, status, when } from "./dom.js";
+import { OUTCOME_COLORS, stackedBars } from "./charts.js";
+import { alertBox, el, every, failure, link, show, status, svg, when } from "./dom.js";
+
+const HOUR_MS = 3600 * 1000;
 
 export async function flowsPage() {
   const rows = el("tbody");
@@ -82,13 +85,6 @@ function graph(flow) {
   });
   const width = 20 + columns.length * (W + GX);
   const height = 20 + Math.max(...columns.map((c) => c.reduce((sum, name) => sum + tall(name) + GY, 0)));
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = (tag, attributes = {}, ...children) => {
-    const node = document.createElementNS(ns, tag);
-    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-    node.append(...children);
-    return node;
-  };
   const callbacks = allBlocks(flow.definition).filter((b) => b.type === "external_callback").map((b) => b.name);
   const drawing = svg(
     "svg",
@@ -202,6 +198,7 @@ export async function flowPage(flowId) {
     more.replaceChildren(page.next ? el("button", { type: "button", onclick: () => load(page.next), text: "Next page" }) : "");
   }
   filter.addEventListener("change", () => load(null));
+  const outcomes = el("div", { class: "charts", "aria-live": "polite" });
   show(
     `${flow.name} v${flow.version}`,
     el("p", { class: "muted" }, `Flow ${flow.flowId}${flow.live ? " · live version" : ""} · deployed ${when(flow.created)}`),
@@ -220,6 +217,8 @@ export async function flowPage(flowId) {
         ),
       ),
     ),
+    el("h2", { text: "Outcomes, last hour" }),
+    outcomes,
     el("h2", { text: "Start" }),
     start,
     el("h2", { text: "Executions" }),
@@ -229,6 +228,32 @@ export async function flowPage(flowId) {
     more,
   );
   await load(null);
+  every(10_000, () => outcomeCharts(flow, outcomes));
+}
+
+// One chart per trigger: its activations per minute over the last hour, by outcome
+async function outcomeCharts(flow, into) {
+  const until = Date.now();
+  const since = until - HOUR_MS;
+  const query = new URLSearchParams({ flowId: flow.flowId, since: String(since), until: String(until), bucketSeconds: "60" });
+  let summary;
+  try {
+    summary = await api(`${API}/activations/summary?${query}`);
+  } catch (error) {
+    const problem = alertBox();
+    failure(problem, error);
+    into.replaceChildren(problem);
+    return;
+  }
+  const charts = flow.triggers.map((trigger) => {
+    const series = summary.series
+      .filter((s) => s.triggerId === trigger.triggerId)
+      .map((s) => ({ label: s.outcome, color: OUTCOME_COLORS[s.outcome] || "#5b6475", counts: s.counts }));
+    if (!series.length) return el("p", { class: "muted", text: `${trigger.name}: no activations in the last hour.` });
+    return stackedBars({ title: `${trigger.name}: activations per minute`, since, bucketMs: summary.bucketSeconds * 1000, series });
+  });
+  if (summary.truncated) charts.push(el("p", { class: "muted", text: `Counted the newest ${summary.counted} activations only.` }));
+  into.replaceChildren(...charts);
 }
 
 export function authentication(block) {

@@ -12,7 +12,7 @@ SRC := schemas/src services/gateway/src services/engine/src services/auth/src cl
 INSTALL_INPUTS := requirements/bootstrap.txt requirements/lock.txt schemas/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: help install lock up down status logs user bench bench-smoke images chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean browser screenshots
+.PHONY: traces help install lock up down status logs user bench bench-smoke images chaos fuzz test test-unit lint fmt schemas infra-up infra-down infra-status clean browser screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ install: $(VENV)/.installed node_modules/.installed ## create .venv and node_mod
 lock: install ## re-pin requirements/lock.txt from the pyproject files and requirements/dev.in
 	$(UV) pip compile --quiet --python-version 3.11 --no-header requirements/all.in -o requirements/lock.txt
 
+traces: install ## the product with traces in a local Jaeger, and one traced callback of the example
+	$(LOCAL)/traces.sh up
+
 infra-up: ## install (once) and start Kafka and FerretDB
 	$(LOCAL)/infra.sh up
 
@@ -49,8 +52,9 @@ infra-status: ## show whether Kafka and FerretDB run
 up: install ## run the product: Kafka, FerretDB, the services, the example flow
 	@$(LOCAL)/up.sh
 
-down: ## stop everything `make up` started
+down: ## stop everything `make up` (and `make traces`) started
 	$(LOCAL)/services.sh stop
+	$(LOCAL)/traces.sh stop
 	$(LOCAL)/infra.sh down
 
 status: ## show what runs

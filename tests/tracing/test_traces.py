@@ -50,6 +50,20 @@ async def _product(
     kafka: str, mongodb: str, name: str, traced: bool
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, InMemorySpanExporter]]:
     provider, exporter = _provider()
+    used = provider if traced else None
+    async with product(kafka, mongodb, name, (used, used)) as (engine, gateway):
+        yield engine, gateway, exporter
+
+
+@contextlib.asynccontextmanager
+async def product(
+    kafka: str,
+    mongodb: str,
+    name: str,
+    providers: tuple[TracerProvider | None, TracerProvider | None],
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """The engine and the gateway in this process, traced by `providers` (engine's,
+    gateway's; None: off); their clients."""
     engine = create_engine(
         EngineSettings(
             kafka_bootstrap_servers=kafka,
@@ -62,14 +76,14 @@ async def _product(
             activation_key=KEY,
         ),
         configure_logging=False,
-        tracer_provider=provider if traced else None,
+        tracer_provider=providers[0],
     )
     gateway = create_gateway(
         GatewaySettings(
             kafka_bootstrap_servers=kafka, topic_prefix=name, admin_key=ADMIN, activation_key=KEY
         ),
         configure_logging=False,
-        tracer_provider=provider if traced else None,
+        tracer_provider=providers[1],
     )
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(engine.router.lifespan_context(engine))
@@ -87,13 +101,13 @@ async def _product(
         async with asyncio.timeout(60):
             while (await clients[1].get("/readyz")).status_code != 200:
                 await asyncio.sleep(0.1)
-        yield clients[0], clients[1], exporter
+        yield clients[0], clients[1]
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongodb)
     await mongo.drop_database(name)
     await mongo.close()
 
 
-async def _paid(
+async def paid(
     engine: httpx.AsyncClient, gateway: httpx.AsyncClient, headers: dict[str, str]
 ) -> tuple[str, str]:
     """Deploy, start an execution, pay it with `headers`; (activation id, execution id)."""
@@ -137,7 +151,7 @@ async def test_one_trace_spans_the_request_kafka_and_the_resume(
         exporter,
     ):
         traceparent = f"00-{TRACE}-{CALLER_SPAN}-01"
-        activation_id, execution_id = await _paid(engine, gateway, {"traceparent": traceparent})
+        activation_id, execution_id = await paid(engine, gateway, {"traceparent": traceparent})
         async with asyncio.timeout(10):
             while "decide" not in _in(list(exporter.get_finished_spans()), TRACE):
                 await asyncio.sleep(0.1)
@@ -179,7 +193,7 @@ async def test_without_tracing_nothing_is_recorded_and_no_header_travels(
         gateway,
         exporter,
     ):
-        activation_id, _ = await _paid(
+        activation_id, _ = await paid(
             engine, gateway, {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
         )
         record = (await engine.get(f"/api/automation/activations/{activation_id}")).json()

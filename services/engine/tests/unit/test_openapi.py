@@ -51,8 +51,7 @@ def test_every_management_route_is_served_on_the_one_origin() -> None:
     served through it, finds its calls answered 404); a start by id is the gateway's own
     there (the same request, answered the same way)."""
     elsewhere = {
-        path: service_of(re.sub(r"\{[^}]+\}", "x", path))
-        for path in openapi.document()["paths"]
+        path: service_of(re.sub(r"\{[^}]+\}", "x", path)) for path in openapi.document()["paths"]
     }
     assert {p: s for p, s in elsewhere.items() if s != Service.ENGINE} == {
         "/api/automation/flow/{flowId}/execute": Service.GATEWAY

@@ -58,6 +58,7 @@ def sustained(suite: "Suite", rate: float) -> None:
         "records",
         "bounded: below 2 s of arrivals",
         better="lower",
+        id="K1",
     )
     figure.values.append(peak)
     figure.peer.append(2 * rate)
@@ -65,5 +66,6 @@ def sustained(suite: "Suite", rate: float) -> None:
         "consumer lag, time to drain after the load",
         "s",
         "below 10 s",
+        id="K2",
         better="lower",
     ).values.append(drain)

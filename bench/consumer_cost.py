@@ -50,9 +50,9 @@ def responsiveness(suite: "Suite") -> None:
             better="lower",
             id="P10",
         ).values.append(max(latencies))
-        suite.fig("engine /healthz max latency while guarded expressions run", "ms").peer.append(
-            in_place_stall(items[:300])
-        )
+        suite.fig(
+            "engine /healthz max latency while guarded expressions run", "ms", id="P10"
+        ).peer.append(in_place_stall(items[:300]))
 
 
 def consumers(suite: "Suite") -> None:

@@ -39,6 +39,7 @@ class Figure:
             "peer_value": round(peer, 3) if peer is not None else None,
             "ratio": round(value / peer, 3) if peer else None,
             "goal": self.goal,
+            "better": self.better,
         }
 
 

@@ -25,6 +25,11 @@ def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = Fal
     sample = 10 if suite.smoke else 40
     name = ("groups, " if grouped else "") + f"{background} waiting"
     name += f", {background + stored} stored" if stored else ""
+    # ids: R1 (1 waiting), P3 (P3's background), R3 (the large one); g: in groups
+    base = "R1" if background == 1 else "P3" if background == suite.p3_background else "R3"
+    base += "g" if grouped else ""
+    # P13: the time from acceptance to the resume among the large background
+    latency = "P13" if base == "R3" else base
 
     def urls_for(targets: list[str]) -> list[str]:
         return [
@@ -50,7 +55,7 @@ def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = Fal
             f"resume throughput, {name}",
             "resumes/s",
             "at least 50% of the raw claim loop",
-            id="P3" if background == suite.p3_background and not grouped else None,
+            id=base,
         )
         figure.values.append(capacity)
         claim = peer(
@@ -80,11 +85,15 @@ def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = Fal
             "ms",
             "the largest figure below 1.5x the 1-waiting one",
             better="lower",
+            id=f"{latency}.p99",
         ).values.append(percentile(latencies, 0.99))
         p50 = percentile(latencies, 0.50)
-        suite.fig(f"resume latency p50 at 50% load, {name}", "ms", better="lower").values.append(
-            p50
-        )
+        suite.fig(
+            f"resume latency p50 at 50% load, {name}",
+            "ms",
+            better="lower",
+            id=latency if latency == "P13" else f"{latency}.p50",
+        ).values.append(p50)
         suite.resume_p50.setdefault(name, []).append(p50)
 
 

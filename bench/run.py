@@ -66,7 +66,7 @@ def run_all(suite: Suite, smoke: bool) -> None:
     progress("a second engine: CPU per decision, rebalance pauses")
     scaling.scaling(suite)
     if "engine" in suite.s.processes:
-        suite.fig("peak RSS, engine", "MB", better="lower").values.append(
+        suite.fig("peak RSS, engine", "MB", better="lower", id="M1").values.append(
             rss_peak_mb(suite.s.processes["engine"].pid)
         )
     timers, spread = (300, 5.0) if smoke else (10_000, 60.0)

@@ -34,10 +34,14 @@ def scaling(suite: "Suite") -> None:
     figure.values.append(two)
     figure.peer.append(one)
     suite.fig(
-        "rebalance pause when an engine joins", "s", "below 10 s", better="lower"
+        "rebalance pause when an engine joins", "s", "below 10 s", better="lower", id="S1"
     ).values.append(join_pause)
     suite.fig(
-        "rebalance pause when an engine leaves (TERM)", "s", "below 10 s", better="lower"
+        "rebalance pause when an engine leaves (TERM)",
+        "s",
+        "below 10 s",
+        better="lower",
+        id="S2",
     ).values.append(leave_pause)
 
 

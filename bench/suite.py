@@ -34,7 +34,8 @@ class Suite:
         unit: str,
         goal: str = "",
         better: str = "higher",
-        id: str | None = None,  # the figure's id in latest.json
+        *,
+        id: str,  # the figure's id: stable across runs and modes, what the report compares
     ) -> Figure:
         return self.figures.setdefault(name, Figure(name, unit, goal=goal, better=better, id=id))
 

@@ -42,7 +42,7 @@ def timers(suite: "Suite", count: int, spread_seconds: float) -> None:
         read_lateness(suite.s.mongodb, database, dict(zip(ids, due, strict=True)))
     )
     fired = [late for late in lateness if late is not None]
-    suite.fig("timeouts fired, of those due", "ratio", "all", id=None).values.append(
+    suite.fig("timeouts fired, of those due", "ratio", "all", id="T1").values.append(
         len(fired) / count
     )
     if fired:
@@ -57,4 +57,5 @@ def timers(suite: "Suite", count: int, spread_seconds: float) -> None:
             f"timeout lateness, p99 ({count} due within {spread_seconds:.0f} s)",
             "s",
             better="lower",
+            id="P11.p99",
         ).values.append(percentile(fired, 0.99) / 1000)

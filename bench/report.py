@@ -111,6 +111,12 @@ DESCRIPTIONS["L1a"] = (
     "L1 for the whole log (no filter): the console's first view. Goal: at most 2x; on "
     "FerretDB 1.x every record is read and sorted for each page."
 )
+DESCRIPTIONS["M3g"] = (
+    "The gateway's resident memory growth (least squares over the second half of the "
+    "load, in MB per 10 minutes) while callbacks nobody waits for arrive at a quarter of "
+    "its measured maximum for 10 minutes; M4g the engine's, M5g auth's; M3 to M5 the "
+    "RSS at the end. Goal: below 5 MB per 10 minutes (no leak)."
+)
 GOALS = {
     "P4g": ("<=", 1.5),
     "G4": ("<=", 1.25),
@@ -146,6 +152,8 @@ def _met(figure: dict[str, Any], figures: dict[str, dict[str, Any]]) -> str:
         return _verdict(ratio <= 1.0, f"{value:.0f} records, {ratio:.2f}x 2 s of arrivals")
     if name.startswith(("consumer lag, time to drain", "rebalance pause")):
         return _verdict(value < 10, f"{value:.1f} s (goal < 10 s)")
+    if figure.get("id") in ("M3g", "M4g", "M5g"):
+        return _verdict(value < 5, f"{value:+.1f} MB per 10 min (goal below 5)")
     if figure.get("id") == "P13":
         return _verdict(value <= 10, f"{value:.1f} ms (goal <= 10 ms)")
     if figure.get("id") == "P13.p99":

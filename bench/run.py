@@ -22,6 +22,7 @@ import bursts
 import consumer_cost
 import ingestion
 import log_pages
+import memory
 import resumes
 import scaling
 import timeouts
@@ -63,6 +64,9 @@ def run_all(suite: Suite, smoke: bool) -> None:
     accepts = suite.figures["burst decisions (peer: the gateway's acceptances)"].peer
     progress("sustained load at half the gateway's maximum")
     bursts.sustained(suite, 0.5 * statistics.median(accepts))
+    minutes = 0.2 if smoke else 10.0
+    progress(f"memory: {minutes:g} min at a quarter of the gateway's max")
+    memory.memory(suite, minutes, 0.25 * statistics.median(accepts))
     progress("a second engine: CPU per decision, rebalance pauses")
     scaling.scaling(suite)
     if "engine" in suite.s.processes:

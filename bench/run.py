@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--only",
-        choices=("ingestion", "resume", "burst", "log"),
+        choices=("ingestion", "resume", "burst", "log", "memory"),
         help="one part alone, for working on it (the report holds only its figures)",
     )
     args = parser.parse_args()
@@ -141,6 +141,9 @@ def main() -> None:
             ingestion.ingestion(suite)
         elif args.only == "resume":
             resumes.resume(suite, suite.p3_background)
+        elif args.only == "memory":
+            # a quarter of the gateway's max as the committed run measured it (P1)
+            memory.memory(suite, 0.2 if args.smoke else 10.0, 800.0)
         elif args.only == "log":
             log_pages.log_pages(suite, LOG_SMOKE if args.smoke else LOG_RECORDS)
         elif args.only == "burst":

@@ -81,7 +81,13 @@ def ingestion(suite: "Suite") -> None:
             )
             figure.values.append(round(gw_cpu * 1e6, 1))
             figure.peer.append(round(peer_cpu * 1e6, 1))
-            gw_user = loadgen([user_url], *closed, "--header", f"user-token: {suite.token}")
+            with profiled(
+                suite.s.processes["gateway"].pid,
+                suite.seconds,
+                suite.profiles,
+                "gateway, USER trigger with a warm token cache at full load",
+            ):
+                gw_user = loadgen([user_url], *closed, "--header", f"user-token: {suite.token}")
             for label, result, id in (
                 ("NONE trigger", gw_none, "P1k"),
                 ("USER trigger, warm cache", gw_user, "P12k"),

@@ -88,6 +88,7 @@ def create_app(
         acks="all",
         enable_idempotence=True,
         linger_ms=settings.linger_ms,
+        max_batch_size=settings.kafka_batch_bytes,
         partitioner=KeyPartitioner(),  # Kafka's default partitioner, cheaper
         allow_auto_create_topics=False,
         metadata_max_age_ms=10_000,  # notice the registry topic soon after the engine makes it

@@ -62,13 +62,13 @@ def register(
     answered = _Recent(10_000)
 
     def batches_of(
-        topic: str, title: str, description: str
+        topic: str, title: str, description: str, timeout_ms: int | None = None
     ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
         return router.subscriber(
             topic,
             batch=True,
             max_records=config.batch_size,
-            batch_timeout_ms=config.batch_timeout_ms,
+            batch_timeout_ms=timeout_ms or config.batch_timeout_ms,
             title=title,
             description=description,
             group_id=config.group,
@@ -189,6 +189,8 @@ def register(
         "engine:activation-refusals",
         "Callbacks a gateway refused or dropped under an IGNORE policy, with the reason: "
         "written into the activation log.",
+        # a log, not a decision: polled 4 times a second while idle, not 50
+        timeout_ms=250,
     )
     async def on_refusals(
         payload: list[ActivationRefused], message: KafkaMessage, consumer: Consumer

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from gateway.limits import TokenBuckets
 from schemas.events import ActivationRefused
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,8 @@ class Refusals:
         self, send: Send, per_second: float, counts: dict[str, int], queue_size: int = 1000
     ) -> None:
         self._send = send
-        self._rate = per_second
-        self._burst = max(1.0, per_second)
-        self._tokens = self._burst
-        self._last = time.monotonic()
+        # one bucket: a second's rate, at least one report
+        self._bucket = TokenBuckets(per_second, max(1, int(per_second))) if per_second else None
         self._queue: deque[ActivationRefused] = deque()
         self._queue_size = queue_size
         self._ready = asyncio.Event()  # reports wait
@@ -52,19 +51,15 @@ class Refusals:
 
     @property
     def enabled(self) -> bool:
-        return self._rate > 0
+        return self._bucket is not None
 
     def report(self, refused: ActivationRefused) -> None:
         """Queue a report, or count it dropped when over the rate or the queue is full."""
-        if not self.enabled:
+        if self._bucket is None:
             return
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens < 1 or len(self._queue) >= self._queue_size:
+        if len(self._queue) >= self._queue_size or self._bucket.take("", time.monotonic()):
             self._counts["dropped"] += 1
             return
-        self._tokens -= 1
         self._queue.append(refused)
         self._ready.set()
         self._idle.clear()

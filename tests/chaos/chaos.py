@@ -89,12 +89,6 @@ class Call:
         return f"pay-{self.execution_id}-{self.url.rsplit('/', 2)[-2]}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  # loopback
@@ -103,11 +97,23 @@ def answers(url: str) -> bool:
         return False
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports (a Kafka cluster's, two per node)."""
+def _ephemeral_floor() -> int:
+    """The lowest port the system hands out to outgoing connections (Linux's
+    ip_local_port_range): a port picked below it cannot be taken by a client's connection
+    between the pick and the server's bind (Kafka's JVM takes seconds to bind)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of `count` consecutive free ports (a Kafka cluster's, two per node), below
+    the ephemeral range, each held until all are bound."""
     rng = random.Random()
+    top = max(_ephemeral_floor() - count, 12_000)
     while True:
-        first = rng.randrange(20_000, 60_000, 2)
+        first = rng.randrange(10_000, top)
         try:
             with contextlib.ExitStack() as held:
                 for port in range(first, first + count):
@@ -116,6 +122,21 @@ def free_ports(count: int) -> int:
             return first
         except OSError:
             continue
+
+
+def free_port() -> int:
+    return free_ports(1)
+
+
+def _last_lines(path: Path, count: int) -> list[str]:
+    return path.read_text(errors="replace").splitlines()[-count:]
+
+
+class ScriptFailed(subprocess.CalledProcessError):
+    """A deploy/local script that failed, with what it and its server printed."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.output}"
 
 
 @dataclass
@@ -143,13 +164,21 @@ class Infra:
         }
 
     def script(self, name: str, action: str, *args: str) -> None:
-        subprocess.run(  # noqa: S603  # our own scripts
+        """Run deploy/local/<name>.sh; a failure raises with what the script printed and
+        the end of the server's own logs (a start that failed says why)."""
+        done = subprocess.run(  # noqa: S603  # our own scripts
             [str(LOCAL / f"{name}.sh"), action, *args],
             env=self.env(),
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            check=False,
+            capture_output=True,
+            text=True,
         )
+        if done.returncode:
+            logs = sorted((self.state / name).rglob("*.log"))
+            tails = "".join(
+                f"\n--- {log} (end) ---\n" + "\n".join(_last_lines(log, 30)) for log in logs
+            )
+            raise ScriptFailed(done.returncode, done.args, output=done.stdout + done.stderr + tails)
 
     def kill(self, name: str, node: int | None = None) -> None:
         """kill -9 the server `name` (Kafka's node `node` in a cluster)."""

@@ -184,6 +184,7 @@ def create_app(
             batch_size=settings.consumer_batch_size,
             batch_timeout_ms=settings.consumer_batch_timeout_ms,
             concurrency=settings.consumer_concurrency,
+            depth=settings.consumer_depth,
             fetch_bytes=settings.consumer_fetch_bytes,
             attempts=settings.consumer_attempts,
             backoff_seconds=settings.retry_backoff_seconds,

@@ -1,6 +1,7 @@
-"""A batch of records, run in order per key and keys concurrently; a record that fails
-is delivered again after a back-off with only its partition rewound and paused, and one
-that cannot be taken becomes a dead letter (or, as a last resort, a skipped record).
+"""Batches of records, several in flight, run in order per key and keys concurrently,
+committed in order; a record that fails is delivered again after a back-off with only
+its partition rewound and paused, and one that cannot be taken becomes a dead letter (or,
+as a last resort, a skipped record).
 
 The rules (the contract's "Bad input and poison messages" and "Hostile input"):
 - a record that is not a valid command is dead-lettered at once; it is read with the
@@ -20,9 +21,10 @@ The rules (the contract's "Bad input and poison messages" and "Hostile input"):
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -48,6 +50,9 @@ class ConsumerConfig:
     # together (`store._GroupedSaves`), so more at once is cheaper per resume for the
     # engine and the server alike: 128 resumed 20% more a second than 16 on 2 cores
     concurrency: int = 128
+    # batches handled at once: the next is taken while earlier ones wait on the store
+    # and Kafka, so a record waits for about one batch instead of two or three
+    depth: int = 4
     attempts: int = 5  # tries of one record before it is dead-lettered
     backoff_seconds: float = 0.2  # after the first failed try; doubled after each, at most 5 s
     max_backoff_seconds: float = 5.0
@@ -69,13 +74,55 @@ class _Retry:
     tries: int  # of this kind, so far
 
 
+Key = tuple[str, int, bytes | None]  # topic, partition, record key
+
+
+@dataclass
+class _Span:
+    """A batch's records of one partition: where they start, the first one left undone
+    (or the one after the last), and whether one was left undone."""
+
+    first: int
+    next: int
+    undone: bool = False
+
+
+@dataclass
+class Batch(Generic[Command]):
+    """A batch taken from the consumer: its items, its place among the batches in
+    flight, and per key the chain of earlier items it follows."""
+
+    seq: int
+    items: list[Item[Command]]
+    prior: dict[Key, "asyncio.Future[None] | None"]
+    chains: dict[Key, "asyncio.Future[None]"]
+    spans: dict[TopicPartition, _Span] = field(default_factory=dict)
+    done: bool = False
+
+    def follows(self, item: Item[Any]) -> bool:
+        """Whether an item's key had records in a batch still in flight when this one
+        was taken: what the store held for it before then may be out of date (its
+        handling starts once that batch is done)."""
+        record = item.record
+        return self.prior.get((record.topic, record.partition, record.key)) is not None
+
+
 class Batches:
-    """Runs the items of a batch: in order per key, keys concurrently.
+    """Runs the batches of one consumer: in order per key, keys concurrently, and up to
+    `depth` batches at once.
+
+    A batch's handler returns once its work has started, so that the consumer takes what
+    arrived meanwhile at once instead of after the batch (a record then waits for one
+    batch, not for the end of the one ahead of it and its own); a record still follows
+    the earlier records of its key, whichever batch they came in. Offsets are committed
+    by this class, per partition up to its first record not yet done: never past one that
+    an earlier batch still handles or left to be delivered again.
 
     A record that fails is not retried inside the batch (that would hold every other
     partition's records back): its partition is rewound to it and paused for the
-    back-off, and it comes again with a later batch. Its tries are counted here, by
-    position, in this process.
+    back-off at once, the records after it that batches in flight still hold are left
+    for the delivery again, and it comes with a later batch. Its tries are counted here,
+    by position, in this process.
     """
 
     _MAX_TRACKED = 10_000
@@ -86,58 +133,245 @@ class Batches:
         self._skip = skip
         # position -> (failures of its own, outages met)
         self._tries: dict[tuple[str, int, int], tuple[int, int]] = {}
+        self._seq = 0
+        self._chains: dict[Key, asyncio.Future[None]] = {}  # the last item of each key
+        self._order: dict[TopicPartition, deque[Batch[Any]]] = {}  # in flight, per partition
+        # partition -> (offset, seq): rewound to `offset` when batch `seq` was the last taken
+        self._rewinds: dict[TopicPartition, tuple[int, int]] = {}
+        # key -> (offset, seq): its record at `offset` comes again; its later records in
+        # batches up to `seq` are left for their delivery again (other keys go on)
+        self._held: dict[Key, tuple[int, int]] = {}
+        self._expect: dict[TopicPartition, int] = {}  # where a rewound partition restarts
+        self._floor: dict[TopicPartition, int] = {}  # commits stop here until it is done
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._depth = asyncio.Semaphore(config.depth)
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def parsed(self, raw: Any, model: type[Command]) -> list[Item[Command]]:
-        """The records of a batch with their commands, or why each is not one."""
+    def open(self, raw: Any, model: type[Command]) -> Batch[Command]:
+        """A batch of records with their commands (or why each is not one), placed after
+        the batches in flight. Records of a rewound partition fetched before its rewind
+        are dropped: they come again."""
         records: Sequence[ConsumerRecord[Any, Any]] = (
             raw if isinstance(raw, tuple | list) else (raw,)
         )
         self._metrics.batch_size.observe(len(records))
-        items: list[Item[Command]] = []
+        records = self._fresh(records)
+        self._seq += 1
+        batch: Batch[Command] = Batch(self._seq, [], {}, {})
+        loop = asyncio.get_running_loop()
         for record in records:
             try:
-                items.append(Item(record, read_command(record.value, model)))
+                batch.items.append(Item(record, read_command(record.value, model)))
             except ValueError as exc:
-                items.append(Item(record, None, f"not a valid {model.__name__}: {exc}"))
-        return items
+                batch.items.append(Item(record, None, f"not a valid {model.__name__}: {exc}"))
+            key = (record.topic, record.partition, record.key)
+            if key not in batch.chains:
+                batch.prior[key] = self._chains.get(key)
+                batch.chains[key] = self._chains[key] = loop.create_future()
+            partition = TopicPartition(record.topic, record.partition)
+            span = batch.spans.get(partition)
+            if span is None:
+                batch.spans[partition] = span = _Span(record.offset, record.offset + 1)
+                self._order.setdefault(partition, deque()).append(batch)
+            span.next = max(span.next, record.offset + 1)
+        return batch
+
+    def _fresh(
+        self, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> Sequence[ConsumerRecord[Any, Any]]:
+        if not self._expect:
+            return records
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+        stale = set()
+        for partition, offset in first.items():
+            expected = self._expect.get(partition)
+            if expected is None:
+                continue
+            if offset == expected:
+                del self._expect[partition]  # delivered again from where it was rewound
+            elif offset > expected:
+                stale.add(partition)
+        return [r for r in records if TopicPartition(r.topic, r.partition) not in stale]
+
+    async def submit(
+        self,
+        batch: Batch[Command],
+        work: Callable[[], Awaitable[None]],
+        consumer: Any,
+    ) -> None:
+        """Start the work of a batch and return (at once while fewer than `depth` are in
+        flight); its offsets are committed when it and the batches before it are done.
+        Without a consumer (FastStream's test broker) the work is done here."""
+        if consumer is None:
+            try:
+                await work()
+            finally:
+                self._close(batch)
+            return
+        await self._depth.acquire()
+
+        async def run() -> None:
+            error: BaseException | None = None
+            try:
+                await work()
+            except Exception as exc:
+                error = exc
+            finally:
+                self._depth.release()
+            if error is not None:
+                self._abandon(batch, error, consumer)
+            await self._commit(self._close(batch), consumer)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for every batch in flight (partitions revoked, or the consumer stopping)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def run(
         self,
-        items: list[Item[Command]],
+        batch: Batch[Command],
         handle: Callable[[Command], Awaitable[None]],
         park: Park[Command],
         consumer: Any,
     ) -> None:
-        """Handle every item; rewind and pause each partition at its first record left
-        undone, for that record's back-off."""
-        by_key: dict[tuple[str, int, bytes | None], list[Item[Command]]] = {}
-        for item in items:
+        """Handle every item of a batch, each after the earlier items of its key; a
+        partition is rewound and paused at its first record left undone, for that
+        record's back-off."""
+        by_key: dict[Key, list[Item[Command]]] = {}
+        for item in batch.items:
             record = item.record
             by_key.setdefault((record.topic, record.partition, record.key), []).append(item)
-        failed: dict[TopicPartition, tuple[int, _Retry]] = {}
-        slots = asyncio.Semaphore(self._config.concurrency)
 
-        async def in_order(keyed: list[Item[Command]]) -> None:
-            async with slots:
-                for item in keyed:
+        async def in_order(key: Key, keyed: list[Item[Command]]) -> None:
+            prior = batch.prior.get(key)
+            if prior is not None:
+                await asyncio.shield(prior)
+            async with self._slots:
+                for index, item in enumerate(keyed):
+                    if self._left(batch, item):
+                        self._undone(batch, keyed[index:])
+                        return
                     retry = await self._settle(item, handle, park, in_batch=consumer is None)
                     if retry is not None:
-                        record = item.record
-                        partition = TopicPartition(record.topic, record.partition)
-                        earlier = failed.get(partition)
-                        if earlier is None or record.offset < earlier[0]:
-                            failed[partition] = (record.offset, retry)
+                        self._undone(batch, keyed[index:])
+                        if consumer is not None:
+                            record = item.record
+                            partition = TopicPartition(record.topic, record.partition)
+                            self._hold(key, record.offset)
+                            self._rewind(batch.seq, partition, record.offset, retry, consumer)
                         return
 
-        await asyncio.gather(*(in_order(keyed) for keyed in by_key.values()))
-        if consumer is None:  # FastStream's test broker has no consumer
+        await asyncio.gather(*(in_order(key, keyed) for key, keyed in by_key.items()))
+        if consumer is not None:
+            self._note_lag(batch, consumer)
+
+    def _left(self, batch: Batch[Any], item: Item[Any]) -> bool:
+        """Whether an item is left for its delivery again: an earlier record of its key,
+        in an earlier batch, was left to come again after its batch was taken."""
+        record = item.record
+        held = self._held.get((record.topic, record.partition, record.key))
+        return held is not None and record.offset > held[0] and batch.seq <= held[1]
+
+    @staticmethod
+    def _undone(batch: Batch[Any], items: list[Item[Any]]) -> None:
+        for item in items:
+            span = batch.spans[TopicPartition(item.record.topic, item.record.partition)]
+            if not span.undone or item.record.offset < span.next:
+                span.next, span.undone = item.record.offset, True
+
+    def _chain_done(self, key: Key, chain: "asyncio.Future[None]") -> None:
+        if not chain.done():
+            chain.set_result(None)
+        if self._chains.get(key) is chain:
+            del self._chains[key]
+
+    def _hold(self, key: Key, offset: int) -> None:
+        held = self._held.get(key)
+        if held is None or offset <= held[0] or held[1] < self._seq:
+            self._held[key] = (offset, self._seq)
+        if len(self._held) > self._MAX_TRACKED:
+            self._held.pop(next(iter(self._held)))
+
+    def _rewind(
+        self, seq: int, partition: TopicPartition, offset: int, retry: "_Retry", consumer: Any
+    ) -> None:
+        """Deliver a partition again from `offset` on, after `retry`'s back-off; `seq`:
+        the batch the record at `offset` came in."""
+        earlier = self._rewinds.get(partition)
+        if earlier is None or offset < earlier[0] or earlier[1] < seq:
+            self._rewinds[partition] = (offset, self._seq)
+            self._expect[partition] = offset
+            consumer.seek(partition, offset)
+        self._pause(consumer, partition, retry.delay)
+        if retry.outage:
+            self._metrics.rewinds.labels(partition.topic).inc()
+
+    def _abandon(self, batch: Batch[Any], error: BaseException, consumer: Any) -> None:
+        """A batch whose work failed as a whole (the store away while its outcomes were
+        read or written, say): each of its partitions is delivered again from the batch's
+        first record on, after a back-off that grows while it keeps failing."""
+        for partition, span in batch.spans.items():
+            position = (partition.topic, partition.partition, span.first)
+            own, outages = self._tries.pop(position, (0, 0))
+            record = next(
+                i.record
+                for i in batch.items
+                if i.record.offset == span.first and i.record.partition == partition.partition
+            )
+            retry = self._again(record, error, position, own, outages + 1)
+            span.next, span.undone = span.first, True
+            self._rewind(batch.seq, partition, span.first, retry, consumer)
+        for item in batch.items:  # the first record of each key
+            record = item.record
+            key = (record.topic, record.partition, record.key)
+            held = self._held.get(key)
+            if held is None or held[1] < self._seq:
+                self._hold(key, record.offset)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Partitions this consumer no longer owns: what was known of their rewinds."""
+        for partition in partitions:
+            self._rewinds.pop(partition, None)
+            self._expect.pop(partition, None)
+            self._floor.pop(partition, None)
+        gone = {(p.topic, p.partition) for p in partitions}
+        self._held = {k: v for k, v in self._held.items() if (k[0], k[1]) not in gone}
+
+    def _close(self, batch: Batch[Any]) -> dict[TopicPartition, int]:
+        """Mark a batch done; per partition, where the commit may now go."""
+        batch.done = True
+        for key, chain in batch.chains.items():  # a batch that failed before its items ran
+            self._chain_done(key, chain)
+        positions: dict[TopicPartition, int] = {}
+        for partition in batch.spans:
+            queue = self._order.get(partition)
+            while queue and queue[0].done:
+                span = queue.popleft().spans[partition]
+                floor = self._floor.get(partition)
+                if floor is not None and span.first > floor:
+                    continue  # taken before its partition was rewound: comes again
+                positions[partition] = span.next
+                if span.undone:
+                    self._floor[partition] = span.next
+                else:
+                    self._floor.pop(partition, None)
+            if queue is not None and not queue:
+                del self._order[partition]
+        return positions
+
+    async def _commit(self, positions: dict[TopicPartition, int], consumer: Any) -> None:
+        if not positions:
             return
-        for partition, (offset, retry) in failed.items():
-            consumer.seek(partition, offset)  # the commit after this batch stops there
-            self._pause(consumer, partition, retry.delay)
-            if retry.outage:
-                self._metrics.rewinds.labels(partition.topic).inc()
-        self._note_lag(items, {p: offset for p, (offset, _) in failed.items()}, consumer)
+        try:
+            await consumer.commit(positions)
+        except Exception:  # revoked meanwhile, or Kafka away: delivered again, decided once
+            logger.warning("committing offsets failed", exc_info=True)
 
     @staticmethod
     def _pause(consumer: Any, partition: TopicPartition, delay: float) -> None:
@@ -269,18 +503,10 @@ class Batches:
             },
         )
 
-    def _note_lag(
-        self,
-        items: list[Item[Command]],
-        failed: dict[TopicPartition, int],
-        consumer: Any,
-    ) -> None:
-        handled: dict[TopicPartition, int] = {}
-        for item in items:
-            partition = TopicPartition(item.record.topic, item.record.partition)
-            handled[partition] = max(handled.get(partition, -1), item.record.offset + 1)
-        for partition, next_offset in handled.items():
+    def _note_lag(self, batch: Batch[Any], consumer: Any) -> None:
+        for partition, span in batch.spans.items():
             end = consumer.highwater(partition)
             if isinstance(end, int):
-                behind = end - failed.get(partition, next_offset)
-                self._metrics.lag.labels(partition.topic, str(partition.partition)).set(behind)
+                self._metrics.lag.labels(partition.topic, str(partition.partition)).set(
+                    end - span.next
+                )

@@ -1,12 +1,13 @@
 """Kafka consumers: take commands in batches, hand them to the engine, commit once done.
 
 Each subscriber takes up to `batch_size` records at a time (FastStream batch subscriber,
-aiokafka `getmany`). Records with the same key stay in order (the key names a trigger or
-an execution: what must not be reordered); different keys run concurrently. An
-activation batch reads the stored outcomes of all its activations in one statement, and
-the executions they name (`execution=<id>`) in another, looks a trigger up only once
-when nobody waits there, and stores the new outcomes in one. The offsets are committed
-after the batch is handled.
+aiokafka `getmany`), and takes the next while up to `depth` are in flight. Records with
+the same key stay in order (the key names a trigger or an execution: what must not be
+reordered), across batches too; different keys run concurrently. An activation batch
+reads the stored outcomes of its activations and the executions they name
+(`execution=<id>`) in two statements at once, looks a trigger up only once when nobody
+waits there, and stores the new outcomes in one. The offsets are committed (by
+`Batches`) once a batch and the batches before it are handled.
 
 No record can hold its partition back for good, whatever its bytes: how records are
 run, retried, dead-lettered or skipped is in `batches.py`. Records delivered again after
@@ -14,22 +15,26 @@ a rewind that were applied already cost one read per batch, and their outcome is
 published again only when this process did not publish it itself.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import Consumer, KafkaMessage
 from faststream.message import StreamMessage
 from opentelemetry.trace import SpanKind
 
-from engine.batches import Batches, ConsumerConfig
+from engine.batches import Batch, Batches, ConsumerConfig
 from engine.dead_letters import DeadLetters, Received
 from engine.faults import chain, describe
 from engine.metrics import Metrics
+from engine.ports import Resuming
 from engine.records import Item
 from engine.usecases import Engine, ExecutionFault
+from engine.usecases.activation import UNREAD, Unread
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,
@@ -56,13 +61,16 @@ def register(
     `tracing` on, each activation's decision is a span in the trace its record carries)."""
     tracing = tracing or Tracing(None, "engine")
     router = KafkaRouter()
-    batches = Batches(config, metrics, letters.skip)
     # outcomes this process stored and published: records delivered again after a rewind
     # (a partition waiting for the store to come back) are not answered again
     answered = _Recent(10_000)
 
     def batches_of(
-        topic: str, title: str, description: str, timeout_ms: int | None = None
+        topic: str,
+        title: str,
+        description: str,
+        batches: Batches,
+        timeout_ms: int | None = None,
     ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
         return router.subscriber(
             topic,
@@ -73,7 +81,9 @@ def register(
             description=description,
             group_id=config.group,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # `Batches` commits: once a batch and the batches before it are done
+            ack_policy=AckPolicy.MANUAL,
+            listener=_Drained(batches),
             decoder=_records_only,
             max_partition_fetch_bytes=config.fetch_bytes,
         )
@@ -102,35 +112,55 @@ def register(
         kind = "invalid" if error is None else "failed"
         metrics.dead_letters.labels(record.topic, kind).inc()
 
+    starts = Batches(config, metrics, letters.skip)
+
     @batches_of(
         topics.execution_starts,
         "engine:execution-starts",
         "Start requests from the gateway or any service; one execution each.",
+        starts,
     )
     async def on_starts(
         payload: list[StartExecution], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        items = batches.parsed(message.raw_message, StartExecution)
+        batch = starts.open(message.raw_message, StartExecution)
 
         async def start(command: StartExecution) -> None:
             await engine.start(command)
             metrics.starts.inc()
 
-        await batches.run(items, start, park, consumer)
+        await starts.submit(batch, lambda: starts.run(batch, start, park, consumer), consumer)
+
+    activations = Batches(config, metrics, letters.skip)
 
     @batches_of(
         topics.activations,
         "engine:activations",
         "Trigger activations: from the gateway, or published straight to Kafka.",
+        activations,
     )
     async def on_activations(
         payload: list[ActivateTrigger], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        items = batches.parsed(message.raw_message, ActivateTrigger)
+        batch = activations.open(message.raw_message, ActivateTrigger)
+        await activations.submit(batch, lambda: decide_batch(batch, consumer), consumer)
+
+    async def decide_batch(batch: Batch[ActivateTrigger], consumer: Any) -> None:
+        items = batch.items
         commands = [item.command for item in items if item.command is not None]
-        ids = list(dict.fromkeys(c.activationId for c in commands))
-        found = await engine.read_activations(ids)
-        read_ahead = await engine.read_ahead(commands, found)
+        # read once for the batch, but for the records that follow a batch in flight: each
+        # of those reads its own once that batch is done
+        later = {i.command.activationId for i in items if i.command and batch.follows(i)}
+        ids = list(dict.fromkeys(c.activationId for c in commands if c.activationId not in later))
+        # the outcomes and the executions named (`execution=<id>`) read at once: a named
+        # execution of an activation decided before is read for nothing, which is rare
+        stored, read_ahead = await asyncio.gather(
+            engine.read_activations(ids), engine.read_ahead(commands, {})
+        )
+        found: dict[str, ActivationOutcome | Resuming | Unread] = {
+            **dict.fromkeys(later, UNREAD),
+            **stored,
+        }
         handled: set[str] = set()  # a record repeated in the batch is decided once
         fresh: list[ActivationOutcome] = []
         nobody_waits: set[str] = set()
@@ -174,7 +204,7 @@ def register(
                 answered.add(decision.activationId)
 
         try:
-            await batches.run(items, activate, park, consumer)
+            await activations.run(batch, activate, park, consumer)
         finally:
             fresh = await engine.record(fresh)
             received = {c.activationId: c.receivedAt for c in commands}
@@ -184,19 +214,24 @@ def register(
                 waited = decision.decidedAt - received[decision.activationId]
                 metrics.decision_seconds.observe(max(0.0, waited / 1000))
 
+    refusals = Batches(config, metrics, letters.skip)
+
     @batches_of(
         topics.activation_refusals,
         "engine:activation-refusals",
         "Callbacks a gateway refused or dropped under an IGNORE policy, with the reason: "
         "written into the activation log.",
+        refusals,
         # a log, not a decision: polled 4 times a second while idle, not 50
         timeout_ms=250,
     )
     async def on_refusals(
         payload: list[ActivationRefused], message: KafkaMessage, consumer: Consumer
     ) -> None:
-        items = batches.parsed(message.raw_message, ActivationRefused)
-        await batches.run(items, engine.log_refused, park, consumer)
+        batch = refusals.open(message.raw_message, ActivationRefused)
+        await refusals.submit(
+            batch, lambda: refusals.run(batch, engine.log_refused, park, consumer), consumer
+        )
 
     broker.include_router(router)
 
@@ -206,6 +241,21 @@ async def _records_only(message: StreamMessage[Any]) -> list[Any]:
     that one invalid record cannot fail its batch. The handler's first parameter is then
     always empty; its type is what the AsyncAPI document shows as the payload."""
     return []
+
+
+class _Drained(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go to another consumer, the batches in flight finish and commit
+    (their records are then not decided twice)."""
+
+    def __init__(self, batches: Batches) -> None:
+        self._batches = batches
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._batches.drain()
+        self._batches.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._batches.forget(assigned)
 
 
 class _Recent:

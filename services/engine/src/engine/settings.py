@@ -37,6 +37,7 @@ class Settings(ServerSettings, BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
     consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # wait for a batch to fill
     consumer_concurrency: int = Field(default=128, ge=1, le=256)  # keys handled at once
+    consumer_depth: int = Field(default=4, ge=1, le=64)  # batches handled at once
     # bytes fetched per partition at a time (consumers.ConsumerConfig.fetch_bytes)
     consumer_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     consumer_attempts: int = Field(default=5, ge=1)  # tries of a record, then a dead letter

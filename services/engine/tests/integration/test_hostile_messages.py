@@ -230,6 +230,52 @@ async def test_a_retrying_message_delays_only_its_own_partition(
         assert await _decided(engine, failing) == "DEAD_LETTERED"
 
 
+@pytest.mark.usefixtures("drop")
+async def test_a_record_being_retried_is_not_committed_past_by_the_batches_after_it(
+    hostile_settings: Settings, send: Send
+) -> None:
+    """Batches taken while a record of their partition is tried again (several are in
+    flight at once) never commit past it: an engine stopped meanwhile leaves it, and the
+    records after it, to the next engine, which decides each once."""
+    settings = hostile_settings.model_copy(
+        update={"consumer_attempts": 3, "retry_backoff_seconds": 1.0, "consumer_depth": 4}
+    )
+    async with running_engine(settings) as engine:
+        flow_id, trigger_id = await _deployed(engine, ENTRY_TRIGGER_FLOW)
+        await store_broken_flow(settings)  # its activations fail on every try
+        failing = "a-failing"
+        await send(_message(failing, "broken", str(uuid.uuid4()), b"{}"), "a")  # partition 0
+        after = []
+        for n in range(6):  # on the same partition, other keys, one batch each
+            activation_id, valid = _valid(flow_id, trigger_id, n=n)
+            await send(valid, "bce"[n % 3])
+            after.append(activation_id)
+            await asyncio.sleep(0.05)
+        for activation_id in after:
+            assert await _decided(engine, activation_id) == "ACTIVATED"
+        # stopped while the failing one is still tried (its third try is 1 + 2 s later)
+        assert (await engine.get(f"/api/automation/activations/{failing}")).status_code == 404
+    await _remove_broken_flow(settings)  # (an engine cannot start with it stored)
+    async with running_engine(settings) as engine:
+        # delivered again, not committed past: its flow is gone now
+        assert await _decided(engine, failing) == "UNKNOWN_TRIGGER"
+        started = []
+        for activation_id in after:
+            outcome = await outcome_of(engine, activation_id)
+            assert outcome is not None
+            started += outcome["executionIds"]
+        assert len(set(started)) == len(after)  # each started one execution, once
+        for execution_id in started:
+            execution = (await engine.get(f"/api/automation/executions/{execution_id}")).json()
+            assert [h["event"] for h in execution["history"]].count("started") == 1
+
+
+async def _remove_broken_flow(settings: Settings) -> None:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url.get_secret_value())
+    await client[settings.database]["flows"].delete_one({"_id": "broken"})
+    await client.close()
+
+
 def _hostile(flow_id: str, trigger_id: str) -> st.SearchStrategy[bytes]:
     """Bytes any publisher could send, none of them a valid command: random, deep, huge,
     escaped, not UTF-8, not finite, of the wrong types, with a readable activation id or

@@ -4,7 +4,7 @@ outcome is stored once and published."""
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -159,7 +159,7 @@ class Decisions:
     async def read_ahead(
         self,
         commands: list[ActivateTrigger],
-        found: dict[str, ActivationOutcome | Resuming],
+        found: Mapping[str, ActivationOutcome | Resuming | Unread],
     ) -> dict[str, ex.ExecutionState]:
         """The executions a batch's undecided activations name (`execution=<id>`), in one
         read: a resume by id then costs its compare-and-set alone."""

@@ -9,6 +9,7 @@ records the executions it chose before resuming the first, so that a redelivery 
 a crash finishes exactly those.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.core import execution as ex
@@ -98,7 +99,7 @@ class Engine:
     async def read_ahead(
         self,
         commands: list[ActivateTrigger],
-        found: dict[str, ActivationOutcome | Resuming],
+        found: Mapping[str, ActivationOutcome | Resuming | Unread],
     ) -> dict[str, ex.ExecutionState]:
         """The executions a batch's undecided activations name, in one read."""
         return await self._decisions.read_ahead(commands, found)

@@ -99,12 +99,12 @@ class Batch(Generic[Command]):
     spans: dict[TopicPartition, _Span] = field(default_factory=dict)
     done: bool = False
 
-    def follows(self, item: Item[Any]) -> bool:
-        """Whether an item's key had records in a batch still in flight when this one
-        was taken: what the store held for it before then may be out of date (its
-        handling starts once that batch is done)."""
-        record = item.record
-        return self.prior.get((record.topic, record.partition, record.key)) is not None
+    async def after_earlier(self) -> None:
+        """Wait until the batches in flight that hold records of this batch's keys are
+        done (their outcomes stored)."""
+        earlier = [prior for prior in self.prior.values() if prior is not None]
+        if earlier:
+            await asyncio.wait(earlier)
 
 
 class Batches:
@@ -201,8 +201,9 @@ class Batches:
         work: Callable[[], Awaitable[None]],
         consumer: Any,
     ) -> None:
-        """Start the work of a batch and return (at once while fewer than `depth` are in
-        flight); its offsets are committed when it and the batches before it are done.
+        """Start the work of a batch and return once another may start (at once while
+        fewer than `depth` are in flight); its offsets are committed when it and the
+        batches before it are done.
         Without a consumer (FastStream's test broker) the work is done here."""
         if consumer is None:
             try:
@@ -227,6 +228,15 @@ class Batches:
         task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if any(prior is not None for prior in batch.prior.values()):
+            # its keys are busy in a batch in flight (a burst to one trigger, say): taking
+            # more now would only queue small batches behind them; what arrives meanwhile
+            # makes the next batch larger instead
+            await asyncio.wait([task])
+        # return once another batch may start: the consumer takes what arrived meanwhile
+        # then, all of it, instead of holding the next few records until a slot frees
+        async with self._depth:
+            pass
 
     async def drain(self) -> None:
         """Wait for every batch in flight (partitions revoked, or the consumer stopping)."""

@@ -31,10 +31,8 @@ from engine.batches import Batch, Batches, ConsumerConfig
 from engine.dead_letters import DeadLetters, Received
 from engine.faults import chain, describe
 from engine.metrics import Metrics
-from engine.ports import Resuming
 from engine.records import Item
 from engine.usecases import Engine, ExecutionFault
-from engine.usecases.activation import UNREAD, Unread
 from schemas.events import (
     ActivateTrigger,
     ActivationOutcome,
@@ -148,19 +146,15 @@ def register(
     async def decide_batch(batch: Batch[ActivateTrigger], consumer: Any) -> None:
         items = batch.items
         commands = [item.command for item in items if item.command is not None]
-        # read once for the batch, but for the records that follow a batch in flight: each
-        # of those reads its own once that batch is done
-        later = {i.command.activationId for i in items if i.command and batch.follows(i)}
-        ids = list(dict.fromkeys(c.activationId for c in commands if c.activationId not in later))
+        # records of keys an earlier batch in flight still holds (a burst to one trigger,
+        # a record delivered twice): read what the store holds once that batch is done
+        await batch.after_earlier()
+        ids = list(dict.fromkeys(c.activationId for c in commands))
         # the outcomes and the executions named (`execution=<id>`) read at once: a named
         # execution of an activation decided before is read for nothing, which is rare
-        stored, read_ahead = await asyncio.gather(
+        found, read_ahead = await asyncio.gather(
             engine.read_activations(ids), engine.read_ahead(commands, {})
         )
-        found: dict[str, ActivationOutcome | Resuming | Unread] = {
-            **dict.fromkeys(later, UNREAD),
-            **stored,
-        }
         handled: set[str] = set()  # a record repeated in the batch is decided once
         fresh: list[ActivationOutcome] = []
         nobody_waits: set[str] = set()

@@ -58,6 +58,8 @@ from schemas.topics import Topics, bootstrap_servers
 from schemas.tracing import Tracing, provider_from_env
 
 logger = logging.getLogger(__name__)
+# the batches in flight finish this long at most when the engine stops
+SHUTDOWN_BATCHES_SECONDS = 10.0
 
 PURGE_INTERVAL_SECONDS = 3600
 
@@ -174,7 +176,7 @@ def create_app(
         http = TracedHttp(http, tracing)
     engine = wire_engine(catalog, decided_by, publisher, http, tokens, config, now_ms, workers)
     letters = DeadLetters(engine, store, publisher, now_ms, sealing)
-    register(
+    finish_batches = register(
         broker,
         engine,
         letters,
@@ -299,6 +301,10 @@ def create_app(
                 sampling.cancel()
             if offsets is not None:
                 await offsets.close()
+            try:  # stopped, a consumer commits no more: what is left comes again
+                await asyncio.wait_for(finish_batches(), SHUTDOWN_BATCHES_SECONDS)
+            except TimeoutError:
+                logger.warning("batches in flight left unfinished at shutdown")
             await broker.stop()
             await workers.close()
             await client.aclose()

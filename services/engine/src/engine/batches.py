@@ -146,6 +146,7 @@ class Batches:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._depth = asyncio.Semaphore(config.depth)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def open(self, raw: Any, model: type[Command]) -> Batch[Command]:
         """A batch of records with their commands (or why each is not one), placed after
@@ -212,6 +213,15 @@ class Batches:
                 self._close(batch)
             return
         await self._depth.acquire()
+        if self._closing:  # one at a time, done before the next is taken
+            try:
+                await work()
+            except Exception as exc:
+                self._abandon(batch, exc, consumer)
+            finally:
+                self._depth.release()
+            await self._commit(self._close(batch), consumer)
+            return
 
         async def run() -> None:
             error: BaseException | None = None
@@ -242,6 +252,12 @@ class Batches:
         """Wait for every batch in flight (partitions revoked, or the consumer stopping)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Before the consumer stops: the batches in flight finish and commit, and any
+        batch taken meanwhile is handled before the next (so this ends under load too)."""
+        self._closing = True
+        await self.drain()
 
     async def run(
         self,

@@ -54,9 +54,10 @@ def register(
     config: ConsumerConfig,
     metrics: Metrics,
     tracing: Tracing | None = None,
-) -> None:
+) -> Callable[[], Awaitable[None]]:
     """Subscribe the engine to execution starts and activations, in batches (with
-    `tracing` on, each activation's decision is a span in the trace its record carries)."""
+    `tracing` on, each activation's decision is a span in the trace its record carries).
+    Returns what to await before the broker stops: the batches in flight finish."""
     tracing = tracing or Tracing(None, "engine")
     router = KafkaRouter()
     # outcomes this process stored and published: records delivered again after a rewind
@@ -228,6 +229,11 @@ def register(
         )
 
     broker.include_router(router)
+
+    async def close() -> None:
+        await asyncio.gather(starts.close(), activations.close(), refusals.close())
+
+    return close
 
 
 async def _records_only(message: StreamMessage[Any]) -> list[Any]:

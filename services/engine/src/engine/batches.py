@@ -372,7 +372,7 @@ class Batches:
     def _close(self, batch: Batch[Any]) -> dict[TopicPartition, int]:
         """Mark a batch done; per partition, where the commit may now go."""
         batch.done = True
-        for key, chain in batch.chains.items():  # a batch that failed before its items ran
+        for key, chain in batch.chains.items():  # its outcomes are stored: its keys go on
             self._chain_done(key, chain)
         positions: dict[TopicPartition, int] = {}
         for partition in batch.spans:

@@ -151,10 +151,9 @@ def register(
         # a record delivered twice): read what the store holds once that batch is done
         await batch.after_earlier()
         ids = list(dict.fromkeys(c.activationId for c in commands))
-        # the outcomes and the executions named (`execution=<id>`) read at once: a named
-        # execution of an activation decided before is read for nothing, which is rare
+        # the outcomes and the executions named (`execution=<id>`) read at once
         found, read_ahead = await asyncio.gather(
-            engine.read_activations(ids), engine.read_ahead(commands, {})
+            engine.read_activations(ids), engine.read_ahead(commands)
         )
         handled: set[str] = set()  # a record repeated in the batch is decided once
         fresh: list[ActivationOutcome] = []

@@ -258,7 +258,7 @@ async def test_executions_read_ahead_for_a_batch_are_resumed_once_even_when_stal
 ) -> None:
     flow_id, trigger_id, (e5, e1, e3) = await three_waiting(world)
     batch = [by_id(flow_id, trigger_id, e, 9) for e in (e3, e3.upper(), e1, e5)]
-    read_ahead = await world.engine.read_ahead(batch, {})
+    read_ahead = await world.engine.read_ahead(batch)
     assert sorted(read_ahead) == sorted([e1, e3, e5])
     # e1 is resumed outside the batch after it was read ahead
     assert (await world.activate(flow_id, trigger_id, {"n": 9}, execution=e1)).executionIds
@@ -279,7 +279,7 @@ async def test_an_execution_that_begins_waiting_after_the_read_ahead_is_resumed(
     flow_id, triggers = await world.deploy(ENTRY_TRIGGER_FLOW)
     execution_id = str(uuid.uuid4())
     command = by_id(flow_id, triggers["Webhook"], execution_id, 1)
-    read_ahead = await world.engine.read_ahead([command], {})
+    read_ahead = await world.engine.read_ahead([command])
     assert read_ahead == {}
     await world.engine.start(
         StartExecution(executionId=execution_id, flowId=flow_id, input={}, requestedAt=1)

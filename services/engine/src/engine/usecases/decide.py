@@ -4,7 +4,7 @@ outcome is stored once and published."""
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -159,14 +159,13 @@ class Decisions:
     async def read_ahead(
         self,
         commands: list[ActivateTrigger],
-        found: Mapping[str, ActivationOutcome | Resuming | Unread],
     ) -> dict[str, ex.ExecutionState]:
-        """The executions a batch's undecided activations name (`execution=<id>`), in one
-        read: a resume by id then costs its compare-and-set alone."""
+        """The executions a batch's activations name (`execution=<id>`), in one read (at
+        the same time as their outcomes: one named by an activation decided before is
+        read for nothing, which is rare): a resume by id then costs its compare-and-set
+        alone."""
         named: dict[str, None] = {}
         for command in commands:
-            if isinstance(found.get(command.activationId), ActivationOutcome):
-                continue
             try:
                 execution_id = Selector.parse(command.execution).execution_id
             except ValueError:

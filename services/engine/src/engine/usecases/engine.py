@@ -9,7 +9,6 @@ records the executions it chose before resuming the first, so that a redelivery 
 a crash finishes exactly those.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.core import execution as ex
@@ -99,10 +98,9 @@ class Engine:
     async def read_ahead(
         self,
         commands: list[ActivateTrigger],
-        found: Mapping[str, ActivationOutcome | Resuming | Unread],
     ) -> dict[str, ex.ExecutionState]:
-        """The executions a batch's undecided activations name, in one read."""
-        return await self._decisions.read_ahead(commands, found)
+        """The executions a batch's activations name, in one read."""
+        return await self._decisions.read_ahead(commands)
 
     async def fire_timers(self, limit: int = 500) -> int:
         """Time out the waits whose deadline has come; return how many timed out."""

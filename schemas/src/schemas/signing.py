@@ -9,21 +9,26 @@ the caller's webhook signature.
 """
 
 import base64
-import hashlib
 import hmac
 import json
 from typing import Any
 
 
-def _canonical(activation_id: str, user: dict[str, Any]) -> bytes:
-    text = json.dumps(user, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{activation_id}\n{text}".encode()
+def user_text(user: dict[str, Any]) -> str:
+    """The canonical text of a user object that its signatures are made over: a caller
+    that signs one user for many activations computes it once (`sign_user_text`)."""
+    return json.dumps(user, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sign_user_text(key: str, activation_id: str, text: str) -> str:
+    """The signature of a user, given as its `user_text`, for this activation."""
+    digest = hmac.digest(key.encode(), f"{activation_id}\n{text}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def sign_user(key: str, activation_id: str, user: dict[str, Any]) -> str:
     """The signature of `user` for this activation (HMAC-SHA256, base64url)."""
-    digest = hmac.new(key.encode(), _canonical(activation_id, user), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return sign_user_text(key, activation_id, user_text(user))
 
 
 def start_nonce(execution_id: str) -> str:
@@ -46,7 +51,7 @@ def _verified(activation_id: str) -> bytes:
 
 def sign_verification(key: str, activation_id: str) -> str:
     """The proof that the gateway verified this activation's webhook signature."""
-    digest = hmac.new(key.encode(), _verified(activation_id), hashlib.sha256).digest()
+    digest = hmac.digest(key.encode(), _verified(activation_id), "sha256")
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

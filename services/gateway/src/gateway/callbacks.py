@@ -30,13 +30,13 @@ from gateway.refusals import Refusals
 from gateway.registry import Registry
 from gateway.sender import Sender
 from gateway.signed import Ignored, SignedBodies
-from gateway.tokens import TokenCache, user_of
+from gateway.tokens import TokenCache, caller_of
 from schemas.callbacks import AUTH_MESSAGE, AuthCheck, auth_refusal, check_user
 from schemas.errors import ErrorCode
 from schemas.events import ActivationRefused, ActivationSource, Outcome, TriggerRegistered
 from schemas.flows import AuthenticationType, OnFailPolicy
 from schemas.requests import RequestError
-from schemas.signing import sign_user, sign_verification
+from schemas.signing import sign_user_text, sign_verification
 from schemas.topics import Topics
 from schemas.tracing import Tracing
 from schemas.users import User
@@ -185,7 +185,8 @@ class Callbacks:
                 )
 
             token = call.headers.get("user-token")
-            user = await user_of(self._tokens, token) if token else None
+            caller = await caller_of(self._tokens, token) if token else None
+            user = caller.user if caller is not None else None
             check = check_user(trigger.authenticationType, trigger.requiredRoles, user)
             if check != AuthCheck.PASSED:
                 reason = auth_refusal(trigger.authenticationType, trigger.requiredRoles, user)
@@ -199,7 +200,7 @@ class Callbacks:
             # the user travels signed (the engine trusts no other); without an activation
             # key the token travels instead, and the engine resolves it
             signing = self._activation_key
-            resolved = user.as_context() if user and signing else None
+            resolved = caller if caller is not None and signing else None
             # the ActivateTrigger message, built as bytes once (tests/unit/test_activate.py
             # checks that it is exactly what the model would write)
             message = _encode(
@@ -209,10 +210,10 @@ class Callbacks:
                     "triggerId": trigger_id,
                     "execution": execution,
                     "data": data,
-                    "user": resolved,
+                    "user": resolved.context if resolved is not None else None,
                     "userToken": token if user and not signing else None,
                     "userSignature": (
-                        sign_user(signing, activation_id, resolved)
+                        sign_user_text(signing, activation_id, resolved.text)
                         if signing and resolved is not None
                         else None
                     ),

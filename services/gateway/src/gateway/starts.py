@@ -13,7 +13,7 @@ from starlette.types import Receive
 from gateway.call import Deadline, json_body, new_id
 from gateway.registry import Registry
 from gateway.sender import Sender
-from gateway.tokens import TokenCache, user_of
+from gateway.tokens import TokenCache, caller_of
 from schemas.access import ADMIN_KEY_HEADER, start_refusal
 from schemas.callbacks import AUTH_MESSAGE
 from schemas.errors import ErrorCode
@@ -121,7 +121,8 @@ class Starts:
         rules = request.flow.start or _ADMIN_ONLY
         key = request.headers.get(ADMIN_KEY_HEADER)
         token = request.headers.get("user-token")
-        user = await user_of(self._tokens, token) if token else None
+        caller = await caller_of(self._tokens, token) if token else None
+        user = caller.user if caller is not None else None
         refusal = start_refusal(
             rules.authenticationType, rules.requiredRoles, key, self._admin_key, user
         )

@@ -13,9 +13,12 @@ if TYPE_CHECKING:
     from suite import Suite
 
 
-def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = False) -> None:
+def resume(
+    suite: "Suite", background: int, stored: int = 0, grouped: bool = False, tag: str = ""
+) -> None:
     """Resume throughput and latency with `background` executions waiting (`grouped`: in
-    a triggers group, each callback to either member in turn)."""
+    a triggers group, each callback to either member in turn; `tag`: what the ids of
+    another scale end with, `m` for a million waiting)."""
     flow = suite.group_flow if grouped else suite.open_flow
     suite.waiting(background, flow)
     suite.stored(stored)
@@ -30,6 +33,7 @@ def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = Fal
     base += "g" if grouped else ""
     # P13: the time from acceptance to the resume among the large background
     latency = "P13" if base == "R3" else base
+    base, latency = base + tag, latency + tag
 
     def urls_for(targets: list[str]) -> list[str]:
         return [
@@ -92,7 +96,7 @@ def resume(suite: "Suite", background: int, stored: int = 0, grouped: bool = Fal
             f"resume latency p50 at 50% load, {name}",
             "ms",
             better="lower",
-            id=latency if latency == "P13" else f"{latency}.p50",
+            id=latency if latency.startswith("P13") else f"{latency}.p50",
         ).values.append(p50)
         suite.resume_p50.setdefault(name, []).append(p50)
 
@@ -109,13 +113,25 @@ def resume_growth(
     figure.peer += suite.resume_p50.get(small, [])
 
 
-def keyed(suite: "Suite", small: int, large: int, grouped: bool = False) -> dict[int, list[float]]:
-    """P7 (P7g: in groups): one keyed `all` activation among `large` waiting against
-    among `small`; the times, by how many waited."""
+def keyed(
+    suite: "Suite",
+    small: int,
+    large: int,
+    grouped: bool = False,
+    tag: str = "",
+    among_small: list[float] | None = None,
+) -> dict[int, list[float]]:
+    """P7 (P7g: in groups; `tag` as for `resume`): one keyed `all` activation among
+    `large` waiting against among `small` (`among_small`: those times, measured before
+    more were made waiting); the times, by how many waited."""
     flow = suite.keyed_group_flow if grouped else suite.keyed_flow
     sample = 8 if suite.smoke else 30
     times: dict[int, list[float]] = {}
+    if among_small is not None:
+        times[small] = list(among_small)
     for background in (small, large):
+        if background in times:
+            continue
         have = suite.keyed_waiting.get(flow["flowId"], 0)
         if background > have:
             suite.waiting(background - have, flow)
@@ -130,7 +146,7 @@ def keyed(suite: "Suite", small: int, large: int, grouped: bool = False) -> dict
         "ms",
         "at most 3x the time among 100",
         better="lower",
-        id="P7g" if grouped else "P7",
+        id=("P7g" if grouped else "P7") + tag,
     )
     figure.values += times[large]
     figure.peer += times[small]

@@ -32,6 +32,9 @@ from suite import Suite
 # the activation log's records for L1 (the smoke run's fewer): on FerretDB 1.x the
 # unfiltered page sorts them all in memory, about 75 ms per 1,000
 LOG_RECORDS, LOG_SMOKE = 200_000, 12_000
+# P4m, P7m, P13m: P4, P7 and P13 with a million waiting at the trigger (the third
+# round's scale), after the figures at 100,000 waiting among a million stored
+SCALE, SCALE_SMOKE = 1_000_000, 2_000
 
 
 def run_all(suite: Suite, smoke: bool) -> None:
@@ -80,6 +83,8 @@ def run_all(suite: Suite, smoke: bool) -> None:
     consumer_cost.responsiveness(suite)
     progress("consumer overhead")
     consumer_cost.consumers(suite)
+    # last of the engine's figures: a million more in the store would weigh on the others
+    scale(suite, SCALE_SMOKE if smoke else SCALE, single[100])
     suite.s.stop("engine")  # the gateway is measured alone: no consumer competes
     progress("gateway ingestion")
     ingestion.ingestion(suite)
@@ -120,7 +125,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--only",
-        choices=("ingestion", "resume", "burst", "log", "memory"),
+        choices=("ingestion", "resume", "burst", "log", "memory", "scale"),
         help="one part alone, for working on it (the report holds only its figures)",
     )
     args = parser.parse_args()
@@ -141,6 +146,8 @@ def main() -> None:
             ingestion.ingestion(suite)
         elif args.only == "resume":
             resumes.resume(suite, suite.p3_background)
+        elif args.only == "scale":
+            scale(suite, SCALE_SMOKE if args.smoke else SCALE)
         elif args.only == "memory":
             # a quarter of the gateway's max as the committed run measured it (P1)
             memory.memory(suite, 0.2 if args.smoke else 10.0, 800.0)
@@ -173,6 +180,20 @@ def main() -> None:
         profiles=suite.profiles,
         lag=suite.lag_series,
     )
+
+
+def scale(suite: Suite, large: int, among_100: list[float] | None = None) -> None:
+    """P4m, P13m and P7m: with `large` more executions waiting at the trigger, against
+    1 waiting and 100 waiting (`among_100`: P7's times, measured before; else both are
+    measured first)."""
+    if "1 waiting" not in suite.resume_p50:
+        progress("end-to-end resume with 1 execution waiting")
+        resumes.resume(suite, 1)
+    progress(f"end-to-end resume with {large} more executions waiting")
+    resumes.resume(suite, large, tag="m")
+    resumes.resume_growth(suite, "1 waiting", f"{large} waiting", id="P4m")
+    progress(f"keyed activations among 100, then among {large} waiting")
+    resumes.keyed(suite, 100, large, tag="m", among_small=among_100)
 
 
 def _drop(mongodb: str, kafka: str, prefix: str) -> None:

@@ -18,6 +18,7 @@ from engine.app import create_app as create_engine
 from engine.settings import Settings as EngineSettings
 from gateway.app import create_app as create_gateway
 from gateway.settings import Settings as GatewaySettings
+from schemas.tracing import new_provider
 
 ADMIN = "trace-admin-key"
 KEY = "trace-activation-key"
@@ -39,8 +40,10 @@ FLOW = {
 
 
 def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A provider as the services make one (sampling as the OTEL_* variables say: by
+    default every trace, and a child as its parent), exporting into memory."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = new_provider("test")
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
 
@@ -199,3 +202,35 @@ async def test_without_tracing_nothing_is_recorded_and_no_header_travels(
         record = (await engine.get(f"/api/automation/activations/{activation_id}")).json()
         assert record["traceId"] is None
         assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.integration
+async def test_a_callback_its_caller_did_not_sample_is_not_recorded_but_keeps_its_trace(
+    kafka_bootstrap: str, mongodb_url: str, unique_name: str
+) -> None:
+    async with _product(kafka_bootstrap, mongodb_url, unique_name, traced=True) as (
+        engine,
+        gateway,
+        exporter,
+    ):
+        # flags 00: the caller did not sample its trace; neither service records it
+        activation_id, execution_id = await paid(
+            engine, gateway, {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-00"}
+        )
+        record = (await engine.get(f"/api/automation/activations/{activation_id}")).json()
+        # the log still names the caller's trace, for its own logs
+        assert (record["traceId"], record["executionIds"]) == (TRACE, [execution_id])
+        # a callback it did sample afterwards is recorded: the exporter is working
+        traced, _ = await paid(engine, gateway, {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"})
+        async with asyncio.timeout(10):
+            while "decide" not in _in(list(exporter.get_finished_spans()), TRACE):
+                await asyncio.sleep(0.1)
+        decided = [
+            s.attributes["hookflow.activation_id"]
+            for s in exporter.get_finished_spans()
+            if s.name == "decide"
+            and s.attributes
+            and s.context
+            and format(s.context.trace_id, "032x") == TRACE
+        ]
+        assert decided == [traced]

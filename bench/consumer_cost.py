@@ -80,3 +80,28 @@ def consumers(suite: "Suite") -> None:
         )
         figure.values.append(fast["throughput"])
         figure.peer.append(raw["throughput"])
+        # the same two with librdkafka (confluent-kafka): the choice of the engine's client
+        raw_rd = peer(
+            "consume-rdkafka", "--bootstrap", suite.s.kafka, "--topic", topic, "--count", str(count)
+        )
+        fast_rd = peer(
+            "consume-faststream-rdkafka",
+            "--bootstrap",
+            suite.s.kafka,
+            "--topic",
+            topic,
+            "--count",
+            str(count),
+        )
+        for id, name, value, against in (
+            ("P5r", "raw librdkafka batch consumer (peer: raw aiokafka getmany)", raw_rd, raw),
+            (
+                "P5f",
+                "FastStream batch consumer on librdkafka (peer: on aiokafka, the engine's)",
+                fast_rd,
+                fast,
+            ),
+        ):
+            figure = suite.fig(name, "messages/s", "", id=id)
+            figure.values.append(value["throughput"])
+            figure.peer.append(against["throughput"])

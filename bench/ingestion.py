@@ -61,6 +61,18 @@ def ingestion(suite: "Suite") -> None:
                 "--concurrency",
                 "64",
             )
+            # the same sends with librdkafka: the client the gateway could use instead
+            ceiling_rdkafka = peer(
+                "produce-rdkafka",
+                "--bootstrap",
+                suite.s.kafka,
+                "--topic",
+                topic,
+                "--seconds",
+                str(suite.seconds),
+                "--concurrency",
+                "64",
+            )
             with profiled(
                 suite.s.processes["gateway"].pid,
                 suite.seconds,
@@ -157,6 +169,25 @@ def ingestion(suite: "Suite") -> None:
             suite.fig("Kafka ceiling (raw aiokafka producer)", "messages/s", id="K0").values.append(
                 ceiling_kafka["throughput"]
             )
+            # librdkafka against aiokafka, the same guarantees and senders: the choice of
+            # the gateway's client (docs/design.md)
+            figure = suite.fig(
+                "Kafka ceiling, raw librdkafka producer (peer: raw aiokafka producer)",
+                "messages/s",
+                "",
+                id="K0r",
+            )
+            figure.values.append(ceiling_rdkafka["throughput"])
+            figure.peer.append(ceiling_kafka["throughput"])
+            figure = suite.fig(
+                "producer CPU per message, raw librdkafka (peer: raw aiokafka)",
+                "us",
+                "",
+                better="lower",
+                id="C0r",
+            )
+            figure.values.append(round(ceiling_rdkafka["cpu_us"], 1))
+            figure.peer.append(round(ceiling_kafka["cpu_us"], 1))
             open_loop = ["--mode", "open", "--seconds", str(suite.seconds)]
             open_loop += ["--rate", str(0.7 * gw_none["throughput"])]
             steady = loadgen([none_url], *open_loop)

@@ -111,6 +111,20 @@ DESCRIPTIONS["G7"] = (
     "P7g's time among 100,000 waiting in groups against P7's among 100,000 single waits "
     "(the peer), same run. Goal: at most 1.25x."
 )
+DESCRIPTIONS["K0r"] = (
+    "The Kafka ceiling with librdkafka: a raw `confluent-kafka` producer (acks=all, "
+    "idempotent, linger 1 ms, a thread serving its delivery reports into asyncio "
+    "futures), 64 senders each awaiting one acknowledged send after another, against the "
+    "raw aiokafka producer doing the same (K0). C0r: CPU per message of the two (every "
+    "thread of the process). No goal: the figures choose the gateway's client."
+)
+DESCRIPTIONS["P5r"] = (
+    "P5's raw consumer with librdkafka: `confluent-kafka`'s `consume` of up to 500 "
+    "records (20 ms) in a worker thread, each decoded, a synchronous commit per batch, "
+    "against the raw aiokafka `getmany` loop. P5f: FastStream's batch subscriber on its "
+    "librdkafka broker (`faststream.confluent`) against the same on aiokafka, the "
+    "engine's. No goal: the figures choose the engine's client."
+)
 DESCRIPTIONS["L1"] = (
     "The newest page (50) of one trigger's activation log among many records (100 "
     "triggers), through the store's own query, against the same page among 10,000 (the "

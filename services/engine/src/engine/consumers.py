@@ -17,6 +17,7 @@ published again only when this process did not publish it itself.
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import Consumer, KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from opentelemetry.trace import SpanKind
 
@@ -71,7 +73,7 @@ def register(
         batches: Batches,
         timeout_ms: int | None = None,
     ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
-        return router.subscriber(
+        subscriber = router.subscriber(
             topic,
             batch=True,
             max_records=config.batch_size,
@@ -86,6 +88,8 @@ def register(
             decoder=_records_only,
             max_partition_fetch_bytes=config.fetch_bytes,
         )
+        subscriber.__class__ = _Prompt  # the same object, taking what arrives at once
+        return subscriber
 
     async def park(item: Item[Any], error: BaseException | None) -> None:
         """Make a dead letter of an item: invalid (`error` None) or failed every attempt."""
@@ -240,6 +244,28 @@ async def _records_only(message: StreamMessage[Any]) -> list[Any]:
     that one invalid record cannot fail its batch. The handler's first parameter is then
     always empty; its type is what the AsyncAPI document shows as the payload."""
     return []
+
+
+class _Prompt(BatchSubscriber):
+    """FastStream's batch subscriber, without its pause after an empty poll. The poll
+    (`getmany`) already waits up to `batch_timeout_ms` and returns as soon as a record
+    arrives; the pause after it (as long again) left a record arriving then unread for up
+    to 20 ms, the latency of a quiet engine. An empty poll that returned early (nothing
+    assigned yet) still waits out its time: the loop never spins."""
+
+    __slots__ = ()
+
+    async def get_msg(self, consumer: Any) -> tuple[Any, ...]:
+        started = time.monotonic()
+        fetched = await consumer.getmany(
+            timeout_ms=self.batch_timeout_ms, max_records=self.max_records
+        )
+        if fetched:
+            return tuple(record for records in fetched.values() for record in records)
+        left = self.batch_timeout_ms / 1000 - (time.monotonic() - started)
+        if left > 0:
+            await asyncio.sleep(left)
+        return ()
 
 
 class _Drained(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -35,7 +35,7 @@ class Settings(ServerSettings, BaseSettings):
     # how often the system figures (GET /api/automation/system) are read from Kafka
     system_sample_seconds: float = Field(default=5.0, gt=0)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
-    consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # wait for a batch to fill
+    consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # a poll waits this long for a record
     consumer_concurrency: int = Field(default=128, ge=1, le=256)  # keys handled at once
     consumer_depth: int = Field(default=4, ge=1, le=64)  # batches handled at once
     # bytes fetched per partition at a time (consumers.ConsumerConfig.fetch_bytes)

@@ -28,6 +28,7 @@ from gateway.http import Endpoints
 from gateway.limits import TokenBuckets, TriggerQuotas
 from gateway.metrics import Metrics
 from gateway.openapi import document
+from gateway.producer import Producer
 from gateway.refusals import Refusals
 from gateway.registry import Refresh, Registry
 from gateway.sender import Sender
@@ -83,6 +84,7 @@ def create_app(
     if configure_logging:
         logs.configure("gateway", settings.log_level, settings.log_format)
     topics = Topics(settings.topic_prefix)
+    injected = broker is not None
     broker = broker or KafkaBroker(
         bootstrap_servers(settings.kafka_bootstrap_servers),
         acks="all",
@@ -206,16 +208,27 @@ def create_app(
         ),
     }
 
+    # accepted requests go through librdkafka (`producer.py`); a broker given by a test
+    # (FastStream's in-memory one) takes them through the publishers above instead
+    producer = (
+        None
+        if injected
+        else Producer(
+            settings.kafka_bootstrap_servers, settings.linger_ms, settings.kafka_batch_bytes
+        )
+    )
+
     async def publish(
         topic: str, message: bytes, key: bytes, correlation_id: str, extra: dict[str, str] | None
     ) -> None:
         # the endpoint's one deadline bounds this (settings.publish_timeout_seconds)
-        await publishers[topic].publish(
-            message,
-            key=key,
-            headers={**_JSON, **extra} if extra else _JSON,
-            correlation_id=correlation_id,
-        )
+        headers = {**_JSON, **extra} if extra else _JSON
+        if producer is not None:
+            await producer.publish(topic, message, key, correlation_id, headers)
+        else:
+            await publishers[topic].publish(
+                message, key=key, headers=headers, correlation_id=correlation_id
+            )
 
     refusal_publisher = broker.publisher(
         topics.activation_refusals,
@@ -319,6 +332,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
+        if producer is not None:
+            await producer.start()
         # what exists now lives as long as the process: frozen out of the collector's
         # reach, a full collection no longer walks it (a 30 ms pause in a callback's tail)
         gc.freeze()
@@ -345,6 +360,8 @@ def create_app(
                 task.cancel()
             if isinstance(offsets, EndOffsets):
                 await offsets.close()
+            if producer is not None:
+                await producer.stop()
             await broker.stop()
             await client.aclose()
             front_door.close()

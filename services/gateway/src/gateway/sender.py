@@ -10,6 +10,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from gateway.call import Deadline
 from gateway.metrics import Metrics
+from gateway.producer import TooLarge
 from schemas.errors import ErrorCode
 from schemas.requests import RequestError
 from schemas.topics import Topics
@@ -46,7 +47,7 @@ class Sender:
         deadline.arm(self._seconds)
         try:
             await self._publish(topic, body, key, correlation_id, headers)
-        except MessageSizeTooLargeError:
+        except (TooLarge, MessageSizeTooLargeError):
             # the client's doing, not the broker's: retrying the same body cannot help
             raise RequestError(
                 413,

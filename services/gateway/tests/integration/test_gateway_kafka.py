@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 from pymongo import AsyncMongoClient
 
 from auth.app import create_app as create_auth
@@ -189,6 +191,43 @@ async def test_accepted_callbacks_are_on_kafka_with_their_key(stack: Stack) -> N
         "k-1",
     )
     assert (key2, event2["data"], event2["execution"]) == (execution_id.encode(), {}, execution_id)
+
+
+async def test_a_key_lands_where_kafkas_default_partitioner_puts_it(stack: Stack) -> None:
+    # a service publishing activations straight to Kafka (the contract's way) keys them
+    # as the gateway does; one execution's records must share a partition to keep order
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(stack.topics.activations, num_partitions=6, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+    executions = [str(uuid.uuid4()) for _ in range(24)]
+    for execution_id in executions:
+        answer = await stack.gateway.post(
+            stack.url(stack.open_trigger, f"?execution={execution_id}"), json={}
+        )
+        assert answer.status_code == 200
+    consumer = AIOKafkaConsumer(
+        stack.topics.activations, bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    placed: dict[bytes, int] = {}
+    try:
+        async with asyncio.timeout(30):
+            while len(placed) < len(executions):
+                batch = await consumer.getmany(timeout_ms=500)
+                placed |= {r.key: r.partition for rs in batch.values() for r in rs if r.key}
+    finally:
+        await consumer.stop()
+    kafka_default = DefaultPartitioner()
+    expected = {
+        e.encode(): kafka_default(e.encode(), list(range(6)), list(range(6))) for e in executions
+    }
+    assert placed == expected
+    assert len(set(placed.values())) > 1  # spread, not all on one partition
 
 
 async def test_user_triggers_check_real_tokens_and_roles(stack: Stack) -> None:

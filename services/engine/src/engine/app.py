@@ -53,6 +53,7 @@ from schemas.events import StartExecution
 from schemas.http import exception_handlers
 from schemas.offsets import EndOffsets
 from schemas.partitions import KeyPartitioner
+from schemas.producer import Producer
 from schemas.sealing import sealing_key
 from schemas.topics import Topics, bootstrap_servers
 from schemas.tracing import Tracing, provider_from_env
@@ -152,7 +153,19 @@ def create_app(
         ),
     )
     metrics = Metrics()
-    publisher = KafkaPublisher(broker, names)
+    # a batch's events and outcomes go through librdkafka (`schemas.producer`); a broker
+    # given by a test (FastStream's in-memory one) takes them through its publishers
+    producer = (
+        Producer(
+            settings.kafka_bootstrap_servers,
+            settings.producer_linger_ms,
+            512 * 1024,
+            "hookflow-engine",
+        )
+        if manage_topics
+        else None
+    )
+    publisher = KafkaPublisher(broker, names, producer)
     sealing = (
         sealing_key(settings.activation_key.get_secret_value()) if settings.activation_key else None
     )
@@ -282,6 +295,8 @@ def create_app(
                 settings.topic_replication_factor,
             )
         await broker.start()
+        if producer is not None:
+            await producer.start()
         count = await catalog.republish_registry()
         # what exists now lives as long as the process: frozen out of the collector's
         # reach, a full collection no longer walks it in the middle of a batch
@@ -305,6 +320,8 @@ def create_app(
                 await asyncio.wait_for(finish_batches(), SHUTDOWN_BATCHES_SECONDS)
             except TimeoutError:
                 logger.warning("batches in flight left unfinished at shutdown")
+            if producer is not None:
+                await producer.stop()
             await broker.stop()
             await workers.close()
             await client.aclose()

@@ -36,6 +36,8 @@ class Settings(ServerSettings, BaseSettings):
     system_sample_seconds: float = Field(default=5.0, gt=0)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)  # records per batch
     consumer_batch_timeout_ms: int = Field(default=20, ge=0)  # a poll waits this long for a record
+    # how long a batch's events and outcomes wait to be sent together (librdkafka's linger)
+    producer_linger_ms: float = Field(default=1.0, ge=0, le=100)
     consumer_concurrency: int = Field(default=128, ge=1, le=256)  # keys handled at once
     consumer_depth: int = Field(default=4, ge=1, le=64)  # batches handled at once
     # bytes fetched per partition at a time (consumers.ConsumerConfig.fetch_bytes)

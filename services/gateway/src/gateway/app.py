@@ -28,7 +28,6 @@ from gateway.http import Endpoints
 from gateway.limits import TokenBuckets, TriggerQuotas
 from gateway.metrics import Metrics
 from gateway.openapi import document
-from gateway.producer import Producer
 from gateway.refusals import Refusals
 from gateway.registry import Refresh, Registry
 from gateway.sender import Sender
@@ -53,6 +52,7 @@ from schemas.frontdoor import Service
 from schemas.http import exception_handlers
 from schemas.offsets import EndOffsets
 from schemas.partitions import KeyPartitioner
+from schemas.producer import Producer
 from schemas.topics import Topics, bootstrap_servers
 from schemas.tracing import Tracing, provider_from_env
 from schemas.users import TokenIntrospection
@@ -208,13 +208,16 @@ def create_app(
         ),
     }
 
-    # accepted requests go through librdkafka (`producer.py`); a broker given by a test
-    # (FastStream's in-memory one) takes them through the publishers above instead
+    # accepted requests go through librdkafka (`schemas.producer`); a broker given by a
+    # test (FastStream's in-memory one) takes them through the publishers above instead
     producer = (
         None
         if injected
         else Producer(
-            settings.kafka_bootstrap_servers, settings.linger_ms, settings.kafka_batch_bytes
+            settings.kafka_bootstrap_servers,
+            settings.linger_ms,
+            settings.kafka_batch_bytes,
+            "hookflow-gateway",
         )
     )
 
@@ -224,7 +227,7 @@ def create_app(
         # the endpoint's one deadline bounds this (settings.publish_timeout_seconds)
         headers = {**_JSON, **extra} if extra else _JSON
         if producer is not None:
-            await producer.publish(topic, message, key, correlation_id, headers)
+            await producer.publish(topic, message, key, headers, correlation_id)
         else:
             await publishers[topic].publish(
                 message, key=key, headers=headers, correlation_id=correlation_id

@@ -10,8 +10,8 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from gateway.call import Deadline
 from gateway.metrics import Metrics
-from gateway.producer import TooLarge
 from schemas.errors import ErrorCode
+from schemas.producer import TooLarge
 from schemas.requests import RequestError
 from schemas.topics import Topics
 

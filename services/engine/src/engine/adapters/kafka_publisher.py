@@ -15,16 +15,25 @@ from schemas.events import (
     RegistryRecord,
     TriggerRegistered,
 )
+from schemas.producer import Producer
 from schemas.topics import Topics
 
 _JSON = {"content-type": "application/json"}  # what the messages are
 
 
 class KafkaPublisher:
-    """Publishes engine events; each waits for the broker's acknowledgement (acks=all)."""
+    """Publishes engine events; each waits for the broker's acknowledgement (acks=all).
+    With `producer` (librdkafka), execution events and outcomes, a batch's sends, go
+    through it; the rest, and everything when a test gives FastStream's in-memory broker,
+    through the broker's publishers (declared for the AsyncAPI document either way)."""
 
-    def __init__(self, broker: KafkaBroker, topics: Topics) -> None:
+    def __init__(
+        self, broker: KafkaBroker, topics: Topics, producer: Producer | None = None
+    ) -> None:
         self._broker = broker
+        self._producer = producer
+        self._events_topic = topics.execution_events
+        self._outcomes_topic = topics.activation_outcomes
         self._inputs = frozenset({topics.activations, topics.execution_starts})
         self._activations = topics.activations
         self._letters = broker.publisher(
@@ -57,10 +66,18 @@ class KafkaPublisher:
         )
 
     async def execution_events(self, events: Sequence[ExecutionEvent]) -> None:
-        await _acknowledged(self._events, [(e, e.executionId) for e in events])
+        messages = [(e, e.executionId) for e in events]
+        if self._producer is not None:
+            await _sent(self._producer, self._events_topic, messages)
+        else:
+            await _acknowledged(self._events, messages)
 
     async def outcomes(self, outcomes: Sequence[ActivationOutcome]) -> None:
-        await _acknowledged(self._outcomes, [(o, o.activationId) for o in outcomes])
+        messages = [(o, o.activationId) for o in outcomes]
+        if self._producer is not None:
+            await _sent(self._producer, self._outcomes_topic, messages)
+        else:
+            await _acknowledged(self._outcomes, messages)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         key = letter.key.encode() if letter.key is not None else None
@@ -93,6 +110,17 @@ class KafkaPublisher:
                 else record.flowId
             )
             await self._registry.publish(record.model_dump(mode="json"), key=key.encode())
+
+
+async def _sent(producer: Producer, topic: str, messages: Sequence[tuple[BaseModel, str]]) -> None:
+    """Send (message, key) pairs through librdkafka: enqueued one after the other (their
+    order on a partition), acknowledged together."""
+    await asyncio.gather(
+        *[
+            producer.send(topic, message.model_dump_json().encode(), key.encode(), _JSON)
+            for message, key in messages
+        ]
+    )
 
 
 async def _acknowledged(publisher: Any, messages: Sequence[tuple[BaseModel, str]]) -> None:

@@ -1,15 +1,14 @@
-"""The producer of accepted requests: librdkafka (`confluent-kafka`), with the guarantees
-of every hookflow producer (acks=all, idempotent) and Kafka's default partitioner
-(murmur2: a key lands where aiokafka and the Java clients put it).
+"""Acknowledged sends through librdkafka (`confluent-kafka`), with the guarantees of every
+hookflow producer (acks=all, idempotent) and Kafka's default partitioner (murmur2: a key
+lands where aiokafka and the Java clients put it).
 
-One send per accepted callback is the gateway's hot path, and there librdkafka measured
-cheaper than FastStream's publisher on aiokafka: a callback cost 208 against 260 us of
-the gateway's CPU, and P1 went from 0.49x to 0.67x the bare Starlette route (bench K0r,
-C0r, P1; docs/design.md, "The gateway's producer"). The broker keeps its subscribers and
-its few other publishers (quota and refusal reports).
+The hot paths' sends go through it: the gateway's accepted callbacks and starts, the
+engine's execution events and activation outcomes. There librdkafka measured cheaper
+than FastStream's publisher on aiokafka (bench K0r, C0r, P1; docs/design.md, "Sends
+through librdkafka"); FastStream keeps the subscribers and the few other publishers.
 
 librdkafka sends from its own threads; a thread of this class serves its delivery
-reports, and each report completes the future its request awaits on the event loop (one
+reports, and each report completes the future its sender awaits on the event loop (one
 wake-up of the loop per batch of reports, not one per message).
 """
 
@@ -37,9 +36,9 @@ class Producer:
     def __init__(
         self,
         bootstrap_servers: str,
-        linger_ms: int,
+        linger_ms: float,
         batch_bytes: int,
-        client_id: str = "hookflow-gateway",
+        client_id: str,
         timeout_seconds: float = 40.0,
         buffer_bytes: int = 32 * 1024 * 1024,
     ) -> None:
@@ -84,16 +83,17 @@ class Producer:
             await asyncio.to_thread(self._thread.join)
         self._settle()
 
-    async def publish(
+    def send(
         self,
         topic: str,
         message: bytes,
         key: bytes,
-        correlation_id: str,
         headers: dict[str, str],
-    ) -> None:
-        """Send `message` and wait for its acknowledgement; `TooLarge` for a size the
-        client or the broker refuses, `KafkaException` or `BufferError` for the rest."""
+        correlation_id: str | None = None,
+    ) -> asyncio.Future[None]:
+        """Enqueue `message` (sends enqueued one after another keep their order on a
+        partition); the future completes once it is acknowledged. `TooLarge` for a size
+        the client or the broker refuses, `KafkaException` or `BufferError` for the rest."""
         assert self._loop is not None, "start the producer first"
         future: asyncio.Future[None] = self._loop.create_future()
         reports = self._reports
@@ -102,12 +102,27 @@ class Producer:
                 topic,
                 message,
                 key,
-                headers=[*headers.items(), ("correlation_id", correlation_id)],
+                headers=(
+                    [*headers.items(), ("correlation_id", correlation_id)]
+                    if correlation_id
+                    else list(headers.items())
+                ),
                 on_delivery=lambda error, _: reports.append((future, error)),
             )
         except KafkaException as exc:
             raise _error(exc.args[0]) from None
-        await future
+        return future
+
+    async def publish(
+        self,
+        topic: str,
+        message: bytes,
+        key: bytes,
+        headers: dict[str, str],
+        correlation_id: str | None = None,
+    ) -> None:
+        """Send `message` and wait for its acknowledgement (errors as `send`)."""
+        await self.send(topic, message, key, headers, correlation_id)
 
     def _serve(self) -> None:
         """The delivery thread: librdkafka calls `on_delivery` inside `poll`."""

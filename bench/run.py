@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--only",
-        choices=("ingestion", "resume", "burst", "log", "memory", "scale"),
+        choices=("ingestion", "resume", "burst", "log", "memory", "scale", "consumers"),
         help="one part alone, for working on it (the report holds only its figures)",
     )
     args = parser.parse_args()
@@ -151,6 +151,8 @@ def main() -> None:
         elif args.only == "memory":
             # a quarter of the gateway's max as the committed run measured it (P1)
             memory.memory(suite, 0.2 if args.smoke else 10.0, 800.0)
+        elif args.only == "consumers":
+            consumer_cost.consumers(suite)
         elif args.only == "log":
             log_pages.log_pages(suite, LOG_SMOKE if args.smoke else LOG_RECORDS)
         elif args.only == "burst":

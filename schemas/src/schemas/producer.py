@@ -56,6 +56,9 @@ class Producer:
                 "partitioner": "murmur2_random",
                 "message.timeout.ms": int(timeout_seconds * 1000),
                 "queue.buffering.max.kbytes": max(1, buffer_bytes // 1024),
+                # a restarted broker is reached again within a second (librdkafka's
+                # default backs off up to 10 s; aiokafka retries every 50 ms)
+                "reconnect.backoff.max.ms": 1000,
             }
         )
         self._reports: collections.deque[tuple[asyncio.Future[None], Any]] = collections.deque()

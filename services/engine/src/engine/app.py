@@ -294,9 +294,9 @@ def create_app(
                 settings.topic_partitions,
                 settings.topic_replication_factor,
             )
-        await broker.start()
-        if producer is not None:
+        if producer is not None:  # before the consumers: their first batch sends
             await producer.start()
+        await broker.start()
         count = await catalog.republish_registry()
         # what exists now lives as long as the process: frozen out of the collector's
         # reach, a full collection no longer walks it in the middle of a batch
@@ -320,9 +320,9 @@ def create_app(
                 await asyncio.wait_for(finish_batches(), SHUTDOWN_BATCHES_SECONDS)
             except TimeoutError:
                 logger.warning("batches in flight left unfinished at shutdown")
-            if producer is not None:
-                await producer.stop()
             await broker.stop()
+            if producer is not None:  # after the consumers: no batch sends any more
+                await producer.stop()
             await workers.close()
             await client.aclose()
             await blocks.aclose()

@@ -334,9 +334,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await broker.start()
         if producer is not None:
             await producer.start()
+        await broker.start()
         # what exists now lives as long as the process: frozen out of the collector's
         # reach, a full collection no longer walks it (a 30 ms pause in a callback's tail)
         gc.freeze()
@@ -363,9 +363,9 @@ def create_app(
                 task.cancel()
             if isinstance(offsets, EndOffsets):
                 await offsets.close()
+            await broker.stop()
             if producer is not None:
                 await producer.stop()
-            await broker.stop()
             await client.aclose()
             front_door.close()
             tracing.shutdown()

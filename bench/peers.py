@@ -129,8 +129,8 @@ async def _sender(
         finally:
             await producer.stop()
     elif client == "rdkafka":
-        async with _rdkafka(bootstrap, topic, linger_ms) as send:
-            yield send
+        async with _rdkafka(bootstrap, topic, linger_ms) as rdkafka_send:
+            yield rdkafka_send
     else:
         broker: Any
         if client == "faststream":
@@ -186,12 +186,11 @@ async def _rdkafka(
 
     async def send(value: bytes, key: bytes) -> None:
         future: asyncio.Future[None] = loop.create_future()
-        producer.produce(
-            topic,
-            value,
-            key=key,
-            on_delivery=lambda error, _: loop.call_soon_threadsafe(settle, future, error),
-        )
+
+        def delivered(error: Any, _: Any) -> None:
+            loop.call_soon_threadsafe(settle, future, error)
+
+        producer.produce(topic, value, key=key, on_delivery=delivered)
         await future
 
     server = threading.Thread(target=serve, daemon=True)
@@ -316,7 +315,7 @@ async def consume_rdkafka(args: argparse.Namespace) -> dict[str, Any]:
             if record.error():
                 continue
             started = started or time.perf_counter()
-            work(ActivateTrigger.model_validate_json(record.value()))
+            work(ActivateTrigger.model_validate_json(record.value() or b""))
             seen += 1
         if records:
             await loop.run_in_executor(None, lambda: consumer.commit(asynchronous=False))
@@ -389,7 +388,8 @@ async def consume_faststream_rdkafka(args: argparse.Namespace) -> dict[str, Any]
     )
     async def handle(payload: list[ActivateTrigger], message: KafkaMessage) -> None:
         state["started"] = state["started"] or time.perf_counter()
-        for record in message.raw_message:
+        records: tuple[Any, ...] = message.raw_message  # type: ignore[assignment]  # a batch
+        for record in records:
             work(ActivateTrigger.model_validate_json(record.value()))
             state["seen"] += 1
         if state["seen"] >= args.count:

@@ -23,6 +23,7 @@ from confluent_kafka import Producer as Client
 
 logger = logging.getLogger(__name__)
 
+_client_logger = logging.getLogger(__name__ + ".librdkafka")
 _SERVE_SECONDS = 0.05  # the delivery thread's wait for reports while idle
 
 
@@ -31,7 +32,8 @@ class TooLarge(Exception):
 
 
 class Producer:
-    """Acknowledged sends: `publish` returns once every in-sync replica has the record."""
+    """Acknowledged sends: `send`'s future completes once every in-sync replica has the
+    record."""
 
     def __init__(
         self,
@@ -59,6 +61,9 @@ class Producer:
                 # a restarted broker is reached again within a second (librdkafka's
                 # default backs off up to 10 s; aiokafka retries every 50 ms)
                 "reconnect.backoff.max.ms": 1000,
+                # its messages through the service's logging (its JSON lines), served by
+                # the delivery thread's polls, rather than written to stderr
+                "logger": _client_logger,
             }
         )
         self._reports: collections.deque[tuple[asyncio.Future[None], Any]] = collections.deque()
@@ -115,17 +120,6 @@ class Producer:
         except KafkaException as exc:
             raise _error(exc.args[0]) from None
         return future
-
-    async def publish(
-        self,
-        topic: str,
-        message: bytes,
-        key: bytes,
-        headers: dict[str, str],
-        correlation_id: str | None = None,
-    ) -> None:
-        """Send `message` and wait for its acknowledgement (errors as `send`)."""
-        await self.send(topic, message, key, headers, correlation_id)
 
     def _serve(self) -> None:
         """The delivery thread: librdkafka calls `on_delivery` inside `poll`."""

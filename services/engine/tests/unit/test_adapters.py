@@ -1,15 +1,24 @@
-"""The engine's HTTP adapters against small in-process servers."""
+"""The engine's adapters: HTTP against small in-process servers, Kafka's publisher
+against a broker that is away."""
+
+import asyncio
+import gc
 
 import httpx
 import pytest
+from faststream.kafka import KafkaBroker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from engine.adapters import AuthServiceTokens, HttpxRunner
+from engine.adapters.kafka_publisher import KafkaPublisher
 from engine.core.execution import HttpCall
 from engine.ports import HttpError
+from schemas.events import ActivationOutcome, ActivationSource, Outcome
+from schemas.producer import Producer
+from schemas.topics import Topics
 from schemas.users import TokenIntrospection, User
 
 
@@ -100,3 +109,37 @@ async def test_a_request_that_cannot_be_made_is_an_http_error_naming_the_cause(
         runner = HttpxRunner(http, max_bytes=1000)
         with pytest.raises(HttpError, match=says):
             await runner(HttpCall("b", "GET", url, headers, None, 2.0))
+
+
+async def test_a_batch_refused_halfway_leaves_no_send_unwatched() -> None:
+    """The broker is away and the producer's buffer is full after a batch's first record:
+    the batch fails at once (it is tried again), and the record already enqueued, which
+    fails later, is no "exception never retrieved" in the engine's log."""
+    loop = asyncio.get_running_loop()
+    unhandled: list[str] = []
+    loop.set_exception_handler(lambda _, context: unhandled.append(context["message"]))
+    producer = Producer("127.0.0.1:9", 1.0, 16384, "test", timeout_seconds=0.5, buffer_bytes=1024)
+    await producer.start(connect_seconds=0.1)
+    publisher = KafkaPublisher(KafkaBroker(), Topics("t"), producer)
+    outcomes = [
+        ActivationOutcome(
+            activationId=f"a{n}",
+            flowId="f",
+            triggerId="t",
+            outcome=Outcome.NO_WAITER,
+            detail="x" * 600,
+            decidedAt=1,
+            receivedAt=1,
+            source=ActivationSource.HTTP,
+        )
+        for n in range(3)
+    ]
+    try:
+        with pytest.raises(BufferError):
+            await publisher.outcomes(outcomes)
+        await asyncio.sleep(1.5)  # the enqueued record's own deadline passes
+        gc.collect()
+        await asyncio.sleep(0)
+        assert unhandled == []
+    finally:
+        await producer.stop(flush_seconds=0.1)

@@ -227,7 +227,7 @@ def create_app(
         # the endpoint's one deadline bounds this (settings.publish_timeout_seconds)
         headers = {**_JSON, **extra} if extra else _JSON
         if producer is not None:
-            await producer.publish(topic, message, key, headers, correlation_id)
+            await producer.send(topic, message, key, headers, correlation_id)
         else:
             await publishers[topic].publish(
                 message, key=key, headers=headers, correlation_id=correlation_id

@@ -114,13 +114,25 @@ class KafkaPublisher:
 
 async def _sent(producer: Producer, topic: str, messages: Sequence[tuple[BaseModel, str]]) -> None:
     """Send (message, key) pairs through librdkafka: enqueued one after the other (their
-    order on a partition), acknowledged together."""
-    await asyncio.gather(
-        *[
-            producer.send(topic, message.model_dump_json().encode(), key.encode(), _JSON)
-            for message, key in messages
-        ]
-    )
+    order on a partition), acknowledged together. A send refused at once (buffer full,
+    too large) fails the batch then; the records already enqueued go on, unwatched (the
+    batch is tried again), their errors retrieved rather than logged as never retrieved."""
+    pending: list[asyncio.Future[None]] = []
+    try:
+        for message, key in messages:
+            pending.append(
+                producer.send(topic, message.model_dump_json().encode(), key.encode(), _JSON)
+            )
+    except BaseException:
+        for future in pending:
+            future.add_done_callback(_settled)
+        raise
+    await asyncio.gather(*pending)
+
+
+def _settled(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _acknowledged(publisher: Any, messages: Sequence[tuple[BaseModel, str]]) -> None:

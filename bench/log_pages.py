@@ -3,12 +3,13 @@
 The records are written straight to the store as the engine writes them (100 triggers,
 one a millisecond), in two databases: 10,000 and `large`. A page is what the API and
 the console ask for (`MongoStore.list_activations`, 50 records, newest first): the
-newest page of one trigger (L1) and of the whole log (L1a), each timed `runs` times.
-On MongoDB both are served by an index ((triggerId, receivedAt, _id) and (receivedAt,
-_id)): a page costs the same among 10 thousand records and among 10 million. FerretDB
-1.x pushes the trigger's equality down to SQLite but sorts and limits in Go, so its
-page costs grow with the records it sorts; the explain the store's server gives is in
-the report's notes.
+newest page of one trigger (L1), of the whole log (L1a), and the whole log's page
+after a cursor in its middle (L1c, a keyset page deep in the log), each timed `runs`
+times. All are served by an index ((triggerId, receivedAt, _id), (receivedAt, _id)):
+on MongoDB, and on the local FerretDB with the project's patch 0006, which builds such
+indexes ordered and reads a page from them (docs/infrastructure.md, "Sorted pages");
+a page should cost the same among 10 thousand records and among 10 million
+(`--log-records`). The explain the store's server gives is in the report's notes.
 """
 
 import asyncio
@@ -24,8 +25,9 @@ TRIGGERS = 100
 PAGE = 50
 
 
-async def _seed(mongodb: str, database: str, count: int) -> list[str]:
-    """`count` records over TRIGGERS triggers, as the engine writes them; the triggers."""
+async def _seed(mongodb: str, database: str, count: int) -> tuple[list[str], int]:
+    """`count` records over TRIGGERS triggers, as the engine writes them; the triggers
+    and the middle record's time."""
     from pymongo import AsyncMongoClient
 
     from engine.store import MongoStore
@@ -55,31 +57,37 @@ async def _seed(mongodb: str, database: str, count: int) -> list[str]:
             docs.append({"_id": outcome.activationId, **outcome_to_doc(outcome)})
         await client[database]["activations"].insert_many(docs, ordered=False)
     await client.close()
-    return triggers
+    return triggers, start + count // 2
 
 
 async def _pages(
-    mongodb: str, database: str, trigger: str, runs: int
-) -> tuple[list[float], list[float], dict[str, Any]]:
-    """Milliseconds per page: of one trigger, of the whole log; and the server's explain
-    of the trigger's page."""
+    mongodb: str, database: str, trigger: str, middle: int, runs: int
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Milliseconds per page: of one trigger, of the whole log, of the whole log after
+    the middle record; and the server's explain of the trigger's page."""
     from pymongo import AsyncMongoClient
 
+    from engine.ports import encode_cursor
     from engine.store import MongoStore
     from schemas.activations import ActivationFilter
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb)
     store = MongoStore(client[database])
-    timings: dict[str, list[float]] = {"trigger": [], "all": []}
+    timings: dict[str, list[float]] = {"trigger": [], "all": [], "deep": []}
     for _ in range(runs):
-        for kind, where in (
-            ("trigger", ActivationFilter(triggerId=trigger)),
-            ("all", ActivationFilter()),
+        for kind, where, cursor in (
+            ("trigger", ActivationFilter(triggerId=trigger), None),
+            ("all", ActivationFilter(), None),
+            ("deep", ActivationFilter(), encode_cursor(middle, "")),
         ):
             started = time.perf_counter()
-            page, _ = await store.list_activations(where, None, PAGE)
+            page, _ = await store.list_activations(where, cursor, PAGE)
             timings[kind].append(1000 * (time.perf_counter() - started))
             assert len(page) == PAGE
+            if cursor:  # the records just before the middle one, newest first
+                assert [o.receivedAt for o, _ in page] == list(
+                    range(middle - 1, middle - 1 - PAGE, -1)
+                )
     explain = await client[database].command(
         "explain",
         {
@@ -91,45 +99,38 @@ async def _pages(
     )
     await client.drop_database(database)
     await client.close()
-    return timings["trigger"], timings["all"], explain
+    return timings, explain
 
 
 def log_pages(suite: "Suite", large: int) -> None:
-    """L1 and L1a: a page among `large` records, the peer a page among 10,000."""
+    """L1, L1a and L1c: a page among `large` records, the peer a page among 10,000."""
     mongodb, prefix = suite.s.mongodb, suite.s.prefix
     runs = max(3, suite.runs)
     measured = {}
     for count in (SMALL, large):
         database = f"{prefix}_log_{count}"
         started = time.perf_counter()
-        triggers = asyncio.run(_seed(mongodb, database, count))
+        triggers, middle = asyncio.run(_seed(mongodb, database, count))
         seeded = time.perf_counter() - started
-        measured[count] = asyncio.run(_pages(mongodb, database, triggers[7], runs))
+        measured[count] = asyncio.run(_pages(mongodb, database, triggers[7], middle, runs))
         suite.notes.append(
             f"L1: {count:,} log records written in {seeded:.0f} s ({count / seeded:,.0f}/s)."
         )
-    (small_trigger, small_all, _), (large_trigger, large_all, explain) = (
-        measured[SMALL],
-        measured[large],
-    )
-    trigger = suite.fig(
-        f"activation log page of one trigger among {large:,} records (peer: among {SMALL:,})",
-        "ms",
-        "at most 2x (served by an index)",
-        better="lower",
-        id="L1",
-    )
-    trigger.values += large_trigger
-    trigger.peer += small_trigger
-    whole = suite.fig(
-        f"activation log page, no filter, among {large:,} records (peer: among {SMALL:,})",
-        "ms",
-        "at most 2x (served by an index)",
-        better="lower",
-        id="L1a",
-    )
-    whole.values += large_all
-    whole.peer += small_all
+    (small, _), (big, explain) = measured[SMALL], measured[large]
+    for kind, id_, what in (
+        ("trigger", "L1", "activation log page of one trigger"),
+        ("all", "L1a", "activation log page, no filter,"),
+        ("deep", "L1c", "activation log page after a cursor in the middle,"),
+    ):
+        figure = suite.fig(
+            f"{what} among {large:,} records (peer: among {SMALL:,})",
+            "ms",
+            "at most 2x (served by an index)",
+            better="lower",
+            id=id_,
+        )
+        figure.values += big[kind]
+        figure.peer += small[kind]
     pushed = {k: explain.get(k) for k in ("filterPushdown", "sortPushdown", "limitPushdown")}
     plan = explain.get("queryPlanner", {})
     suite.notes.append(

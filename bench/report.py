@@ -128,13 +128,20 @@ DESCRIPTIONS["P5r"] = (
 DESCRIPTIONS["L1"] = (
     "The newest page (50) of one trigger's activation log among many records (100 "
     "triggers), through the store's own query, against the same page among 10,000 (the "
-    "peer). Goal: at most 2x, as a page served by an index costs. On FerretDB 1.x the "
-    "trigger's equality is pushed down to SQLite but the sort and the limit are not: "
-    "the page sorts that trigger's records in memory (see the notes' explain)."
+    "peer). Goal: at most 2x, as a page served by an index costs: on the local FerretDB "
+    "the project's patch 0006 reads it from the ordered (triggerId, receivedAt, _id) "
+    "index (see the notes' explain; stock FerretDB 1.x sorts every record of the "
+    "trigger in memory)."
 )
 DESCRIPTIONS["L1a"] = (
-    "L1 for the whole log (no filter): the console's first view. Goal: at most 2x; on "
-    "FerretDB 1.x every record is read and sorted for each page."
+    "L1 for the whole log (no filter): the console's first view. Goal: at most 2x, "
+    "served by the (receivedAt, _id) index (stock FerretDB 1.x reads and sorts every "
+    "record for each page)."
+)
+DESCRIPTIONS["L1c"] = (
+    "L1a after a cursor in the middle of the log (the page a reader reaches by paging "
+    "back): a keyset page, `receivedAt < T or (receivedAt = T and _id < I)`. Goal: at "
+    "most 2x; the ordered index is read from the cursor on, not from the newest record."
 )
 DESCRIPTIONS["M3g"] = (
     "The gateway's resident memory growth (least squares over the second half of the "

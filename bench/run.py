@@ -37,7 +37,7 @@ LOG_RECORDS, LOG_SMOKE = 200_000, 12_000
 SCALE, SCALE_SMOKE = 1_000_000, 2_000
 
 
-def run_all(suite: Suite, smoke: bool) -> None:
+def run_all(suite: Suite, smoke: bool, log_records: int = LOG_RECORDS) -> None:
     """Every suite, in the order `make bench` runs them."""
     small, large, stored = (1, 200, 1000) if smoke else (1, 100_000, 900_000)
     for background in (small, suite.p3_background):
@@ -89,7 +89,7 @@ def run_all(suite: Suite, smoke: bool) -> None:
     progress("gateway ingestion")
     ingestion.ingestion(suite)
     progress("activation log pages among many records")
-    log_pages.log_pages(suite, LOG_SMOKE if smoke else LOG_RECORDS)
+    log_pages.log_pages(suite, LOG_SMOKE if smoke else log_records)
 
 
 def machine() -> dict[str, Any]:
@@ -128,6 +128,12 @@ def main() -> None:
         choices=("ingestion", "resume", "burst", "log", "memory", "scale", "consumers"),
         help="one part alone, for working on it (the report holds only its figures)",
     )
+    parser.add_argument(
+        "--log-records",
+        type=int,
+        default=LOG_RECORDS,
+        help=f"the large activation log of L1 and L1a (default {LOG_RECORDS:,})",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.seconds = 1, 1.0
@@ -154,13 +160,13 @@ def main() -> None:
         elif args.only == "consumers":
             consumer_cost.consumers(suite)
         elif args.only == "log":
-            log_pages.log_pages(suite, LOG_SMOKE if args.smoke else LOG_RECORDS)
+            log_pages.log_pages(suite, LOG_SMOKE if args.smoke else args.log_records)
         elif args.only == "burst":
             bursts.burst(suite)
             accepts = suite.figures["burst decisions (peer: the gateway's acceptances)"].peer
             bursts.sustained(suite, 0.5 * statistics.median(accepts))
         else:
-            run_all(suite, args.smoke)
+            run_all(suite, args.smoke, args.log_records)
     finally:
         services.stop_all()
         _drop(mongodb, kafka, services.prefix)

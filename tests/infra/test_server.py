@@ -40,6 +40,7 @@ def _doc(i: int) -> dict[str, Any]:
         "_id": f"e-{i:07d}",
         "key": f"k-{i:07d}",
         "flowId": f"f-{i % 10}",
+        "at": 1_700_000_000_000 + i,
         "payload": "x" * 300,
     }
 
@@ -63,22 +64,56 @@ def _lookup_seconds(coll: Collection[Any], field: str, size: int, seed: int) -> 
     return samples
 
 
-def test_lookups_cost_the_same_at_a_thousand_and_a_hundred_thousand_documents(
+NEWEST = [("at", -1), ("_id", -1)]
+
+
+def _page_seconds(coll: Collection[Any], size: int, seed: int) -> list[float]:
+    """Times of the newest pages (50) of a flow and of the whole collection, and of a
+    keyset page after a document in the middle, newest first (as the store pages its
+    logs)."""
+    samples = []
+    middle = _doc(size // 2 + seed)
+    after = {"$or": [{"at": {"$lt": middle["at"]}}, {"at": middle["at"], "_id": {"$lt": middle["_id"]}}]}
+    for query in ({"flowId": f"f-{seed}"}, {}, after):
+        began = time.perf_counter()
+        page = list(coll.find(query).sort(NEWEST).limit(51))
+        samples.append(time.perf_counter() - began)
+        expected = sorted(
+            (d for d in map(_doc, range(size)) if all(d.get(k) == v for k, v in query.items() if k != "$or")),
+            key=lambda d: (d["at"], d["_id"]),
+            reverse=True,
+        )
+        if query is after:
+            expected = [d for d in expected if (d["at"], d["_id"]) < (middle["at"], middle["_id"])]
+        assert [d["_id"] for d in page] == [d["_id"] for d in expected[:51]]
+    return samples
+
+
+def test_lookups_and_pages_cost_the_same_at_a_thousand_and_a_hundred_thousand_documents(
     db: Database[Any],
 ) -> None:
+    """An equality lookup, and a page sorted by an index's fields after equalities on
+    those before (the activation log's, newest first), read the index: neither grows
+    with the collection."""
     small, large = db["small"], db["large"]
     for coll, size in ((small, SMALL), (large, LARGE)):
         coll.create_index("key")
+        coll.create_index(NEWEST)
+        coll.create_index([("flowId", 1), *NEWEST])
         _fill(coll, 0, size)
     ratios = {}
-    for field in ("_id", "key"):
+    for what in ("_id", "key", "pages"):
         times: dict[int, list[float]] = {SMALL: [], LARGE: []}
         for seed in range(4):  # interleaved, so that the machine's drift hits both sizes
-            times[SMALL] += _lookup_seconds(small, field, SMALL, seed)
-            times[LARGE] += _lookup_seconds(large, field, LARGE, seed)
+            for coll, size in ((small, SMALL), (large, LARGE)):
+                times[size] += (
+                    _page_seconds(coll, size, seed)
+                    if what == "pages"
+                    else _lookup_seconds(coll, what, size, seed)
+                )
         medians = {size: statistics.median(t) * 1000 for size, t in times.items()}
-        ratios[field] = medians[LARGE] / medians[SMALL]
-        print(f"{field} lookup median (ms): {medians}, ratio {ratios[field]:.2f}")
+        ratios[what] = medians[LARGE] / medians[SMALL]
+        print(f"{what} median (ms): {medians}, ratio {ratios[what]:.2f}")
     assert all(r <= 1.5 for r in ratios.values()), ratios
 
 

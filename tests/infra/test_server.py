@@ -73,13 +73,19 @@ def _page_seconds(coll: Collection[Any], size: int, seed: int) -> list[float]:
     logs)."""
     samples = []
     middle = _doc(size // 2 + seed)
-    after = {"$or": [{"at": {"$lt": middle["at"]}}, {"at": middle["at"], "_id": {"$lt": middle["_id"]}}]}
+    after = {
+        "$or": [{"at": {"$lt": middle["at"]}}, {"at": middle["at"], "_id": {"$lt": middle["_id"]}}]
+    }
     for query in ({"flowId": f"f-{seed}"}, {}, after):
         began = time.perf_counter()
         page = list(coll.find(query).sort(NEWEST).limit(51))
         samples.append(time.perf_counter() - began)
         expected = sorted(
-            (d for d in map(_doc, range(size)) if all(d.get(k) == v for k, v in query.items() if k != "$or")),
+            (
+                d
+                for d in map(_doc, range(size))
+                if all(d.get(k) == v for k, v in query.items() if k != "$or")
+            ),
             key=lambda d: (d["at"], d["_id"]),
             reverse=True,
         )

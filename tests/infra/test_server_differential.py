@@ -11,12 +11,11 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from datetime import UTC, datetime
-
 from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -210,7 +209,10 @@ SORTED: list[tuple[dict[str, Any], list[tuple[str, int]]]] = [
     ({"at": {"$gt": 990, "$lt": 960}}, [("at", 1), ("_id", 1)]),
     ({"k": "k2", "at": {"$gt": -100}}, [("at", 1), ("_id", -1)]),
     ({"k": "k6", "at": {"$lt": "zzz"}}, [("at", -1), ("_id", -1)]),
-    ({"k": "k1", "$or": [{"at": {"$lt": 975}}, {"at": 975, "_id": {"$lt": "d40"}}]}, [("at", -1), ("_id", -1)]),
+    (
+        {"k": "k1", "$or": [{"at": {"$lt": 975}}, {"at": 975, "_id": {"$lt": "d40"}}]},
+        [("at", -1), ("_id", -1)],
+    ),
     ({"$or": [{"at": {"$lt": 960}}, {"at": {"$gt": 985}}]}, [("at", -1), ("_id", -1)]),
     ({"$or": [{"at": {"$lt": 960}}, {"n": 2}]}, [("at", 1), ("_id", 1)]),
     ({"ref": OIDS[1], "s": {"$exists": True}}, [("at", 1), ("_id", 1)]),
@@ -249,7 +251,10 @@ def test_keyset_pages_walk_the_same_documents(loaded: dict[str, Database[Any]]) 
         while True:
             query: dict[str, Any] = {"at": {"$type": "number"}}
             if after is not None:
-                query["$or"] = [{"at": {"$lt": after[0]}}, {"at": after[0], "_id": {"$lt": after[1]}}]
+                query["$or"] = [
+                    {"at": {"$lt": after[0]}},
+                    {"at": after[0], "_id": {"$lt": after[1]}},
+                ]
             page = list(coll.find(query).sort([("at", -1), ("_id", -1)]).limit(7))
             seen += [d["_id"] for d in page]
             if len(page) < 7:
@@ -290,7 +295,8 @@ def test_updates_and_deletes_leave_the_same_data(
             coll.update_one({"k": "k5", "_id": "d05"}, {"$set": {"one": 1}}).modified_count,
             coll.delete_many({"k": "k1"}).deleted_count,
             coll.delete_one({"ref": OIDS[0], "_id": "d03"}).deleted_count,
-            coll.find_one_and_update({"s": "null", "_id": "d57"}, {"$set": {"s": "now"}}) is not None,
+            coll.find_one_and_update({"s": "null", "_id": "d57"}, {"$set": {"s": "now"}})
+            is not None,
         )
         answers.append((counts, list(coll.find().sort("_id", 1))))
     assert answers[0] == answers[1]

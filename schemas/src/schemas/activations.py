@@ -35,6 +35,9 @@ class ActivationPage(BaseModel):
     next: str | None = None  # the cursor of the next (older) page
 
 
+MAX_INSTANT = 2**63 - 1  # epoch milliseconds: what the store's 8-byte integers hold
+
+
 class ActivationFilter(BaseModel):
     """Which activations a list or a replay takes: every field narrows it."""
 
@@ -43,8 +46,8 @@ class ActivationFilter(BaseModel):
     flowId: str | None = None
     triggerId: str | None = None
     outcome: list[Outcome] | None = None  # any of these
-    since: int | None = Field(default=None, ge=0)  # receivedAt >= since (epoch ms)
-    until: int | None = Field(default=None, ge=0)  # receivedAt < until
+    since: int | None = Field(default=None, ge=0, le=MAX_INSTANT)  # receivedAt >= since
+    until: int | None = Field(default=None, ge=0, le=MAX_INSTANT)  # receivedAt < until
 
 
 class ReplayRequest(ActivationFilter):

@@ -215,3 +215,21 @@ async def test_a_start_can_be_answered_once_its_execution_exists(client: Any) ->
     assert shown.json()["status"] == "waiting"
     too_long = await http.post(url, params={"wait": 11}, json={})
     assert (too_long.status_code, too_long.json()["code"]) == (400, 2002)
+
+
+async def test_a_time_outside_the_logs_range_is_a_400_in_the_contract_format(
+    client: Any,
+) -> None:
+    """Times are epoch milliseconds from 1970 to what 64 bits hold: beyond them the
+    store could not even ask (the server takes 8-byte integers)."""
+    http, _ = client
+    beyond = str(2**63)
+    for path in ("/api/automation/activations", "/api/automation/activations/summary"):
+        for query in (f"since={beyond}", f"until={beyond}", "since=1900-01-01T00:00:00Z"):
+            response = await http.get(f"{path}?{query}")
+            assert (response.status_code, response.json()["code"]) == (400, 2002), (path, query)
+    for body in ({"flowId": "f", "since": 2**63}, {"flowId": "f", "until": 2**64}):
+        response = await http.post("/api/automation/activations/replay", json=body)
+        assert (response.status_code, response.json()["code"]) == (400, 2004), body
+    fine = await http.get(f"/api/automation/activations?until={2**63 - 1}")
+    assert fine.status_code == 200

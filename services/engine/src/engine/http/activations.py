@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from engine.http.params import BODY_LIMIT, page_limit
 from engine.http.routes import Routes
 from engine.usecases.replay import BodyNotKept, UnknownActivation
-from schemas.activations import ActivationFilter, ReplayRequest
+from schemas.activations import MAX_INSTANT, ActivationFilter, ReplayRequest
 from schemas.errors import ErrorCode
 from schemas.events import Outcome
 from schemas.requests import RequestError, json_object
@@ -110,11 +110,11 @@ def _outcomes(text: str | None) -> list[Outcome] | None:
 
 
 def _instant(text: str | None, name: str) -> int | None:
-    """Epoch milliseconds, or an ISO 8601 time with its offset."""
+    """Epoch milliseconds, or an ISO 8601 time with its offset, from 1970 on."""
     if not text:
         return None
     if text.isdigit():
-        return int(text)
+        return _in_range(int(text), name)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -127,7 +127,15 @@ def _instant(text: str | None, name: str) -> int | None:
         raise RequestError(
             400, ErrorCode.INVALID_PARAMETER, f"{name} must name its offset (Z or +hh:mm)"
         )
-    return int(moment.timestamp() * 1000)
+    return _in_range(int(moment.timestamp() * 1000), name)
+
+
+def _in_range(instant: int, name: str) -> int:
+    if not 0 <= instant <= MAX_INSTANT:
+        raise RequestError(
+            400, ErrorCode.INVALID_PARAMETER, f"{name} must be from 1970 to {MAX_INSTANT} ms"
+        )
+    return instant
 
 
 def _first(exc: ValidationError) -> str:

@@ -113,8 +113,9 @@ def _instant(text: str | None, name: str) -> int | None:
     """Epoch milliseconds, or an ISO 8601 time with its offset, from 1970 on."""
     if not text:
         return None
-    if text.isdigit():
-        return _in_range(int(text), name)
+    if text.isascii() and text.isdigit():
+        # more digits than 64 bits hold is out of range, not a number to convert
+        return _in_range(int(text) if len(text) <= 19 else MAX_INSTANT + 1, name)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

@@ -96,7 +96,7 @@ def await_in_sync(infra: Infra, topics: list[str], timeout: float = 120) -> floa
     raise RuntimeError(f"the replicas were not in sync again within {timeout} s")
 
 
-def faults(infra: Infra, services: Services, pause: float) -> list[dict[str, Any]]:
+def faults(infra: Infra, services: Services, load: Load, pause: float) -> list[dict[str, Any]]:
     topic = f"{services.prefix}.activations"
     watched = [f"{services.prefix}.{name}" for name in ("activations", "execution-events")]
     done: list[dict[str, Any]] = []
@@ -108,7 +108,7 @@ def faults(infra: Infra, services: Services, pause: float) -> list[dict[str, Any
         struck = time.time()
         for broker in victims:
             infra.kill("kafka", broker)
-        time.sleep(pause)
+        load.probe(pause)  # answers within the fault, whatever the workers' phase
         restarting = time.time()
         for broker in victims:
             infra.script("kafka", "start", str(broker))
@@ -160,7 +160,7 @@ def run(count: int, pause: float, concurrency: int, seed: int | None = None) -> 
         load = Load(prepared.calls, concurrency, rate=len(prepared.calls) / (9 * pause + 40))
         driver = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         driver.start()
-        injected = faults(infra, services, pause)
+        injected = faults(infra, services, load, pause)
         time.sleep(5)
         load.faults_over.set()
         driver.join(timeout=900)

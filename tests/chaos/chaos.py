@@ -353,6 +353,39 @@ class Load:
 
             await asyncio.gather(*(worker(n) for n in range(self.concurrency)))
 
+    def probe(self, seconds: float, every: float = 1.0) -> None:
+        """For `seconds`, repeat an acknowledged callback (a DUPLICATE: it resumes
+        nothing) every `every` s beside the workers, so that a fault's window holds
+        answers whatever the workers' phase (they may drift into step and leave a gap
+        longer than a short fault); waits the same time when nothing is acknowledged."""
+        until = time.monotonic() + seconds
+        with httpx.Client(timeout=10) as client:
+            while time.monotonic() < until:
+                call = next((c for c in self.calls if c.key in self.acknowledged), None)
+                if call is not None:
+                    sent = time.time()
+                    try:
+                        response: httpx.Response | None = client.post(
+                            f"{call.url}?execution={call.execution_id}",
+                            json={"amount": 5},
+                            headers={"Idempotency-Key": call.key},
+                        )
+                    except httpx.HTTPError:
+                        response = None
+                    status, code, activation_id = _answer(response)
+                    self.answers.append(
+                        Answer(
+                            call.execution_id,
+                            time.time(),
+                            status,
+                            code,
+                            sent,
+                            activation_id,
+                            call.key,
+                        )
+                    )
+                time.sleep(min(every, max(until - time.monotonic(), 0.0)))
+
     async def _call(
         self, client: httpx.AsyncClient, call: Call
     ) -> tuple[int, int | None, str | None]:
@@ -363,13 +396,20 @@ class Load:
                 headers={"Idempotency-Key": call.key},
             )
         except httpx.HTTPError:
-            return 0, None, None
-        if response.status_code == 200:
-            return 200, None, response.headers.get("x-activation-id")
-        try:
-            return response.status_code, response.json().get("code"), None
-        except ValueError:
-            return response.status_code, None, None
+            return _answer(None)
+        return _answer(response)
+
+
+def _answer(response: httpx.Response | None) -> tuple[int, int | None, str | None]:
+    """(status, the error body's code, a 200's activation id); status 0: no answer."""
+    if response is None:
+        return 0, None, None
+    if response.status_code == 200:
+        return 200, None, response.headers.get("x-activation-id")
+    try:
+        return response.status_code, response.json().get("code"), None
+    except ValueError:
+        return response.status_code, None, None
 
 
 def hostile_records() -> Iterator[bytes]:

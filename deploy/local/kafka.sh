@@ -5,6 +5,8 @@
 # kafka/pom.xml through Maven; data and logs live under .local/kafka (node-<i>/ each in a
 # cluster). Ports: HOOKFLOW_KAFKA_PORT (19092) and HOOKFLOW_KAFKA_CONTROLLER_PORT (19093)
 # for node 1, each next node two higher (19094/19095, 19096/19097).
+# HOOKFLOW_KAFKA_AUTHORIZER=1 turns Kafka's ACLs on (everything allowed until an ACL
+# says otherwise): tests deny a client its rights with them.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HOME_DIR=$LOCAL_DIR/kafka
@@ -12,6 +14,7 @@ LIB_DIR=$HOME_DIR/lib
 # the data, logs and pids; another directory runs another Kafka (tests)
 STATE_DIR=${HOOKFLOW_KAFKA_STATE_DIR:-$HOME_DIR}
 BROKERS=${HOOKFLOW_KAFKA_BROKERS:-1}
+AUTHORIZER=${HOOKFLOW_KAFKA_AUTHORIZER:-0}
 POM=$DEPLOY_DIR/kafka/pom.xml
 STAMP=$LIB_DIR/.installed
 
@@ -85,6 +88,12 @@ unclean.leader.election.enable=false
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=3000
 PROPS
+  if [ "$AUTHORIZER" = 1 ]; then
+    cat >>"$PROPS" <<PROPS
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=true
+PROPS
+  fi
 }
 
 java_cmd() {

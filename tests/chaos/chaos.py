@@ -148,6 +148,7 @@ class Infra:
     brokers: int = 1
     kafka_port: int = 0  # node 1's; node i's is two higher than node i - 1's
     mongo_port: int = field(default_factory=free_port)
+    authorizer: bool = False  # Kafka's ACLs on (everything allowed until one denies)
 
     def __post_init__(self) -> None:
         self.kafka_port = self.kafka_port or free_ports(2 * self.brokers)
@@ -159,6 +160,7 @@ class Infra:
             "HOOKFLOW_KAFKA_PORT": str(self.kafka_port),
             "HOOKFLOW_KAFKA_CONTROLLER_PORT": str(self.kafka_port + 1),
             "HOOKFLOW_KAFKA_STATE_DIR": str(self.state / "kafka"),
+            "HOOKFLOW_KAFKA_AUTHORIZER": "1" if self.authorizer else "0",
             "HOOKFLOW_MONGO_PORT": str(self.mongo_port),
             "HOOKFLOW_MONGO_STATE_DIR": str(self.state / "ferretdb"),
         }

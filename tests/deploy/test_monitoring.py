@@ -59,7 +59,7 @@ def test_the_alert_rules_load_as_prometheus_loads_them() -> None:
         [_rulecheck(), str(RULES)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("1 groups, 9 rules")
+    assert done.stdout.strip().endswith("1 groups, 10 rules")
 
 
 def test_a_broken_rule_is_refused(tmp_path: Path) -> None:

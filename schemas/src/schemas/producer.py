@@ -10,12 +10,20 @@ through librdkafka"); FastStream keeps the subscribers and the few other publish
 librdkafka sends from its own threads; a thread of this class serves its delivery
 reports, and each report completes the future its sender awaits on the event loop (one
 wake-up of the loop per batch of reports, not one per message).
+
+An idempotent producer can fail for good (librdkafka's fatal error: the cluster refuses
+it a producer id, or fences it): that client never sends again. The delivery thread then
+fails what it still holds, logs why, and makes a new client (at once the first time,
+then after a growing pause while the cause stays), so the service sends again once the
+cluster lets it, without a restart.
 """
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -25,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 _client_logger = logging.getLogger(__name__ + ".librdkafka")
 _SERVE_SECONDS = 0.05  # the delivery thread's wait for reports while idle
+_RENEW_PAUSES = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # before each new client, in a row
 
 
 class TooLarge(Exception):
@@ -43,39 +52,43 @@ class Producer:
         client_id: str,
         timeout_seconds: float = 40.0,
         buffer_bytes: int = 32 * 1024 * 1024,
+        on_renewed: Callable[[], None] | None = None,
     ) -> None:
         """`timeout_seconds`: how long a record may wait for its acknowledgement (the
         request's own deadline answers earlier); `buffer_bytes`: the records held
-        unacknowledged at most, past which a send fails at once (the broker is away)."""
-        self._client = Client(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "client.id": client_id,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": linger_ms,
-                "batch.size": batch_bytes,
-                "partitioner": "murmur2_random",
-                "message.timeout.ms": int(timeout_seconds * 1000),
-                "queue.buffering.max.kbytes": max(1, buffer_bytes // 1024),
-                # a restarted broker is reached again within a second (librdkafka's
-                # default backs off up to 10 s; aiokafka retries every 50 ms)
-                "reconnect.backoff.max.ms": 1000,
-                # its messages through the service's logging (its JSON lines), served by
-                # the delivery thread's polls, rather than written to stderr
-                "logger": _client_logger,
-            }
-        )
+        unacknowledged at most, past which a send fails at once (the broker is away);
+        `on_renewed`: called (on the delivery thread) each time a client failed for good
+        and a new one was made (the services count it)."""
+        self._config = {
+            "bootstrap.servers": bootstrap_servers,
+            "client.id": client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": linger_ms,
+            "batch.size": batch_bytes,
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": int(timeout_seconds * 1000),
+            "queue.buffering.max.kbytes": max(1, buffer_bytes // 1024),
+            # a restarted broker is reached again within a second (librdkafka's
+            # default backs off up to 10 s; aiokafka retries every 50 ms)
+            "reconnect.backoff.max.ms": 1000,
+            # its messages through the service's logging (its JSON lines), served by
+            # the delivery thread's polls, rather than written to stderr
+            "logger": _client_logger,
+        }
+        self._client = Client(self._config)
+        self._on_renewed = on_renewed
+        self._failed_in_a_row = 0  # fatal errors since the last acknowledged send
         self._reports: collections.deque[tuple[asyncio.Future[None], Any]] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._running = False
+        self._stopping = threading.Event()
 
     async def start(self, connect_seconds: float = 5.0) -> None:
         """Serve delivery reports; connect first (the cluster's metadata, at most
         `connect_seconds`), so the first callback does not wait for it."""
         self._loop = asyncio.get_running_loop()
-        self._running = True
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._serve, name="kafka-deliveries", daemon=True)
         self._thread.start()
         try:
@@ -86,7 +99,7 @@ class Producer:
     async def stop(self, flush_seconds: float = 5.0) -> None:
         """Send what is pending (at most `flush_seconds`), then stop serving reports."""
         await asyncio.to_thread(self._client.flush, flush_seconds)
-        self._running = False
+        self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
         self._settle()
@@ -125,13 +138,41 @@ class Producer:
         """The delivery thread: librdkafka calls `on_delivery` inside `poll`."""
         loop = self._loop
         assert loop is not None
-        while self._running:
-            self._client.poll(_SERVE_SECONDS)
+        while not self._stopping.is_set():
+            try:
+                self._client.poll(_SERVE_SECONDS)
+            except KafkaException as exc:  # poll raises librdkafka's fatal error
+                error = exc.args[0]
+                if error.fatal():
+                    self._renew(error)
+                else:
+                    logger.warning("Kafka producer error", extra={"error": error.str()})
             if self._reports:
                 try:
                     loop.call_soon_threadsafe(self._settle)
                 except RuntimeError:  # the loop closed under a stopping process
                     return
+
+    def _renew(self, error: KafkaError) -> None:
+        """The delivery thread, on a fatal error: fail every record the failed client
+        holds (their reports say so; a record already sent may have been written, and
+        its sender's retry is deduplicated as any other), then make a new client, after
+        a pause that grows while new clients fail the same way."""
+        failed = self._client
+        pause = _RENEW_PAUSES[min(self._failed_in_a_row, len(_RENEW_PAUSES) - 1)]
+        self._failed_in_a_row += 1
+        logger.error(
+            "the Kafka producer failed for good; made anew",
+            extra={"error": error.str(), "code": error.name(), "pause_seconds": pause},
+        )
+        failed.purge()
+        with contextlib.suppress(KafkaException):
+            failed.poll(0)  # their reports, with the purge's error
+        if pause and self._stopping.wait(pause):  # sends fail meanwhile (refused)
+            return
+        self._client = Client(self._config)
+        if self._on_renewed is not None:
+            self._on_renewed()
 
     def _settle(self) -> None:
         reports = self._reports
@@ -140,6 +181,7 @@ class Producer:
             if future.done():  # its request gave up (deadline) or was cancelled
                 continue
             if error is None:
+                self._failed_in_a_row = 0
                 future.set_result(None)
             else:
                 future.set_exception(_error(error))

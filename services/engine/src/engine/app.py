@@ -161,6 +161,7 @@ def create_app(
             settings.producer_linger_ms,
             512 * 1024,
             "hookflow-engine",
+            on_renewed=metrics.producer_renewals.inc,
         )
         if manage_topics
         else None

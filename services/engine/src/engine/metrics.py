@@ -62,6 +62,12 @@ class Metrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.producer_renewals = Counter(
+            "hookflow_engine_kafka_producer_renewals",
+            "Kafka producers that failed for good (a fatal error: the cluster refused "
+            "the producer an id, or fenced it) and were made anew",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "hookflow_engine_batch_records",
             "Records per batch taken from Kafka",

@@ -218,6 +218,7 @@ def create_app(
             settings.linger_ms,
             settings.kafka_batch_bytes,
             "hookflow-gateway",
+            on_renewed=metrics.producer_renewed,
         )
     )
 

@@ -48,12 +48,17 @@ class Metrics(Collector):
         self.quota_reports = {"sent": 0, "received": 0}
         self.refusal_reports: dict[str, int] = {}  # result (sent, dropped, failed) ->
         self.engine_lag: Callable[[], float] | None = None  # with the lag guard on
+        self.producer_renewals = 0  # Kafka clients made anew (librdkafka's fatal error)
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
     def count(self, route: str, outcome: str) -> None:
         key = (route, outcome)
         self.requests[key] = self.requests.get(key, 0) + 1
+
+    def producer_renewed(self) -> None:
+        """The producer's delivery thread: one more client made anew."""
+        self.producer_renewals += 1
 
     def timing(self, family: dict[str, Timing], label: str) -> Timing:
         """The child of `family` for `label`, made on first use; callers keep it."""
@@ -114,6 +119,12 @@ class Metrics(Collector):
         for result, value in sorted(self.refusal_reports.items()):
             refusals.add_metric([result], value)
         yield refusals
+        yield CounterMetricFamily(
+            "hookflow_gateway_kafka_producer_renewals",
+            "Kafka producers that failed for good (a fatal error: the cluster refused "
+            "the producer an id, or fenced it) and were made anew",
+            value=self.producer_renewals,
+        )
         if self.engine_lag is not None:
             yield GaugeMetricFamily(
                 "hookflow_gateway_engine_lag_seconds",

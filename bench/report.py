@@ -143,6 +143,19 @@ DESCRIPTIONS["L1c"] = (
     "back): a keyset page, `receivedAt < T or (receivedAt = T and _id < I)`. Goal: at "
     "most 2x; the ordered index is read from the cursor on, not from the newest record."
 )
+DESCRIPTIONS["L2"] = (
+    "The first page (50, oldest first) of one flow's executions of every status among "
+    "many (a busy flow's mix: most completed, some waiting, failed, running), through "
+    "the store's own query, against the same page among 10,000. Goal: at most 2x: the "
+    "index (flowId, status, created) serves each status's page in order and the store "
+    "merges them; the notes give the same page read as one query sorted whole (the "
+    "store's way before)."
+)
+DESCRIPTIONS["L2c"] = "L2 after a cursor in the middle of the flow's executions. Goal: at most 2x."
+DESCRIPTIONS["L2s"] = (
+    "A page of the flow's waiting executions after a cursor in the middle (one status: "
+    "one index range). Goal: at most 2x."
+)
 DESCRIPTIONS["M3g"] = (
     "The gateway's resident memory growth (least squares over the second half of the "
     "load, in MB per 10 minutes) while callbacks nobody waits for arrive at a quarter of "
@@ -169,6 +182,10 @@ GOALS = {
     "P9": ("<=", 1.1),
     "L1": ("<=", 2.0),
     "L1a": ("<=", 2.0),
+    "L1c": ("<=", 2.0),
+    "L2": ("<=", 2.0),
+    "L2c": ("<=", 2.0),
+    "L2s": ("<=", 2.0),
 }
 
 

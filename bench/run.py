@@ -20,6 +20,7 @@ from typing import Any
 
 import bursts
 import consumer_cost
+import execution_pages
 import ingestion
 import log_pages
 import memory
@@ -32,6 +33,7 @@ from suite import Suite
 # the activation log's records for L1 (the smoke run's fewer): on FerretDB 1.x the
 # unfiltered page sorts them all in memory, about 75 ms per 1,000
 LOG_RECORDS, LOG_SMOKE = 200_000, 12_000
+EXECUTIONS, EXECUTIONS_SMOKE = 200_000, 12_000  # of one flow (L2)
 # P4m, P7m, P13m: P4, P7 and P13 with a million waiting at the trigger (the third
 # round's scale), after the figures at 100,000 waiting among a million stored
 SCALE, SCALE_SMOKE = 1_000_000, 2_000
@@ -90,6 +92,8 @@ def run_all(suite: Suite, smoke: bool, log_records: int = LOG_RECORDS) -> None:
     ingestion.ingestion(suite)
     progress("activation log pages among many records")
     log_pages.log_pages(suite, LOG_SMOKE if smoke else log_records)
+    progress("a flow's executions pages among many")
+    execution_pages.execution_pages(suite, EXECUTIONS_SMOKE if smoke else EXECUTIONS)
 
 
 def machine() -> dict[str, Any]:
@@ -125,7 +129,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--only",
-        choices=("ingestion", "resume", "burst", "log", "memory", "scale", "consumers"),
+        choices=(
+            "ingestion",
+            "resume",
+            "burst",
+            "log",
+            "executions",
+            "memory",
+            "scale",
+            "consumers",
+        ),
         help="one part alone, for working on it (the report holds only its figures)",
     )
     parser.add_argument(
@@ -161,6 +174,8 @@ def main() -> None:
             consumer_cost.consumers(suite)
         elif args.only == "log":
             log_pages.log_pages(suite, LOG_SMOKE if args.smoke else args.log_records)
+        elif args.only == "executions":
+            execution_pages.execution_pages(suite, EXECUTIONS_SMOKE if args.smoke else EXECUTIONS)
         elif args.only == "burst":
             bursts.burst(suite)
             accepts = suite.figures["burst decisions (peer: the gateway's acceptances)"].peer

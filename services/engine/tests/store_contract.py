@@ -200,6 +200,30 @@ async def test_executions_page_in_creation_order_by_status(store: Store) -> None
     assert len(everything) == 6
 
 
+async def test_a_flows_executions_of_every_status_page_in_one_creation_order(
+    store: Store,
+) -> None:
+    statuses = list(ExecutionStatus)
+    made = []
+    for i in range(17):  # ties of `created` across statuses, broken by the id
+        execution_id = f"e{i:02}"
+        await store.create_execution(
+            execution(execution_id, created=i // 3, status=statuses[(i * 7) % len(statuses)])
+        )
+        made.append(execution_id)
+    await store.create_execution(execution("elsewhere", created=0, flow_id="f2"))
+    for size in (1, 4, 5, 17, 50):
+        seen: list[str] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = await store.list_executions("f1", None, cursor, size)
+            assert len(page) <= size
+            seen += [s.execution_id for s in page]
+            if cursor is None:
+                break
+        assert seen == made, size
+
+
 async def test_waiting_executions_are_found_by_trigger_and_by_key_oldest_first(
     store: Store,
 ) -> None:

@@ -2,8 +2,11 @@
 JSON text through `schemas.opaque`), the other records' documents, and the reads every
 collection shares (by many ids; keyset pages)."""
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -162,9 +165,13 @@ async def keyset_page(
     cursor: str | None,
     limit: int,
     newest_first: bool = False,
+    union_of: Sequence[dict[str, Any]] = ({},),
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of documents in (`field`, `_id`) order after `cursor` (descending with
-    `newest_first`), and the next cursor."""
+    `newest_first`), and the next cursor. `union_of`: the page of the union of `query`
+    narrowed by each of these, read in order by each (an index that has the narrowing
+    fields before `field` serves each in order) and merged, where `query` alone would be
+    sorted whole."""
     after_op, order = ("$lt", DESCENDING) if newest_first else ("$gt", ASCENDING)
     if cursor:
         value, after = decode_cursor(cursor)
@@ -172,8 +179,15 @@ async def keyset_page(
             **query,
             "$or": [{field: {after_op: value}}, {field: value, "_id": {after_op: after}}],
         }
-    found = collection.find(query).sort([(field, order), ("_id", order)])
-    docs = [doc async for doc in found.limit(limit + 1)]
+    sort = [(field, order), ("_id", order)]
+
+    async def first(narrowed: dict[str, Any]) -> list[dict[str, Any]]:
+        found = collection.find({**query, **narrowed}).sort(sort).limit(limit + 1)
+        return [doc async for doc in found]
+
+    parts = await asyncio.gather(*(first(narrowed) for narrowed in union_of))
+    merged = heapq.merge(*parts, key=lambda doc: (doc[field], doc["_id"]), reverse=newest_first)
+    docs = list(itertools.islice(merged, limit + 1))
     if len(docs) <= limit:
         return docs, None
     last = docs[limit - 1]

@@ -49,10 +49,17 @@ class Executions(Collections):
     async def list_executions(
         self, flow_id: str, status: ExecutionStatus | None, cursor: str | None, limit: int
     ) -> Page:
-        query: dict[str, Any] = {"flowId": flow_id.lower()}
-        if status is not None:
-            query["status"] = status.value
-        docs, cursor = await keyset_page(self._executions, query, "created", cursor, limit)
+        # one page per status, merged: the index (flowId, status, created) serves each
+        # in order, where the flow's executions as a whole would be sorted in memory
+        statuses = [status] if status is not None else list(ExecutionStatus)
+        docs, cursor = await keyset_page(
+            self._executions,
+            {"flowId": flow_id.lower()},
+            "created",
+            cursor,
+            limit,
+            union_of=[{"status": s.value} for s in statuses],
+        )
         return [execution_from_doc(doc) for doc in docs], cursor
 
     async def waiting(self, wait_id: str, key: str | None = None) -> AsyncIterator[ExecutionState]:

@@ -317,40 +317,16 @@ class Load:
                 while not queue.empty():
                     call = queue.get_nowait()
                     while call.key not in self.acknowledged:
-                        sent = time.time()
-                        status, code, activation_id = await self._call(client, call)
-                        self.answers.append(
-                            Answer(
-                                call.execution_id,
-                                time.time(),
-                                status,
-                                code,
-                                sent,
-                                activation_id,
-                                call.key,
-                            )
-                        )
-                        if status == 200:
+                        answer = await self._call(client, call)
+                        self.answers.append(answer)
+                        if answer.status == 200:
                             self.acknowledged[call.key] = time.time()
                             self.executions.add(call.execution_id)
                         else:
                             await asyncio.sleep(0.2)
                     await asyncio.sleep(self.spacing)  # spread over the faults
                 while not self.faults_over.is_set():
-                    repeated = self.calls[0]
-                    sent = time.time()
-                    status, code, activation_id = await self._call(client, repeated)
-                    self.answers.append(
-                        Answer(
-                            repeated.execution_id,
-                            time.time(),
-                            status,
-                            code,
-                            sent,
-                            activation_id,
-                            repeated.key,
-                        )
-                    )
+                    self.answers.append(await self._call(client, self.calls[0]))
                     await asyncio.sleep(max(self.spacing, 0.2))
 
             await asyncio.gather(*(worker(n) for n in range(self.concurrency)))
@@ -367,51 +343,44 @@ class Load:
                 if call is not None:
                     sent = time.time()
                     try:
-                        response: httpx.Response | None = client.post(
-                            f"{call.url}?execution={call.execution_id}",
-                            json={"amount": 5},
-                            headers={"Idempotency-Key": call.key},
-                        )
+                        response = client.post(**_request(call))
                     except httpx.HTTPError:
-                        response = None
-                    status, code, activation_id = _answer(response)
-                    self.answers.append(
-                        Answer(
-                            call.execution_id,
-                            time.time(),
-                            status,
-                            code,
-                            sent,
-                            activation_id,
-                            call.key,
-                        )
-                    )
+                        self.answers.append(_answer(call, sent, None))
+                    else:
+                        self.answers.append(_answer(call, sent, response))
                 time.sleep(min(every, max(until - time.monotonic(), 0.0)))
 
-    async def _call(
-        self, client: httpx.AsyncClient, call: Call
-    ) -> tuple[int, int | None, str | None]:
+    async def _call(self, client: httpx.AsyncClient, call: Call) -> Answer:
+        sent = time.time()
         try:
-            response = await client.post(
-                f"{call.url}?execution={call.execution_id}",
-                json={"amount": 5},
-                headers={"Idempotency-Key": call.key},
-            )
+            response = await client.post(**_request(call))
         except httpx.HTTPError:
-            return _answer(None)
-        return _answer(response)
+            return _answer(call, sent, None)
+        return _answer(call, sent, response)
 
 
-def _answer(response: httpx.Response | None) -> tuple[int, int | None, str | None]:
-    """(status, the error body's code, a 200's activation id); status 0: no answer."""
+def _request(call: Call) -> dict[str, Any]:
+    return {
+        "url": f"{call.url}?execution={call.execution_id}",
+        "json": {"amount": 5},
+        "headers": {"Idempotency-Key": call.key},
+    }
+
+
+def _answer(call: Call, sent: float, response: httpx.Response | None) -> Answer:
+    """The call's answer: status 0 when none came (refused, timed out), the error body's
+    code, a 200's activation id."""
+    at = time.time()
     if response is None:
-        return 0, None, None
+        return Answer(call.execution_id, at, 0, sent=sent, key=call.key)
     if response.status_code == 200:
-        return 200, None, response.headers.get("x-activation-id")
+        activation_id = response.headers.get("x-activation-id")
+        return Answer(call.execution_id, at, 200, None, sent, activation_id, call.key)
     try:
-        return response.status_code, response.json().get("code"), None
+        code = response.json().get("code")
     except ValueError:
-        return response.status_code, None, None
+        code = None
+    return Answer(call.execution_id, at, response.status_code, code, sent, key=call.key)
 
 
 def hostile_records() -> Iterator[bytes]:

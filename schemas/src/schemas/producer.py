@@ -98,7 +98,8 @@ class Producer:
 
     async def stop(self, flush_seconds: float = 5.0) -> None:
         """Send what is pending (at most `flush_seconds`), then stop serving reports."""
-        await asyncio.to_thread(self._client.flush, flush_seconds)
+        with contextlib.suppress(KafkaException):  # a client that failed for good
+            await asyncio.to_thread(self._client.flush, flush_seconds)
         self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)

@@ -15,6 +15,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from log_pages import page_figures
+
 if TYPE_CHECKING:
     from suite import Suite
 
@@ -121,20 +123,17 @@ def execution_pages(suite: "Suite", large: int) -> None:
             f"L2: {count:,} executions written in {seeded:.0f} s ({count / seeded:,.0f}/s)."
         )
     small, big = measured[SMALL], measured[large]
-    for kind, id_, what in (
-        ("every", "L2", "a flow's executions page, every status,"),
-        ("every-deep", "L2c", "a flow's executions page, every status, after a middle cursor,"),
-        ("waiting", "L2s", "a flow's waiting executions page after a middle cursor,"),
-    ):
-        figure = suite.fig(
-            f"{what} among {large:,} executions (peer: among {SMALL:,})",
-            "ms",
-            "at most 2x (served by an index)",
-            better="lower",
-            id=id_,
-        )
-        figure.values += big[kind]
-        figure.peer += small[kind]
+    page_figures(
+        suite,
+        [
+            ("every", "L2", "a flow's executions page, every status,"),
+            ("every-deep", "L2c", "a flow's executions page, every status, after a middle cursor,"),
+            ("waiting", "L2s", "a flow's waiting executions page after a middle cursor,"),
+        ],
+        f"among {large:,} executions (peer: among {SMALL:,})",
+        big,
+        small,
+    )
     median = {kind: sorted(values)[len(values) // 2] for kind, values in big.items()}
     suite.notes.append(
         f"L2: among {large:,} executions, a page of every status read as one query sorted "

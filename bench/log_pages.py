@@ -117,23 +117,36 @@ def log_pages(suite: "Suite", large: int) -> None:
             f"L1: {count:,} log records written in {seeded:.0f} s ({count / seeded:,.0f}/s)."
         )
     (small, _), (big, explain) = measured[SMALL], measured[large]
-    for kind, id_, what in (
-        ("trigger", "L1", "activation log page of one trigger"),
-        ("all", "L1a", "activation log page, no filter,"),
-        ("deep", "L1c", "activation log page after a cursor in the middle,"),
-    ):
-        figure = suite.fig(
-            f"{what} among {large:,} records (peer: among {SMALL:,})",
-            "ms",
-            "at most 2x (served by an index)",
-            better="lower",
-            id=id_,
-        )
-        figure.values += big[kind]
-        figure.peer += small[kind]
+    page_figures(
+        suite,
+        [
+            ("trigger", "L1", "activation log page of one trigger"),
+            ("all", "L1a", "activation log page, no filter,"),
+            ("deep", "L1c", "activation log page after a cursor in the middle,"),
+        ],
+        f"among {large:,} records (peer: among {SMALL:,})",
+        big,
+        small,
+    )
     pushed = {k: explain.get(k) for k in ("filterPushdown", "sortPushdown", "limitPushdown")}
     plan = explain.get("queryPlanner", {})
     suite.notes.append(
         f"L1: the store's explain of a trigger's page: {pushed or 'no pushdown fields'}; "
         f"plan {plan.get('Plan') or plan.get('winningPlan')}."
     )
+
+
+def page_figures(
+    suite: "Suite",
+    kinds: list[tuple[str, str, str]],
+    among: str,
+    big: dict[str, list[float]],
+    small: dict[str, list[float]],
+) -> None:
+    """A figure per (timing kind, id, what): the page among many, its peer among few."""
+    for kind, id_, what in kinds:
+        figure = suite.fig(
+            f"{what} {among}", "ms", "at most 2x (served by an index)", better="lower", id=id_
+        )
+        figure.values += big[kind]
+        figure.peer += small[kind]

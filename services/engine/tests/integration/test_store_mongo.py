@@ -171,3 +171,26 @@ async def test_a_buffered_outcome_stored_during_its_settling_upsert_is_settled(
     # a final outcome is left as it is
     assert not await store.settle_outcome(activated.model_copy(update={"executionIds": ["e2"]}))
     assert (await store.get_activation("a-race")) == activated
+
+
+async def test_a_keyset_page_of_overlapping_sets_holds_each_document_once(
+    mongo_db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # as an execution that moves from one status to another while a flow's page of
+    # every status is read: found by two of the narrowed reads
+    from engine.store.documents import keyset_page
+
+    collection = mongo_db["overlap"]
+    await collection.insert_many(
+        [{"_id": f"d{n}", "t": n // 2, "kind": "a" if n % 3 else "b"} for n in range(9)]
+    )
+    narrowings = [{}, {"kind": "a"}, {"kind": "b"}]  # every document is in two
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = await keyset_page(collection, {}, "t", cursor, 2, union_of=narrowings)
+        assert len(page) <= 2
+        seen += [doc["_id"] for doc in page]
+        if cursor is None:
+            break
+    assert seen == [f"d{n}" for n in range(9)]

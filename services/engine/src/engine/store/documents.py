@@ -187,7 +187,10 @@ async def keyset_page(
 
     parts = await asyncio.gather(*(first(narrowed) for narrowed in union_of))
     merged = heapq.merge(*parts, key=lambda doc: (doc[field], doc["_id"]), reverse=newest_first)
-    docs = list(itertools.islice(merged, limit + 1))
+    # a document that moved between two narrowed sets while they were read (an execution
+    # that completed) comes once
+    unique = (next(same) for _, same in itertools.groupby(merged, key=lambda doc: doc["_id"]))
+    docs = list(itertools.islice(unique, limit + 1))
     if len(docs) <= limit:
         return docs, None
     last = docs[limit - 1]

@@ -74,9 +74,13 @@ def test_a_producer_failed_for_good_sends_again_once_the_cluster_lets_it(
         )
         await producer.start()
         try:
-            # denied: the send fails (it neither waits for ever nor succeeds)
-            with pytest.raises(KafkaException):
-                await asyncio.wait_for(producer.send(topic, b"denied", b"k", {}), timeout=20)
+            # denied: every send the failed client held fails (none waits for ever, none
+            # succeeds)
+            denied = [producer.send(topic, b"denied", b"k%d" % n, {}) for n in range(50)]
+            answers = await asyncio.wait_for(
+                asyncio.gather(*denied, return_exceptions=True), timeout=20
+            )
+            assert all(isinstance(a, KafkaException) for a in answers), answers
             await asyncio.sleep(2)  # the client has failed for good by now
             for deleted in admin.delete_acls([AclBindingFilter(*acl) for acl in DENIED]).values():
                 deleted.result(timeout=30)
